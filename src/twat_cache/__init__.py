@@ -1,0 +1,51 @@
+"""twat-cache: cache function results in memory, on disk, in files, async or on Redis.
+
+>>> from twat_cache import mcache
+>>> @mcache
+... def square(x: int) -> int:
+...     return x * x
+>>> square(3)
+9
+"""
+
+from __future__ import annotations
+
+from twat_cache._types import MISSING, CachedFunction, CacheInfo
+from twat_cache._version import __version__
+from twat_cache.config import CacheConfig, create_cache_config
+from twat_cache.decorators import CacheOptions, mcache
+from twat_cache.engines import CacheEngineManager, get_engine_manager, register_engine
+from twat_cache.engines.base import CacheEngine
+from twat_cache.exceptions import (
+    CacheKeyError,
+    CacheOperationError,
+    ConfigurationError,
+    EngineNotAvailableError,
+    SerializationError,
+    TwatCacheError,
+)
+from twat_cache.registry import clear_cache, get_stats, list_caches
+
+__all__ = [
+    "MISSING",
+    "CacheConfig",
+    "CacheEngine",
+    "CacheEngineManager",
+    "CacheInfo",
+    "CacheKeyError",
+    "CacheOperationError",
+    "CacheOptions",
+    "CachedFunction",
+    "ConfigurationError",
+    "EngineNotAvailableError",
+    "SerializationError",
+    "TwatCacheError",
+    "__version__",
+    "clear_cache",
+    "create_cache_config",
+    "get_engine_manager",
+    "get_stats",
+    "list_caches",
+    "mcache",
+    "register_engine",
+]

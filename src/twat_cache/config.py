@@ -1,0 +1,227 @@
+"""Validated cache configuration.
+
+Why: every decorator, context and engine reads one frozen ``CacheConfig``, so a
+bad value is caught once, at decoration, with a message naming the field and
+the value, and the hot path never validates anything.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from twat_cache.exceptions import ConfigurationError
+
+__all__ = ["ENV_VARS", "CacheConfig", "Policy", "create_cache_config"]
+
+Policy = Literal["lru", "lfu", "fifo", "rr", "ttl"]
+SerializerName = Literal["pickle", "json", "typed"]
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+#: Environment variable -> config field, read by :func:`create_cache_config` at decoration.
+ENV_VARS: Mapping[str, str] = {
+    "TWAT_CACHE_DIR": "cache_dir",
+    "TWAT_CACHE_TTL": "ttl",
+    "TWAT_CACHE_MAXSIZE": "maxsize",
+    "TWAT_CACHE_ENGINE": "engine",
+    "TWAT_CACHE_REDIS_URL": "redis_url",
+}
+
+
+class CacheConfig(BaseModel):
+    """Everything a cache needs to know, validated once.
+
+    Build it with :func:`create_cache_config` (which also reads the
+    ``TWAT_CACHE_*`` environment defaults) or directly; either way a bad value
+    raises :class:`~twat_cache.ConfigurationError` naming the field and value.
+
+    >>> CacheConfig(maxsize=10, ttl=timedelta(minutes=1)).ttl
+    60.0
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    maxsize: Annotated[int, Field(ge=0, strict=True)] | None = 128
+    ttl: float | None = None
+    policy: Policy = "lru"
+    folder_name: str | None = None
+    cache_dir: Path | None = None
+    size_limit: Annotated[int, Field(gt=0, strict=True)] | None = None
+    compress: bool = False
+    serializer: Any = "pickle"
+    key: Callable[..., Any] | None = None
+    ignore: tuple[str, ...] = ()
+    typed: bool = False
+    name: Annotated[str, Field(min_length=1)] | None = None
+    engine: Annotated[str, Field(min_length=1)] | None = None
+    backend: Any = None
+    redis_url: str | None = None
+    secure: bool = True
+    lock: bool = True
+    version: str | None = None
+    call_options: bool = False
+    location_arg: Annotated[str, Field(min_length=1)] | None = None
+    mmap_mode: Literal["r", "r+", "c"] | None = None
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _configuration_error(exc) from None
+        if self.policy == "ttl" and self.ttl is None:
+            msg = "CacheConfig.policy: invalid value 'ttl': policy 'ttl' needs ttl= (seconds)"
+            raise ConfigurationError(msg)
+
+    @field_validator("ttl", mode="before")
+    @classmethod
+    def _ttl_seconds(cls, value: Any) -> Any:
+        if isinstance(value, timedelta):
+            value = value.total_seconds()
+        if isinstance(value, bool) or not isinstance(value, (int, float)) and value is not None:
+            msg = "must be seconds (a finite number >= 0), a timedelta, or None"
+            raise ValueError(msg)
+        if value is not None and (not math.isfinite(value) or value < 0):
+            msg = "must be finite and >= 0"
+            raise ValueError(msg)
+        return None if value is None else float(value)
+
+    @field_validator("folder_name")
+    @classmethod
+    def _folder_inside_root(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value or "\x00" in value:
+            msg = "must be a non-empty folder name without NUL bytes"
+            raise ValueError(msg)
+        for flavour in (PurePosixPath, PureWindowsPath):
+            path = flavour(value)
+            if path.is_absolute() or path.anchor or ".." in path.parts:
+                msg = "must be a relative folder inside the cache root (no '..', no absolute path)"
+                raise ValueError(msg)
+        return value
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _absolute_root(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, (str, os.PathLike)) or "\x00" in str(value):
+            msg = "must be an absolute path"
+            raise ValueError(msg)
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            msg = "must be an absolute path"
+            raise ValueError(msg)
+        return path
+
+    @field_validator("serializer")
+    @classmethod
+    def _known_serializer(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value not in ("pickle", "json", "typed"):
+                msg = "must be 'pickle', 'json', 'typed' or an object with dumps() and loads()"
+                raise ValueError(msg)
+        elif not (callable(getattr(value, "dumps", None)) and callable(getattr(value, "loads", None))):
+            msg = "must be 'pickle', 'json', 'typed' or an object with dumps() and loads()"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("ignore", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return (value,)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(REDIS_SCHEMES):
+            msg = "must start with redis://, rediss:// or unix://"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _lower_policy(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    def public_dict(self) -> dict[str, Any]:
+        """The config as plain values, for ``cache_parameters()`` and the CLI."""
+        data = self.model_dump()
+        for field in ("key", "backend", "serializer"):
+            value = data[field]
+            if value is not None and not isinstance(value, str):
+                data[field] = getattr(value, "__qualname__", type(value).__qualname__)
+        if data["cache_dir"] is not None:
+            data["cache_dir"] = str(data["cache_dir"])
+        return data
+
+
+def _configuration_error(exc: ValidationError) -> ConfigurationError:
+    """Turn pydantic's report into one message naming each bad field and value."""
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(loc) for loc in error["loc"]) or "config"
+        if error["type"] == "extra_forbidden":
+            parts.append(f"unknown option {field!r}={error['input']!r}")
+            continue
+        reason = error["msg"].removeprefix("Value error, ")
+        parts.append(f"CacheConfig.{field}: invalid value {error['input']!r}: {reason}")
+    return ConfigurationError("; ".join(parts))
+
+
+def _env_value(var: str, field: str, raw: str) -> Any:
+    """Parse one environment default; a bad one is a ConfigurationError naming the variable."""
+    if field == "ttl":
+        try:
+            return float(raw)
+        except ValueError:
+            msg = f"environment variable {var}: invalid value {raw!r}: must be seconds"
+            raise ConfigurationError(msg) from None
+    if field == "maxsize":
+        if raw.strip().lower() in ("none", "unbounded", ""):
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            msg = f"environment variable {var}: invalid value {raw!r}: must be an integer"
+            raise ConfigurationError(msg) from None
+    return raw
+
+
+def create_cache_config(**options: Any) -> CacheConfig:
+    """Build a :class:`CacheConfig`, filling omitted fields from ``TWAT_CACHE_*`` variables.
+
+    Environment defaults are read now, not at import, so a test or a notebook
+    can change them between decorations. ``preferred_engine`` is accepted as
+    an alias of ``engine``.
+
+    Raises:
+        ConfigurationError: an option or an environment default is invalid.
+
+    >>> create_cache_config(maxsize=5).maxsize
+    5
+    """
+    if "preferred_engine" in options:
+        preferred = options.pop("preferred_engine")
+        if options.get("engine") not in (None, preferred):
+            msg = "engine and preferred_engine name different engines; pass one"
+            raise ConfigurationError(msg)
+        options["engine"] = preferred
+    for var, field in ENV_VARS.items():
+        raw = os.environ.get(var)
+        if field not in options and raw:
+            options[field] = _env_value(var, field, raw)
+    return CacheConfig(**options)
+
+
+def caching_disabled() -> bool:
+    """True when ``TWAT_CACHE_DISABLE`` asks every decorator to call straight through."""
+    return os.environ.get("TWAT_CACHE_DISABLE", "").strip().lower() in ("1", "true", "yes", "on")

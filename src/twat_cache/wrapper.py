@@ -1,0 +1,653 @@
+"""The call path: signature-preserving wrappers, compute-once locks and fault isolation.
+
+Why generated code: the wrapper is compiled once per decorated function with
+the function's own parameter list, so Python's argument binding (in C)
+merges positional and keyword spellings and fills defaults, and the key is a
+tuple of local variables. A memory hit is then one tuple, one subscript and
+one counter: no ``*args``/``**kwargs`` packing, no ``inspect``, no branches.
+
+Only this module catches engine exceptions: a fault is counted, logged once
+per cause, and the user's function runs instead. Exceptions raised by the
+user's function pass through unchanged and are never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import keyword
+import threading
+import weakref
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from twat_cache._log import warn_once
+from twat_cache._types import MISSING, CacheInfo
+from twat_cache.config import CacheConfig
+from twat_cache.engines import CacheEngineManager, get_engine_manager
+from twat_cache.engines.base import CacheEngine, MemoryEngine
+from twat_cache.exceptions import CacheKeyError, ConfigurationError
+from twat_cache.keys import DigestKey, describe_unkeyable, stable_digest
+from twat_cache.registry import CacheEntry, registry
+
+__all__ = ["CacheCore", "make_cached", "make_passthrough"]
+
+_NO_KWARGS: dict[str, Any] = {}
+_PREFIX = "_tc_"
+
+_MEMORY_TEMPLATE = """
+def _tc_factory(_tc_map, _tc_miss, _tc_fault, _tc_inst, _tc_kw, _tc_userkey, _tc_nokw):
+    _tc_hits = 0
+    {async_}def {name}({sig}):
+        nonlocal _tc_hits
+        _tc_k = {key}
+        try:
+            _tc_v = _tc_map[_tc_k]
+        except KeyError:
+            return {await_}_tc_miss(_tc_k, {args}, {kwargs})
+        except Exception as _tc_e:
+            return {await_}_tc_fault(_tc_e, _tc_k, {args}, {kwargs})
+        _tc_hits += 1
+        return _tc_v
+    def _tc_keyof({sig}):
+        return {key}
+    def _tc_count():
+        return _tc_hits
+    def _tc_reset():
+        nonlocal _tc_hits
+        _tc_hits = 0
+    return {name}, _tc_keyof, _tc_count, _tc_reset
+"""
+
+_GENERIC_TEMPLATE = """
+def _tc_factory(_tc_call, _tc_inst, _tc_kw, _tc_userkey, _tc_nokw):
+    {async_}def {name}({sig}):
+        return {await_}_tc_call({key}, {args}, {kwargs})
+    def _tc_keyof({sig}):
+        return {key}
+    return {name}, _tc_keyof, None, None
+"""
+
+
+def _sorted_items(kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """``**kwargs`` as a hashable, order-insensitive tuple."""
+    return tuple(sorted(kwargs.items()))
+
+
+def _typed_items(kwargs: dict[str, Any]) -> tuple[tuple[str, Any, type], ...]:
+    return tuple(sorted((k, v, type(v)) for k, v in kwargs.items()))
+
+
+class _Plan:
+    """What code generation needs from the signature, worked out once."""
+
+    def __init__(self, func: Callable[..., Any], config: CacheConfig, in_memory: bool) -> None:
+        try:
+            params = list(inspect.signature(func, follow_wrapped=False).parameters.values())
+        except (TypeError, ValueError):  # builtins without a signature
+            params = [
+                inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+                inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+            ]
+        names = [p.name for p in params]
+        for name in names:
+            if name.startswith(_PREFIX):
+                msg = f"parameter {name!r}: names starting with {_PREFIX!r} are reserved"
+                raise ConfigurationError(msg)
+        unknown = [name for name in config.ignore if name not in names]
+        if unknown:
+            msg = (
+                f"CacheConfig.ignore: invalid value {config.ignore!r}: {', '.join(unknown)} "
+                f"is not a parameter of {func.__qualname__}{inspect.signature(func)}"
+                if names
+                else f"CacheConfig.ignore: {func.__qualname__} has no parameters"
+            )
+            raise ConfigurationError(msg)
+        self.method = bool(params) and params[0].name == "self" and "self" not in config.ignore
+        self.sig = self._signature_source(params)
+        self.args, self.kwargs = self._call_source(params)
+        key_parts: list[str] = []
+        self.key_names: list[str] = []
+        typed_types = in_memory and config.typed
+        for i, p in enumerate(params):
+            if p.name in config.ignore:
+                continue
+            if p.kind is p.VAR_KEYWORD:
+                expr = f"_tc_kw({p.name})"
+            elif i == 0 and self.method and in_memory:
+                expr = f"_tc_inst({p.name})"
+            else:
+                expr = p.name
+            key_parts.append(expr)
+            self.key_names.append(p.name)
+            if typed_types and p.kind is p.VAR_POSITIONAL:
+                key_parts.append(f"tuple(map(type, {p.name}))")
+            elif typed_types and p.kind is not p.VAR_KEYWORD:
+                key_parts.append(f"type({p.name})")
+        if config.key is not None:
+            self.key = f"_tc_userkey({self._call_spelling(params)})"
+            self.key_names = []
+        else:
+            self.key = "(" + "".join(part + ", " for part in key_parts) + ")"
+        if self.key == self.args and not self.method:
+            self.args = "_tc_k"  # the key is the argument tuple: reuse it on a miss
+
+    @staticmethod
+    def _signature_source(params: list[inspect.Parameter]) -> str:
+        parts: list[str] = []
+        star_done = False
+        for i, p in enumerate(params):
+            if p.kind is p.KEYWORD_ONLY and not star_done:
+                parts.append("*")
+                star_done = True
+            if p.kind is p.VAR_POSITIONAL:
+                parts.append("*" + p.name)
+                star_done = True
+            elif p.kind is p.VAR_KEYWORD:
+                parts.append("**" + p.name)
+            else:
+                parts.append(p.name + ("=None" if p.default is not p.empty else ""))
+            nxt = params[i + 1] if i + 1 < len(params) else None
+            if p.kind is p.POSITIONAL_ONLY and (nxt is None or nxt.kind is not p.POSITIONAL_ONLY):
+                parts.append("/")
+        return ", ".join(parts)
+
+    @staticmethod
+    def _call_source(params: list[inspect.Parameter]) -> tuple[str, str]:
+        positional = [
+            ("*" + p.name) if p.kind is p.VAR_POSITIONAL else p.name
+            for p in params
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+        keywords = [
+            ("**" + p.name) if p.kind is p.VAR_KEYWORD else f"{p.name!r}: {p.name}"
+            for p in params
+            if p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD)
+        ]
+        args = "(" + "".join(part + ", " for part in positional) + ")"
+        kwargs = ("{" + ", ".join(keywords) + "}") if keywords else "_tc_nokw"
+        return args, kwargs
+
+    @staticmethod
+    def _call_spelling(params: list[inspect.Parameter]) -> str:
+        parts = []
+        for p in params:
+            if p.kind is p.VAR_POSITIONAL:
+                parts.append("*" + p.name)
+            elif p.kind is p.VAR_KEYWORD:
+                parts.append("**" + p.name)
+            elif p.kind is p.KEYWORD_ONLY:
+                parts.append(f"{p.name}={p.name}")
+            else:
+                parts.append(p.name)
+        return ", ".join(parts)
+
+
+class _Flight:
+    """One computation in progress, which other callers of the same key wait for."""
+
+    __slots__ = ("event", "ok", "owner", "value")
+
+    def __init__(self, owner: int) -> None:
+        self.event = threading.Event()
+        self.ok = False
+        self.owner = owner
+        self.value: Any = None
+
+
+class CacheCore:
+    """The state behind one decorated function: engine, counters, locks and controls."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        config: CacheConfig,
+        entry: CacheEntry,
+    ) -> None:
+        self.func = func
+        self.config = config
+        self.entry = entry
+        self.engine: CacheEngine = entry.engine
+        self.name = entry.name
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.in_memory = isinstance(self.engine, MemoryEngine)
+        self.namespace = (self.name, config.version or "")
+        self.hits = 0
+        self.misses = 0
+        self.errors = 0
+        self._fast_hits: Callable[[], int] | None = None
+        self._reset_fast: Callable[[], None] | None = None
+        self._pending: dict[Hashable, _Flight] = {}
+        self._apending: dict[Hashable, asyncio.Future[tuple[bool, Any]]] = {}
+        self._plock = threading.Lock()
+        self._instances: dict[int, tuple[weakref.ref[Any], set[Hashable]]] = {}
+        self._instance_modes: dict[type, int] = {}
+        self._ilock = threading.Lock()
+        self.plan = _Plan(func, config, self.in_memory)
+        self.wrapper, self.keyof = self._build()
+
+    # -- construction -------------------------------------------------------
+
+    def _build(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        plan = self.plan
+        fname = self.func.__name__
+        name = fname if fname.isidentifier() and not keyword.iskeyword(fname) else "_tc_wrapper"
+        fills = {
+            "name": name,
+            "sig": plan.sig,
+            "key": plan.key,
+            "args": plan.args,
+            "kwargs": plan.kwargs,
+            "async_": "async " if self.is_async else "",
+            "await_": "await " if self.is_async else "",
+        }
+        namespace: dict[str, Any] = {}
+        kw = _typed_items if self.config.typed else _sorted_items
+        if self.in_memory:
+            assert isinstance(self.engine, MemoryEngine)
+            exec(_MEMORY_TEMPLATE.format(**fills), namespace)
+            made = namespace["_tc_factory"](
+                self.engine.mapping,
+                self.amiss if self.is_async else self.miss,
+                self.afault if self.is_async else self.fault,
+                self.instance_token,
+                kw,
+                self.config.key,
+                _NO_KWARGS,
+            )
+        else:
+            exec(_GENERIC_TEMPLATE.format(**fills), namespace)
+            made = namespace["_tc_factory"](
+                self.acall if self.is_async else self.call,
+                self.instance_token,
+                kw,
+                self.config.key,
+                _NO_KWARGS,
+            )
+        wrapper, keyof, self._fast_hits, self._reset_fast = made
+        for fn in (wrapper, keyof):
+            fn.__defaults__ = getattr(self.func, "__defaults__", None)
+            fn.__kwdefaults__ = getattr(self.func, "__kwdefaults__", None)
+        functools.update_wrapper(wrapper, self.func)
+        return wrapper, keyof
+
+    # -- counters -------------------------------------------------------------
+
+    def counts(self) -> tuple[int, int, int]:
+        """(hits, misses, errors) of this function."""
+        fast = self._fast_hits() if self._fast_hits is not None else 0
+        return self.hits + fast, self.misses, self.errors
+
+    def reset(self) -> None:
+        """Zero the counters and forget tracked instances (after a clear)."""
+        self.hits = self.misses = self.errors = 0
+        if self._reset_fast is not None:
+            self._reset_fast()
+        with self._ilock:
+            self._instances.clear()
+
+    def _fault(self, phase: str, exc: BaseException) -> None:
+        """Count an engine fault and log it once per cause."""
+        self.errors += 1
+        warn_once(
+            (self.name, phase, type(exc).__name__),
+            f"twat_cache: cache {self.name!r} ({self.engine.name}) {phase} failed: "
+            f"{type(exc).__name__}: {exc}; the function's own result is used",
+        )
+
+    # -- keys -----------------------------------------------------------------
+
+    def instance_token(self, obj: Any) -> Hashable:
+        """The key part for ``self`` in a memory cache: never a strong reference.
+
+        ``__cache_key__()`` or ``__persistent_hash__()`` key by value; any
+        other instance is keyed by identity, held weakly, and its entries are
+        dropped when it is garbage-collected (so its id cannot be reused for
+        another object's results).
+        """
+        cls = type(obj)
+        mode = self._instance_modes.get(cls)
+        if mode is None:
+            mode = (
+                1
+                if getattr(cls, "__cache_key__", None)
+                else 2
+                if getattr(cls, "__persistent_hash__", None)
+                else 0
+            )
+            self._instance_modes[cls] = mode
+        if mode == 1:
+            return ("__cache_key__", obj.__cache_key__())
+        if mode == 2:
+            return ("__persistent_hash__", obj.__persistent_hash__())
+        oid = id(obj)
+        if oid not in self._instances:
+            try:
+                ref = weakref.ref(obj, functools.partial(self._forget_instance, oid))
+            except TypeError:
+                msg = (
+                    f"cannot cache {self.func.__qualname__} per instance: "
+                    f"{cls.__qualname__} objects do not support weak references; give the "
+                    "class a __cache_key__() method or pass ignore=('self',)"
+                )
+                raise CacheKeyError(msg) from None
+            with self._ilock:
+                self._instances.setdefault(oid, (ref, set()))
+        return oid
+
+    def _forget_instance(self, oid: int, _ref: object) -> None:
+        with self._ilock:
+            _, keys = self._instances.pop(oid, (None, set()))
+        for key in keys:
+            try:
+                self.engine.delete(key)
+            except Exception as exc:
+                self._fault("delete", exc)
+
+    def _track(self, key: Hashable, oid: int | None) -> None:
+        """Remember which entries belong to an instance, so they die with it."""
+        if oid is None and type(key) is tuple and key and type(key[0]) is int:
+            oid = key[0]
+        with self._ilock:
+            slot = self._instances.get(oid) if oid is not None else None
+            if slot is None:
+                return
+            keys = slot[1]
+            keys.add(key)
+            limit = self.config.maxsize
+            if limit is not None and len(keys) > 2 * limit + 16:
+                keys.intersection_update([k for k in keys if k in self.engine])
+
+    def digest_key(self, key: Any) -> DigestKey:
+        """A content digest for a key holding unhashable values (memory engines)."""
+        try:
+            return DigestKey(stable_digest(key, typed=self.config.typed))
+        except CacheKeyError:
+            values = key if isinstance(key, tuple) else (key,)
+            raise describe_unkeyable(self.plan.key_names, values, self.config.typed) from None
+
+    def stable_key(self, values: Any) -> str:
+        """The digest a persistent or shared engine stores under."""
+        try:
+            return stable_digest(self.namespace, values, typed=self.config.typed)
+        except CacheKeyError:
+            values = values if isinstance(values, tuple) else (values,)
+            raise describe_unkeyable(self.plan.key_names, values, self.config.typed) from None
+
+    def key_for(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+        """The key this call is stored under (what the wrapper computes)."""
+        key = self.keyof(*args, **kwargs)
+        if not self.in_memory:
+            return self.stable_key(key)
+        try:
+            hash(key)
+        except TypeError:
+            return self.digest_key(key)
+        return key
+
+    # -- engine access with fault isolation ------------------------------------
+
+    def lookup(self, key: Hashable) -> Any:
+        try:
+            return self.engine.get(key)
+        except Exception as exc:
+            self._fault("read", exc)
+            return MISSING
+
+    def store(self, key: Hashable, value: Any, oid: int | None = None) -> None:
+        try:
+            if self.in_memory:
+                assert isinstance(self.engine, MemoryEngine)
+                self.engine.store(key, value)
+            else:
+                self.engine.set(key, value, self.config.ttl)
+        except Exception as exc:
+            self._fault("write", exc)
+            return
+        if self.plan.method and self.in_memory:
+            self._track(key, oid)
+
+    # -- sync call path ---------------------------------------------------------
+
+    def miss(
+        self, key: Hashable, args: tuple[Any, ...], kwargs: dict[str, Any], oid: int | None = None
+    ) -> Any:
+        """Compute a missing value (once per key when ``lock=True``) and store it."""
+        self.misses += 1
+        if not self.config.lock:
+            value = self.func(*args, **kwargs)
+            self.store(key, value, oid)
+            return value
+        me = threading.get_ident()
+        while True:
+            with self._plock:
+                flight = self._pending.get(key)
+                owner = flight is None
+                if flight is None:
+                    flight = self._pending[key] = _Flight(me)
+            if not owner:
+                if flight.owner == me:  # re-entrant call of the same key: no self-deadlock
+                    return self.func(*args, **kwargs)
+                flight.event.wait()
+                if flight.ok:
+                    return flight.value
+                continue  # the computing call raised: one waiter takes over
+            try:
+                value = self.lookup(key)  # stored between our miss and our claim?
+                if value is MISSING:
+                    value = self.func(*args, **kwargs)
+                    self.store(key, value, oid)
+                flight.value, flight.ok = value, True
+                return value
+            finally:
+                with self._plock:
+                    del self._pending[key]
+                flight.event.set()
+
+    def fault(
+        self, exc: Exception, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """The memory fast path raised: key by content if unhashable, else bypass the cache."""
+        if isinstance(exc, TypeError):
+            dkey = self.digest_key(key)
+            value = self.lookup(dkey)
+            if value is not MISSING:
+                self.hits += 1
+                return value
+            return self.miss(dkey, args, kwargs, self._owner_of(key))
+        self._fault("read", exc)
+        self.misses += 1
+        return self.func(*args, **kwargs)
+
+    def _owner_of(self, key: Any) -> int | None:
+        if self.plan.method and type(key) is tuple and key and type(key[0]) is int:
+            return int(key[0])
+        return None
+
+    def call(self, values: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The whole call for engines keyed by stable digest (persistent, shared, custom)."""
+        key = self.stable_key(values)
+        value = self.lookup(key)
+        if value is not MISSING:
+            self.hits += 1
+            return value
+        return self.miss(key, args, kwargs)
+
+    # -- async call path ----------------------------------------------------------
+
+    async def amiss(
+        self, key: Hashable, args: tuple[Any, ...], kwargs: dict[str, Any], oid: int | None = None
+    ) -> Any:
+        """Await a missing value once per key and loop; never a task or thread per call."""
+        self.misses += 1
+        if not self.config.lock:
+            value = await self.func(*args, **kwargs)
+            self.store(key, value, oid)
+            return value
+        loop = asyncio.get_running_loop()
+        while True:
+            fut = self._apending.get(key)
+            if fut is not None and fut.get_loop() is not loop:
+                # another thread's event loop is computing it: never wait across loops
+                return await self._acompute(key, args, kwargs, oid)
+            if fut is None:
+                fut = loop.create_future()
+                self._apending[key] = fut
+                result: tuple[bool, Any] = (False, None)
+                try:
+                    value = self.lookup(key)
+                    if value is MISSING:
+                        value = await self.func(*args, **kwargs)
+                        self.store(key, value, oid)
+                    result = (True, value)
+                    return value
+                finally:
+                    if self._apending.get(key) is fut:
+                        del self._apending[key]
+                    if not fut.done():
+                        fut.set_result(result)
+            ok, value = await asyncio.shield(fut)
+            if ok:
+                return value
+
+    async def _acompute(
+        self, key: Hashable, args: tuple[Any, ...], kwargs: dict[str, Any], oid: int | None
+    ) -> Any:
+        value = await self.func(*args, **kwargs)
+        self.store(key, value, oid)
+        return value
+
+    async def afault(
+        self, exc: Exception, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if isinstance(exc, TypeError):
+            dkey = self.digest_key(key)
+            value = self.lookup(dkey)
+            if value is not MISSING:
+                self.hits += 1
+                return value
+            return await self.amiss(dkey, args, kwargs, self._owner_of(key))
+        self._fault("read", exc)
+        self.misses += 1
+        return await self.func(*args, **kwargs)
+
+    async def acall(self, values: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        key = self.stable_key(values)
+        value = self.lookup(key)
+        if value is not MISSING:
+            self.hits += 1
+            return value
+        return await self.amiss(key, args, kwargs)
+
+    # -- controls attached to the wrapper ------------------------------------------
+
+    def cache_info(self) -> CacheInfo:
+        hits, misses, _ = self.counts()
+        try:
+            size = len(self.engine)
+        except Exception as exc:
+            self._fault("size", exc)
+            size = 0
+        return CacheInfo(hits, misses, self.config.maxsize, size)
+
+    def cache_clear(self) -> None:
+        self.entry.clear()
+
+    def cache_parameters(self) -> dict[str, Any]:
+        params = self.config.public_dict()
+        params["preferred_engine"] = params.pop("engine")
+        params.update(
+            name=self.name,
+            engine=self.engine.name,
+            fallback=self.entry.fallback,
+            is_async=self.is_async,
+        )
+        return params
+
+    def cache_delete(self, *args: Any, **kwargs: Any) -> bool:
+        key = self.key_for(args, kwargs)
+        try:
+            return self.engine.delete(key)
+        except Exception as exc:
+            self._fault("delete", exc)
+            return False
+
+    def cache_refresh(self, *args: Any, **kwargs: Any) -> Any:
+        key = self.key_for(args, kwargs)
+        if self.is_async:
+            return self._arefresh(key, args, kwargs)
+        value = self.func(*args, **kwargs)
+        self.store(key, value, self._owner_of(self.keyof(*args, **kwargs)))
+        return value
+
+    async def _arefresh(self, key: Hashable, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        value = await self.func(*args, **kwargs)
+        self.store(key, value, self._owner_of(self.keyof(*args, **kwargs)))
+        return value
+
+    def cache_bypass(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+
+def _attach(wrapper: Any, core: CacheCore) -> None:
+    """Give the wrapper the lru_cache-style controls of API.md section 2."""
+    wrapper.cache_info = core.cache_info
+    wrapper.cache_clear = core.cache_clear
+    wrapper.cache_parameters = core.cache_parameters
+    wrapper.cache_delete = core.cache_delete
+    wrapper.cache_refresh = core.cache_refresh
+    wrapper.cache_bypass = core.cache_bypass
+    wrapper.engine = core.engine
+
+
+def _default_name(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def make_cached(
+    func: Callable[..., Any],
+    config: CacheConfig,
+    chain: tuple[str, ...],
+    manager: CacheEngineManager | None = None,
+) -> Any:
+    """Wrap ``func`` with a cache from the first usable engine of ``chain``."""
+    manager = manager or get_engine_manager()
+    manager.check(config)
+    name = config.name or _default_name(func)
+
+    def make() -> tuple[CacheEngine, str | None]:
+        selection = manager.select(chain, config)
+        return selection.engine, selection.fallback
+
+    entry = registry.attach(name, shared=config.name is not None, make=make, config=config)
+    core = CacheCore(func, config, entry)
+    entry.cores.add(core)
+    _attach(core.wrapper, core)
+    return core.wrapper
+
+
+def make_passthrough(func: Callable[..., Any], config: CacheConfig) -> Any:
+    """``TWAT_CACHE_DISABLE=1``: call straight through, with the same controls (joblib's
+    ``NotMemorizedFunc``)."""
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await func(*args, **kwargs)
+
+    else:
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
+
+    w: Any = wrapper
+    w.cache_info = lambda: CacheInfo(0, 0, config.maxsize, 0)
+    w.cache_clear = lambda: None
+    w.cache_parameters = lambda: {**config.public_dict(), "engine": "disabled"}
+    w.cache_delete = lambda *a, **k: False
+    w.cache_refresh = func
+    w.cache_bypass = func
+    w.engine = None
+    return wrapper
