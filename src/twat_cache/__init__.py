@@ -10,12 +10,18 @@
 
 from __future__ import annotations
 
-from twat_cache._types import MISSING, CachedFunction, CacheInfo
+from twat_cache._types import MISSING, AsyncCachedFunction, CachedFunction, CacheInfo
 from twat_cache._version import __version__
 from twat_cache.config import CacheConfig, create_cache_config
-from twat_cache.decorators import CacheOptions, mcache
-from twat_cache.engines import CacheEngineManager, get_engine_manager, register_engine
-from twat_cache.engines.base import CacheEngine
+from twat_cache.context import CacheContext, engine_context
+from twat_cache.decorators import CacheOptions, acache, mcache, ucache
+from twat_cache.engines import (
+    CacheEngineManager,
+    explain_selection,
+    get_engine_manager,
+    register_engine,
+)
+from twat_cache.engines.base import AsyncBackend, AsyncCacheEngine, Backend, CacheEngine
 from twat_cache.exceptions import (
     CacheKeyError,
     CacheOperationError,
@@ -28,7 +34,12 @@ from twat_cache.registry import clear_cache, get_stats, list_caches
 
 __all__ = [
     "MISSING",
+    "AsyncBackend",
+    "AsyncCacheEngine",
+    "AsyncCachedFunction",
+    "Backend",
     "CacheConfig",
+    "CacheContext",
     "CacheEngine",
     "CacheEngineManager",
     "CacheInfo",
@@ -41,11 +52,15 @@ __all__ = [
     "SerializationError",
     "TwatCacheError",
     "__version__",
+    "acache",
     "clear_cache",
     "create_cache_config",
+    "engine_context",
+    "explain_selection",
     "get_engine_manager",
     "get_stats",
     "list_caches",
     "mcache",
     "register_engine",
+    "ucache",
 ]

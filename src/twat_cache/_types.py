@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from typing import Any, Final, Literal, NamedTuple, Protocol, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, Literal, NamedTuple, Protocol, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
@@ -64,3 +64,34 @@ class CachedFunction(Protocol[P, R_co]):
     def cache_delete(self, *args: P.args, **kwargs: P.kwargs) -> bool: ...
     def cache_refresh(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
     def cache_bypass(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+
+class AsyncCachedFunction(Protocol[P, R_co]):
+    """An ``async def`` function decorated by twat-cache: the controls that touch it await."""
+
+    __wrapped__: Callable[P, Coroutine[Any, Any, R_co]]
+    __name__: str
+    __qualname__: str
+
+    @property
+    def engine(self) -> Any:
+        """The engine object in use; its ``name`` is e.g. ``"aiocache"``."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]: ...
+    def cache_info(self) -> CacheInfo: ...
+    def cache_clear(self) -> None: ...
+    def cache_parameters(self) -> dict[str, Any]: ...
+    def cache_delete(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, bool]: ...
+    def cache_refresh(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]: ...
+    def cache_bypass(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]: ...
+
+
+class CacheDecorator(Protocol):
+    """What a called decorator (``@acache(ttl=60)``) returns: sync or async, typed apart."""
+
+    @overload
+    def __call__(
+        self, func: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> AsyncCachedFunction[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> CachedFunction[P, R]: ...

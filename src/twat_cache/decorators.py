@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from typing_extensions import TypedDict, Unpack
 
-from twat_cache._types import CachedFunction, P, R
+from twat_cache._types import AsyncCachedFunction, CacheDecorator, CachedFunction, P, R
 from twat_cache.config import Policy, caching_disabled, create_cache_config
-from twat_cache.engines import CHAINS
+from twat_cache.engines import CHAINS, choose_chain
 from twat_cache.exceptions import ConfigurationError
 from twat_cache.wrapper import make_cached, make_passthrough
 
-__all__ = ["CacheOptions", "mcache"]
+__all__ = ["CacheOptions", "acache", "mcache", "ucache"]
 
 T = TypeVar("T")
 
@@ -49,21 +49,28 @@ class CacheOptions(TypedDict, total=False):
 
 def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:
     """Validate now (decoration time), then wrap ``func`` or return a decorator that will."""
-    if func is not None and not callable(func) and not isinstance(func, (classmethod, staticmethod)):
+    if (
+        func is not None
+        and not callable(func)
+        and not isinstance(func, (classmethod, staticmethod))
+    ):
         msg = (
             f"{kind}: the first positional argument must be the function to cache, "
             f"got {func!r}; pass options by keyword, e.g. @{kind}(maxsize={func!r})"
         )
         raise ConfigurationError(msg)
+    given = frozenset(options)
     config = create_cache_config(**options)
-    chain = CHAINS[kind]
 
     def decorate(target: Any) -> Any:
         if isinstance(target, (classmethod, staticmethod)):
             return type(target)(decorate(target.__func__))
         if caching_disabled():
             return make_passthrough(target, config)
-        return make_cached(target, config, chain)
+        if kind == "ucache":  # the choice depends on the function: made here, once
+            chain, why = choose_chain(target, config, given)
+            return make_cached(target, config, chain, why=why)
+        return make_cached(target, config, CHAINS[kind], why=f"{kind}'s chain")
 
     return decorate if func is None else decorate(func)
 
@@ -90,3 +97,59 @@ def mcache(func: Any = None, /, **options: Any) -> Any:
     (4, 4, 1)
     """
     return _decorate("mcache", func, options)
+
+
+@overload
+def acache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+@overload
+def acache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
+@overload
+def acache(func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncCachedFunction[P, R]: ...
+@overload
+def acache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
+@overload
+def acache(func: None = None, /, **options: Unpack[CacheOptions]) -> CacheDecorator: ...
+def acache(func: Any = None, /, **options: Any) -> Any:
+    """Cache an ``async def`` function's results without ever blocking its loop.
+
+    aiocache's in-process store first, else the memory chain read from the
+    coroutine; a hit creates no task and no thread, and concurrent callers of
+    one cold key await a single computation. On an ``async def`` function,
+    ``cache_delete``, ``cache_refresh`` and ``cache_bypass`` are awaitable.
+
+    >>> import asyncio
+    >>> @acache(ttl=60)
+    ... async def double(x: int) -> int:
+    ...     return 2 * x
+    >>> asyncio.run(double(2)), double.cache_info().misses
+    (4, 1)
+    """
+    return _decorate("acache", func, options)
+
+
+@overload
+def ucache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+@overload
+def ucache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
+@overload
+def ucache(func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncCachedFunction[P, R]: ...
+@overload
+def ucache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
+@overload
+def ucache(func: None = None, /, **options: Unpack[CacheOptions]) -> CacheDecorator: ...
+def ucache(func: Any = None, /, **options: Any) -> Any:
+    """Pick the engine for you (API.md section 4), first match wins.
+
+    ``engine=`` -> that engine's chain; ``redis_url=`` (or
+    ``TWAT_CACHE_REDIS_URL``) -> redis; ``async def`` -> acache's chain;
+    ``folder_name``/``cache_dir``/``size_limit`` or a NumPy/pandas return
+    annotation -> fcache's or bcache's chain; else mcache's.
+    ``explain_selection(f)`` says what was picked and why.
+
+    >>> @ucache
+    ... def square(x: int) -> int:
+    ...     return x * x
+    >>> square(3), square.cache_parameters()["engine"] in ("cachebox", "cachetools", "functools")
+    (9, True)
+    """
+    return _decorate("ucache", func, options)

@@ -307,4 +307,3 @@ def describe_unkeyable(names: Iterable[str], values: Iterable[Any], typed: bool)
                 "yourself, or give its class a __cache_key__() method"
             )
     return CacheKeyError("cannot build a cache key from these arguments; pass key= or ignore=")
-

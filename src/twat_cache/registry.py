@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from twat_cache.engines.base import AsyncCacheEngine
 from twat_cache.exceptions import CacheOperationError
 
 if TYPE_CHECKING:
     from twat_cache.config import CacheConfig
-    from twat_cache.engines.base import CacheEngine
+    from twat_cache.engines.base import AnyEngine
     from twat_cache.wrapper import CacheCore
 
 __all__ = ["CacheRegistry", "clear_cache", "get_stats", "list_caches", "registry"]
@@ -28,7 +29,7 @@ class CacheEntry:
     """One named cache: its engine, its config and the decorated functions using it."""
 
     name: str
-    engine: CacheEngine
+    engine: AnyEngine
     config: CacheConfig
     fallback: str | None = None
     cores: weakref.WeakSet[CacheCore] = field(default_factory=weakref.WeakSet)
@@ -62,7 +63,10 @@ class CacheEntry:
 
     def clear(self) -> None:
         """Drop every entry and reset the counters of each function using this cache."""
-        self.engine.clear()
+        if isinstance(self.engine, AsyncCacheEngine):
+            self.engine.clear_sync()  # called from plain code: its clear() is a coroutine
+        else:
+            self.engine.clear()
         for core in list(self.cores):
             core.reset()
 
@@ -78,7 +82,7 @@ class CacheRegistry:
         self,
         name: str,
         shared: bool,
-        make: Callable[[], tuple[CacheEngine, str | None]],
+        make: Callable[[], tuple[AnyEngine, str | None]],
         config: CacheConfig,
     ) -> CacheEntry:
         """The entry for ``name``: reused when ``shared`` (an explicit name), else made anew.

@@ -26,7 +26,8 @@ from twat_cache._log import warn_once
 from twat_cache._types import MISSING, CacheInfo
 from twat_cache.config import CacheConfig
 from twat_cache.engines import CacheEngineManager, get_engine_manager
-from twat_cache.engines.base import CacheEngine, MemoryEngine
+from twat_cache.engines.adapters import ThreadedEngine
+from twat_cache.engines.base import AnyEngine, AsyncCacheEngine, CacheEngine, MemoryEngine
 from twat_cache.exceptions import CacheKeyError, ConfigurationError
 from twat_cache.keys import DigestKey, describe_unkeyable, stable_digest
 from twat_cache.registry import CacheEntry, registry
@@ -208,10 +209,24 @@ class CacheCore:
         self.func = func
         self.config = config
         self.entry = entry
-        self.engine: CacheEngine = entry.engine
+        self.engine: AnyEngine = entry.engine
         self.name = entry.name
         self.is_async = inspect.iscoroutinefunction(func)
-        self.in_memory = isinstance(self.engine, MemoryEngine)
+        self.in_memory = self.engine.in_memory
+        #: How coroutines reach the engine: ``None`` for a memory engine (plain
+        #: calls, no I/O), else an async engine, a native twin, or the thread pool.
+        self.aengine: AsyncCacheEngine | None = None
+        if isinstance(self.engine, AsyncCacheEngine):
+            if not self.is_async:
+                msg = (
+                    f"cache {self.name!r} uses the async-only engine {self.engine.name!r}; "
+                    f"{func.__qualname__} is not async: give it another name="
+                )
+                raise ConfigurationError(msg)
+            self.aengine = self.engine
+        elif self.is_async and not isinstance(self.engine, MemoryEngine):
+            self.aengine = self.engine.async_engine() or ThreadedEngine(self.engine)
+        self.why = ""
         self.namespace = (self.name, config.version or "")
         self.hits = 0
         self.misses = 0
@@ -245,10 +260,9 @@ class CacheCore:
         namespace: dict[str, Any] = {}
         kw = _typed_items if self.config.typed else _sorted_items
         if self.in_memory:
-            assert isinstance(self.engine, MemoryEngine)
             exec(_MEMORY_TEMPLATE.format(**fills), namespace)
             made = namespace["_tc_factory"](
-                self.engine.mapping,
+                getattr(self.engine, "mapping"),  # noqa: B009 - in_memory engines have one
                 self.amiss if self.is_async else self.miss,
                 self.afault if self.is_async else self.fault,
                 self.instance_token,
@@ -388,25 +402,122 @@ class CacheCore:
 
     # -- engine access with fault isolation ------------------------------------
 
+    def _sync_engine(self) -> CacheEngine:
+        engine = self.engine
+        assert isinstance(engine, CacheEngine), "async-only engines serve async functions only"
+        return engine
+
     def lookup(self, key: Hashable) -> Any:
         try:
-            return self.engine.get(key)
+            return self._sync_engine().get(key)
         except Exception as exc:
             self._fault("read", exc)
             return MISSING
 
     def store(self, key: Hashable, value: Any, oid: int | None = None) -> None:
         try:
-            if self.in_memory:
-                assert isinstance(self.engine, MemoryEngine)
-                self.engine.store(key, value)
+            engine = self._sync_engine()
+            if isinstance(engine, MemoryEngine):
+                engine.store(key, value)
             else:
-                self.engine.set(key, value, self.config.ttl)
+                engine.set(key, value, self.config.ttl)
         except Exception as exc:
             self._fault("write", exc)
             return
         if self.plan.method and self.in_memory:
             self._track(key, oid)
+
+    def compute(
+        self, key: Hashable, args: tuple[Any, ...], kwargs: dict[str, Any], oid: int | None
+    ) -> Any:
+        """Look again, then compute and store; across processes under the engine's lock."""
+        value = self.lookup(key)
+        if value is not MISSING:
+            return value
+        lock = self._cross_process_lock(key)
+        if lock is not None:
+            try:
+                lock.__enter__()
+            except Exception as exc:  # no lock (server down, timeout): compute anyway
+                self._fault("lock", exc)
+                lock = None
+        try:
+            if lock is not None:
+                value = self.lookup(key)  # another process may have stored it meanwhile
+                if value is not MISSING:
+                    return value
+            value = self.func(*args, **kwargs)
+            self.store(key, value, oid)
+            return value
+        finally:
+            if lock is not None:
+                try:
+                    lock.__exit__(None, None, None)
+                except Exception as exc:
+                    self._fault("unlock", exc)
+
+    def _cross_process_lock(self, key: Hashable) -> Any:
+        if not self.config.lock or self.in_memory:
+            return None
+        try:
+            return self._sync_engine().key_lock(str(key))
+        except Exception as exc:
+            self._fault("lock", exc)
+            return None
+
+    # -- async engine access: never blocks the loop ----------------------------------
+
+    async def alookup(self, key: Hashable) -> Any:
+        if self.aengine is None:
+            return self.lookup(key)
+        try:
+            return await self.aengine.get(key)
+        except Exception as exc:
+            self._fault("read", exc)
+            return MISSING
+
+    async def astore(self, key: Hashable, value: Any, oid: int | None = None) -> None:
+        if self.aengine is None:
+            self.store(key, value, oid)
+            return
+        try:
+            await self.aengine.set(key, value, self.config.ttl)
+        except Exception as exc:
+            self._fault("write", exc)
+            return
+        if self.plan.method and self.in_memory:
+            self._track(key, oid)
+
+    async def acompute(
+        self, key: Hashable, args: tuple[Any, ...], kwargs: dict[str, Any], oid: int | None
+    ) -> Any:
+        """The coroutine form of :meth:`compute`."""
+        value = await self.alookup(key)
+        if value is not MISSING:
+            return value
+        lock = None
+        if self.config.lock and not self.in_memory and self.aengine is not None:
+            try:
+                lock = self.aengine.key_lock(str(key))
+                if lock is not None:
+                    await lock.__aenter__()
+            except Exception as exc:
+                self._fault("lock", exc)
+                lock = None
+        try:
+            if lock is not None:
+                value = await self.alookup(key)
+                if value is not MISSING:
+                    return value
+            value = await self.func(*args, **kwargs)
+            await self.astore(key, value, oid)
+            return value
+        finally:
+            if lock is not None:
+                try:
+                    await lock.__aexit__(None, None, None)
+                except Exception as exc:
+                    self._fault("unlock", exc)
 
     # -- sync call path ---------------------------------------------------------
 
@@ -434,10 +545,7 @@ class CacheCore:
                     return flight.value
                 continue  # the computing call raised: one waiter takes over
             try:
-                value = self.lookup(key)  # stored between our miss and our claim?
-                if value is MISSING:
-                    value = self.func(*args, **kwargs)
-                    self.store(key, value, oid)
+                value = self.compute(key, args, kwargs, oid)  # looks again first
                 flight.value, flight.ok = value, True
                 return value
             finally:
@@ -445,9 +553,7 @@ class CacheCore:
                     del self._pending[key]
                 flight.event.set()
 
-    def fault(
-        self, exc: Exception, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def fault(self, exc: Exception, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The memory fast path raised: key by content if unhashable, else bypass the cache."""
         if isinstance(exc, TypeError):
             dkey = self.digest_key(key)
@@ -483,7 +589,7 @@ class CacheCore:
         self.misses += 1
         if not self.config.lock:
             value = await self.func(*args, **kwargs)
-            self.store(key, value, oid)
+            await self.astore(key, value, oid)
             return value
         loop = asyncio.get_running_loop()
         while True:
@@ -496,10 +602,9 @@ class CacheCore:
                 self._apending[key] = fut
                 result: tuple[bool, Any] = (False, None)
                 try:
-                    value = self.lookup(key)
-                    if value is MISSING:
-                        value = await self.func(*args, **kwargs)
-                        self.store(key, value, oid)
+                    # If this task is cancelled, ``result`` stays (False, None):
+                    # the waiters wake up and one of them computes instead.
+                    value = await self.acompute(key, args, kwargs, oid)
                     result = (True, value)
                     return value
                 finally:
@@ -515,7 +620,7 @@ class CacheCore:
         self, key: Hashable, args: tuple[Any, ...], kwargs: dict[str, Any], oid: int | None
     ) -> Any:
         value = await self.func(*args, **kwargs)
-        self.store(key, value, oid)
+        await self.astore(key, value, oid)
         return value
 
     async def afault(
@@ -523,7 +628,7 @@ class CacheCore:
     ) -> Any:
         if isinstance(exc, TypeError):
             dkey = self.digest_key(key)
-            value = self.lookup(dkey)
+            value = await self.alookup(dkey)
             if value is not MISSING:
                 self.hits += 1
                 return value
@@ -533,8 +638,9 @@ class CacheCore:
         return await self.func(*args, **kwargs)
 
     async def acall(self, values: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The whole call of an ``async def`` function on a digest-keyed engine."""
         key = self.stable_key(values)
-        value = self.lookup(key)
+        value = await self.alookup(key)
         if value is not MISSING:
             self.hits += 1
             return value
@@ -565,10 +671,22 @@ class CacheCore:
         )
         return params
 
-    def cache_delete(self, *args: Any, **kwargs: Any) -> bool:
+    def cache_delete(self, *args: Any, **kwargs: Any) -> Any:
+        """Drop one entry: True if it was there (awaitable for an ``async def`` function)."""
         key = self.key_for(args, kwargs)
+        if self.is_async:
+            return self._adelete(key)
         try:
-            return self.engine.delete(key)
+            return self._sync_engine().delete(key)
+        except Exception as exc:
+            self._fault("delete", exc)
+            return False
+
+    async def _adelete(self, key: Hashable) -> bool:
+        try:
+            if self.aengine is None:
+                return self._sync_engine().delete(key)
+            return await self.aengine.delete(key)
         except Exception as exc:
             self._fault("delete", exc)
             return False
@@ -583,7 +701,7 @@ class CacheCore:
 
     async def _arefresh(self, key: Hashable, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         value = await self.func(*args, **kwargs)
-        self.store(key, value, self._owner_of(self.keyof(*args, **kwargs)))
+        await self.astore(key, value, self._owner_of(self.keyof(*args, **kwargs)))
         return value
 
     def cache_bypass(self, *args: Any, **kwargs: Any) -> Any:
@@ -599,6 +717,7 @@ def _attach(wrapper: Any, core: CacheCore) -> None:
     wrapper.cache_refresh = core.cache_refresh
     wrapper.cache_bypass = core.cache_bypass
     wrapper.engine = core.engine
+    wrapper.__twat_cache_why__ = core.why
 
 
 def _default_name(func: Callable[..., Any]) -> str:
@@ -610,18 +729,31 @@ def make_cached(
     config: CacheConfig,
     chain: tuple[str, ...],
     manager: CacheEngineManager | None = None,
+    why: str | None = None,
 ) -> Any:
-    """Wrap ``func`` with a cache from the first usable engine of ``chain``."""
+    """Wrap ``func`` with a cache from the first usable engine of ``chain``.
+
+    ``why`` explains the chain (``ucache`` passes its reasons); a ``backend=``
+    object replaces the chain.
+    """
     manager = manager or get_engine_manager()
     manager.check(config)
     name = config.name or _default_name(func)
+    if config.backend is not None:
+        chain, why = ("backend",), "backend= was given: that object stores the entries"
+    elif why is None:
+        why = f"the decorator's chain {' > '.join(chain)}"
+    asynchronous = inspect.iscoroutinefunction(func)
 
-    def make() -> tuple[CacheEngine, str | None]:
-        selection = manager.select(chain, config)
+    def make() -> tuple[AnyEngine, str | None]:
+        # Engines keep entries under the cache's name (a Redis key prefix, a folder).
+        named = config if config.name else config.model_copy(update={"name": name})
+        selection = manager.select(chain, named, asynchronous=asynchronous)
         return selection.engine, selection.fallback
 
     entry = registry.attach(name, shared=config.name is not None, make=make, config=config)
     core = CacheCore(func, config, entry)
+    core.why = why
     entry.cores.add(core)
     _attach(core.wrapper, core)
     return core.wrapper

@@ -10,14 +10,16 @@ decorator and ``CacheContext``.
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from twat_cache._log import warn_once
 from twat_cache.config import CacheConfig
-from twat_cache.engines.base import CacheEngine, MemoryEngine
+from twat_cache.engines.base import AnyEngine, AsyncCacheEngine, CacheEngine, MemoryEngine
 from twat_cache.exceptions import ConfigurationError, EngineNotAvailableError
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "CacheEngineManager",
     "MemoryEngine",
     "Selection",
+    "choose_chain",
+    "explain_selection",
     "get_engine_manager",
     "register_engine",
 ]
@@ -36,12 +40,16 @@ MEMORY_CHAIN: Final = ("cachebox", "cachetools", "functools")
 #: able to serve the config wins.
 CHAINS: Final[dict[str, tuple[str, ...]]] = {
     "mcache": MEMORY_CHAIN,
+    "acache": ("aiocache", *MEMORY_CHAIN),
 }
 
 _BUILTIN: Final = {
     "cachebox": "twat_cache.engines.memory:CacheBoxEngine",
     "cachetools": "twat_cache.engines.memory:CacheToolsEngine",
     "functools": "twat_cache.engines.memory:FunctoolsEngine",
+    "aiocache": "twat_cache.engines.aio:AioCacheEngine",
+    "redis": "twat_cache.engines.remote:RedisEngine",
+    "backend": "twat_cache.engines.adapters:BackendEngine",
 }
 
 
@@ -49,7 +57,7 @@ _BUILTIN: Final = {
 class Selection:
     """The engine a chain gave, and why each engine before it was passed over."""
 
-    engine: CacheEngine
+    engine: AnyEngine
     wanted: str
     skipped: tuple[str, ...] = field(default=())
 
@@ -66,9 +74,9 @@ class CacheEngineManager:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._specs: dict[str, str | type[CacheEngine]] = dict(_BUILTIN)
+        self._specs: dict[str, str | type[AnyEngine]] = dict(_BUILTIN)
 
-    def register(self, engine_cls: type[CacheEngine] | str, name: str | None = None) -> None:
+    def register(self, engine_cls: type[AnyEngine] | str, name: str | None = None) -> None:
         """Make an engine selectable by name (a class, or ``"module:Class"`` to import later)."""
         if isinstance(engine_cls, str):
             if name is None:
@@ -92,7 +100,7 @@ class CacheEngineManager:
         with self._lock:
             return list(self._specs)
 
-    def engine_class(self, name: str) -> type[CacheEngine]:
+    def engine_class(self, name: str) -> type[AnyEngine]:
         """The class registered as ``name``, importing its twat-cache module if needed."""
         with self._lock:
             spec = self._specs.get(name)
@@ -102,7 +110,7 @@ class CacheEngineManager:
             raise ConfigurationError(msg)
         if isinstance(spec, str):
             module, _, attr = spec.partition(":")
-            cls: type[CacheEngine] = getattr(importlib.import_module(module), attr)
+            cls: type[AnyEngine] = getattr(importlib.import_module(module), attr)
             with self._lock:
                 self._specs[name] = cls
             return cls
@@ -117,11 +125,14 @@ class CacheEngineManager:
         if config.engine is not None:
             self.engine_class(config.engine)
 
-    def select(self, chain: Sequence[str], config: CacheConfig) -> Selection:
+    def select(
+        self, chain: Sequence[str], config: CacheConfig, *, asynchronous: bool = False
+    ) -> Selection:
         """Build the first engine of ``chain`` (``config.engine`` first) able to serve ``config``.
 
         Each engine passed over is recorded with its reason; a fallback is
-        logged once per cause at WARNING.
+        logged once per cause at WARNING. Engines whose operations are
+        coroutines are used only for ``asynchronous`` callers.
 
         Raises:
             EngineNotAvailableError: no engine of the chain can serve the config.
@@ -136,11 +147,13 @@ class CacheEngineManager:
                 skipped.append(f"{name}: not installed (pip install {cls.requires})")
                 continue
             reason = cls.unsupported(config)
+            if reason is None and not asynchronous and issubclass(cls, AsyncCacheEngine):
+                reason = "async-only engine, and the function is not async"
             if reason is not None:
                 skipped.append(f"{name}: {reason}")
                 continue
             try:
-                engine = cls(config)
+                engine: AnyEngine = cls(config)
             except Exception as exc:  # an engine that cannot start is skipped, never fatal
                 skipped.append(f"{name}: failed to start ({type(exc).__name__}: {exc})")
                 continue
@@ -163,6 +176,113 @@ def get_engine_manager() -> CacheEngineManager:
     return _manager
 
 
-def register_engine(engine_cls: type[CacheEngine] | str, name: str | None = None) -> None:
+def register_engine(engine_cls: type[AnyEngine] | str, name: str | None = None) -> None:
     """Register a third-party engine so that ``engine="its name"`` selects it."""
     _manager.register(engine_cls, name)
+
+
+_LARGE_TYPES: Final = {
+    "numpy": ("ndarray", "matrix"),
+    "pandas": ("DataFrame", "Series", "Index"),
+}
+_LOCATION_FIELDS: Final = ("folder_name", "cache_dir", "size_limit")
+
+
+def _chain_of(engine: str) -> tuple[str, tuple[str, ...]]:
+    """The decorator chain an engine belongs to (the first that lists it)."""
+    for kind in ("mcache", "bcache", "fcache", "acache"):
+        chain = CHAINS.get(kind)
+        if chain is not None and engine in chain:
+            return kind, chain
+    return "mcache", MEMORY_CHAIN
+
+
+def _large_return(func: Callable[..., Any]) -> str | None:
+    """The NumPy/pandas type named by ``func``'s return annotation, if any.
+
+    Matched by module and name, so neither NumPy nor pandas is imported;
+    ``npt.NDArray[...]`` and ``X | None`` count through their arguments.
+    """
+    try:
+        annotation = inspect.signature(func).return_annotation
+    except (TypeError, ValueError):
+        return None
+    if isinstance(annotation, str):
+        try:
+            annotation = typing.get_type_hints(func).get("return", annotation)
+        except Exception:  # names a module the function's globals lack: read the text
+            text = annotation.replace("np.", "numpy.").replace("pd.", "pandas.")
+            for module, names in _LARGE_TYPES.items():
+                for name in names:
+                    if f"{module}.{name}" in text:
+                        return f"{module}.{name}"
+            return None
+    pending = [annotation]
+    while pending:
+        candidate = pending.pop()
+        root = (getattr(candidate, "__module__", None) or "").partition(".")[0]
+        name = getattr(candidate, "__name__", "")
+        if name in _LARGE_TYPES.get(root, ()):
+            return f"{root}.{name}"
+        origin = typing.get_origin(candidate)
+        if origin is not None:
+            pending.append(origin)
+        pending.extend(typing.get_args(candidate))
+    return None
+
+
+def choose_chain(
+    func: Callable[..., Any], config: CacheConfig, given: Collection[str]
+) -> tuple[tuple[str, ...], str]:
+    """``ucache``'s choice (API.md section 4): the chain to walk and why, first match wins.
+
+    ``given`` names the options passed to the decorator itself, so that a
+    ``TWAT_CACHE_DIR`` default does not count as asking for a disk cache.
+    """
+    is_async = inspect.iscoroutinefunction(func)
+    if config.engine is not None:
+        kind, chain = _chain_of(config.engine)
+        return chain, f"engine={config.engine!r} was given: {kind}'s chain, that engine first"
+    if config.redis_url is not None:
+        rest = CHAINS["acache"] if is_async else MEMORY_CHAIN
+        source = "redis_url=" if "redis_url" in given else "TWAT_CACHE_REDIS_URL"
+        mode = "async (redis.asyncio)" if is_async else "sync (redis-py)"
+        return ("redis", *rest), f"{source} was given: redis, {mode}"
+    if is_async:
+        return CHAINS["acache"], "an async def function: acache's chain (never blocks the loop)"
+    location = [name for name in _LOCATION_FIELDS if name in given]
+    large = _large_return(func)
+    if location or large:
+        kind = "fcache" if large else "bcache"
+        why = (
+            f"returns {large}, a large-object type"
+            if large
+            else f"{', '.join(location)} given: a persistent cache"
+        )
+        chain = CHAINS.get(kind)
+        if chain is None:
+            return MEMORY_CHAIN, f"{why}; {kind}'s engines are not in this build: mcache's chain"
+        return chain, f"{why}: {kind}'s chain"
+    return MEMORY_CHAIN, "no engine, redis_url, location or large return type: mcache's chain"
+
+
+def explain_selection(func: Any) -> str:
+    """Which engine a decorated function uses, and why, as text.
+
+    >>> from twat_cache import ucache
+    >>> @ucache
+    ... def f(x: int) -> int:
+    ...     return x
+    >>> "mcache" in explain_selection(f)
+    True
+    """
+    why = getattr(func, "__twat_cache_why__", None)
+    params = getattr(func, "cache_parameters", None)
+    if why is None or params is None:
+        msg = f"{func!r} is not a function decorated by twat_cache"
+        raise ConfigurationError(msg)
+    chosen = params()
+    text = f"engine {chosen['engine']!r} for {chosen['name']!r}: {why}"
+    if chosen.get("fallback"):
+        text += f"; fell back because {chosen['fallback']}"
+    return text

@@ -3,6 +3,13 @@
 Keys, stats, validation, locking and fault isolation live in ``wrapper.py``;
 an engine is a thin adapter over one library, importing it in its constructor
 so that ``import twat_cache`` never imports an optional package.
+
+Two kinds of engine share one description (:class:`EngineSpec`):
+:class:`CacheEngine`, whose operations are plain calls, and
+:class:`AsyncCacheEngine`, whose operations are coroutines and which only
+``async def`` functions use. A sync engine may offer a native coroutine twin
+through :meth:`CacheEngine.async_engine` (Redis does); any other sync engine
+that does I/O is run off the event loop by the wrapper.
 """
 
 from __future__ import annotations
@@ -10,16 +17,28 @@ from __future__ import annotations
 import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, MutableMapping
-from typing import Any, ClassVar
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
 
-__all__ = ["CacheEngine", "MemoryEngine"]
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+__all__ = [
+    "AnyEngine",
+    "AsyncBackend",
+    "AsyncCacheEngine",
+    "Backend",
+    "CacheEngine",
+    "EngineSpec",
+    "MemoryEngine",
+]
 
 
-class CacheEngine(ABC):
-    """A storage engine: ``get`` returns ``MISSING`` on a miss, never ``None``.
+class EngineSpec:
+    """What selection needs to know about an engine class, sync or async.
 
     Subclasses set ``name`` (the library they wrap) and ``requires`` (the module
     that must be importable), and may refuse a config in :meth:`unsupported`
@@ -29,7 +48,8 @@ class CacheEngine(ABC):
     name: ClassVar[str]
     requires: ClassVar[str | None] = None
     #: True when the engine keeps Python objects in this process and can be
-    #: keyed by the plain argument tuple (the fast path of ``wrapper.py``).
+    #: keyed by the plain argument tuple (the fast path of ``wrapper.py``);
+    #: such an engine exposes ``mapping``, read without a lock or an await.
     in_memory: ClassVar[bool] = False
 
     def __init__(self, config: CacheConfig) -> None:
@@ -50,6 +70,20 @@ class CacheEngine(ABC):
         """Why this engine cannot serve ``config``, or ``None`` when it can."""
         return None
 
+    def __len__(self) -> int:
+        return 0
+
+    def stats(self) -> dict[str, Any]:
+        """Engine-specific figures merged into ``get_stats()``."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class CacheEngine(EngineSpec, ABC):
+    """A storage engine: ``get`` returns ``MISSING`` on a miss, never ``None``."""
+
     @abstractmethod
     def get(self, key: Hashable) -> Any:
         """The stored value, or ``MISSING``."""
@@ -66,21 +100,69 @@ class CacheEngine(ABC):
     def clear(self) -> None:
         """Drop every entry of this cache."""
 
-    def close(self) -> None:  # noqa: B027 - most engines hold nothing to release
+    def close(self) -> None:
         """Release files, connections or threads held by the engine."""
-
-    def __len__(self) -> int:
-        return 0
 
     def __contains__(self, key: Hashable) -> bool:
         return self.get(key) is not MISSING
 
-    def stats(self) -> dict[str, Any]:
-        """Engine-specific figures merged into ``get_stats()``."""
-        return {}
+    def async_engine(self) -> AsyncCacheEngine | None:
+        """A native coroutine twin sharing this engine's storage, or ``None``.
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} name={self.name!r}>"
+        ``None`` (the default) makes the wrapper run ``get``/``set`` of a
+        non-memory engine in a shared thread pool for ``async def`` functions.
+        """
+        return None
+
+    def key_lock(self, key: str) -> AbstractContextManager[object] | None:
+        """A lock held across processes while one of them computes ``key``, or ``None``.
+
+        Entering it may block until another process has stored the value; it
+        expires on its own if that process dies.
+        """
+        return None
+
+
+class AsyncCacheEngine(EngineSpec, ABC):
+    """An engine whose operations are coroutines; only ``async def`` functions use it.
+
+    ``clear_sync`` and ``close`` exist so that ``cache_clear()``,
+    ``clear_cache()`` and registry resets, which are plain calls, can reach it.
+    """
+
+    @abstractmethod
+    async def get(self, key: Hashable) -> Any:
+        """The stored value, or ``MISSING``."""
+
+    @abstractmethod
+    async def set(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
+        """Store ``value``; ``ttl`` overrides the config's ttl."""
+
+    @abstractmethod
+    async def delete(self, key: Hashable) -> bool:
+        """Drop one entry; True if it was there."""
+
+    @abstractmethod
+    async def clear(self) -> None:
+        """Drop every entry of this cache."""
+
+    @abstractmethod
+    def clear_sync(self) -> None:
+        """Drop every entry, from code that is not a coroutine."""
+
+    async def aclose(self) -> None:
+        """Release what the engine holds (the default calls :meth:`close`)."""
+        self.close()
+
+    def close(self) -> None:
+        """Release what the engine holds, from code that is not a coroutine."""
+
+    def key_lock(self, key: str) -> AbstractAsyncContextManager[object] | None:
+        """The async form of :meth:`CacheEngine.key_lock`."""
+        return None
+
+
+AnyEngine: TypeAlias = "CacheEngine | AsyncCacheEngine"
 
 
 class MemoryEngine(CacheEngine):
@@ -120,3 +202,47 @@ class MemoryEngine(CacheEngine):
 
     def __len__(self) -> int:
         return len(self.mapping)
+
+
+class Backend(ABC):
+    """User storage of bytes, in the style of a dict: plug it in with ``backend=``.
+
+    ``get`` raises ``KeyError`` on a miss. Values arrive serialized (and signed
+    when ``TWAT_CACHE_SECRET`` is set), so a backend stores opaque bytes.
+    """
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """The bytes stored under ``key``; ``KeyError`` when there are none."""
+
+    @abstractmethod
+    def set(self, key: str, value: bytes, ttl: float | None) -> None:
+        """Store ``value`` under ``key``, expiring after ``ttl`` seconds unless ``None``."""
+
+    @abstractmethod
+    def delete(self, key: str) -> bool:
+        """Drop ``key``; True if it was there."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Drop every key of this backend."""
+
+
+class AsyncBackend(ABC):
+    """:class:`Backend` with coroutine methods; sync and async functions both use it."""
+
+    @abstractmethod
+    async def get(self, key: str) -> bytes:
+        """The bytes stored under ``key``; ``KeyError`` when there are none."""
+
+    @abstractmethod
+    async def set(self, key: str, value: bytes, ttl: float | None) -> None:
+        """Store ``value`` under ``key``, expiring after ``ttl`` seconds unless ``None``."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Drop ``key``; True if it was there."""
+
+    @abstractmethod
+    async def clear(self) -> None:
+        """Drop every key of this backend."""

@@ -34,7 +34,7 @@ class CacheBoxEngine(MemoryEngine):
         return None
 
     def __init__(self, config: CacheConfig) -> None:
-        import cachebox  # noqa: PLC0415 - optional engine, imported on use
+        import cachebox
 
         super().__init__(config)
         maxsize = config.maxsize or 0  # cachebox: 0 means unbounded
@@ -91,7 +91,7 @@ class CacheToolsEngine(MemoryEngine):
         return None
 
     def __init__(self, config: CacheConfig) -> None:
-        import cachetools  # noqa: PLC0415 - imported on use, like every engine
+        import cachetools
 
         super().__init__(config)
         maxsize: float = math.inf if config.maxsize is None else max(config.maxsize, 1)
