@@ -49,7 +49,8 @@ class CacheOptions(TypedDict, total=False):
 
 def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:
     """Validate now (decoration time), then wrap ``func`` or return a decorator that will."""
-    if func is not None and not callable(func) and not isinstance(func, (classmethod, staticmethod)):
+    descriptor = isinstance(func, (classmethod, staticmethod))
+    if func is not None and not callable(func) and not descriptor:
         msg = (
             f"{kind}: the first positional argument must be the function to cache, "
             f"got {func!r}; pass options by keyword, e.g. @{kind}(maxsize={func!r})"
@@ -70,8 +71,6 @@ def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:
 
 @overload
 def mcache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
-@overload
-def mcache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
 @overload
 def mcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 @overload

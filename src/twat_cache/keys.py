@@ -297,7 +297,7 @@ def stable_digest(*parts: Any, typed: bool = False) -> str:
 
 def describe_unkeyable(names: Iterable[str], values: Iterable[Any], typed: bool) -> CacheKeyError:
     """Find the first argument that cannot be encoded and build the error that names it."""
-    for name, value in zip(names, values):
+    for name, value in zip(names, values, strict=False):
         try:
             encode(value, typed=typed)
         except CacheKeyError as exc:
@@ -307,4 +307,3 @@ def describe_unkeyable(names: Iterable[str], values: Iterable[Any], typed: bool)
                 "yourself, or give its class a __cache_key__() method"
             )
     return CacheKeyError("cannot build a cache key from these arguments; pass key= or ignore=")
-

@@ -377,7 +377,7 @@ class CacheCore:
 
     def key_for(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
         """The key this call is stored under (what the wrapper computes)."""
-        key = self.keyof(*args, **kwargs)
+        key: Hashable = self.keyof(*args, **kwargs)
         if not self.in_memory:
             return self.stable_key(key)
         try:
@@ -445,9 +445,7 @@ class CacheCore:
                     del self._pending[key]
                 flight.event.set()
 
-    def fault(
-        self, exc: Exception, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def fault(self, exc: Exception, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The memory fast path raised: key by content if unhashable, else bypass the cache."""
         if isinstance(exc, TypeError):
             dkey = self.digest_key(key)
