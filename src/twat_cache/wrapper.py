@@ -130,7 +130,7 @@ class _Plan:
             self.key_names = []
         else:
             self.key = "(" + "".join(part + ", " for part in key_parts) + ")"
-        if self.key == self.args and not self.method:
+        if in_memory and self.key == self.args and not self.method:
             self.args = "_tc_k"  # the key is the argument tuple: reuse it on a miss
 
     @staticmethod
@@ -597,6 +597,7 @@ def _attach(wrapper: Any, core: CacheCore) -> None:
     wrapper.cache_refresh = core.cache_refresh
     wrapper.cache_bypass = core.cache_bypass
     wrapper.engine = core.engine
+    wrapper._twat_core = core  # for the registry, the CLI and white-box tests
 
 
 def _default_name(func: Callable[..., Any]) -> str:
