@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import twat_cache
+from twat_cache import exceptions
 from tests.conftest import run_python
 
 
@@ -22,9 +26,6 @@ def test_import_has_no_side_effects(tmp_path):
 
 def test_import_logs_nothing():
     """Import writes nothing to stdout or stderr (no log lines)."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
     done = subprocess.run(
         [sys.executable, "-c", "import twat_cache"], capture_output=True, text=True, check=True
     )
@@ -54,8 +55,6 @@ def test_all_is_sorted_and_complete():
 
 def test_errors_importable_from_both_places():
     """Every error class is importable from twat_cache and twat_cache.exceptions."""
-    from twat_cache import exceptions  # noqa: PLC0415
-
     for name in (
         "TwatCacheError",
         "ConfigurationError",
