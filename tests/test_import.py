@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import twat_cache
-from twat_cache import exceptions
 from tests.conftest import run_python
+from twat_cache import exceptions
 
 
 def test_import_has_no_side_effects(tmp_path):
