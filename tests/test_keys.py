@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from tests.conftest import run_python
 from twat_cache import CacheKeyError, mcache
-from twat_cache.keys import DigestKey, encode, stable_digest
+from twat_cache.keys import DigestKey, encode, memory_key, stable_digest
 
 _KEY_SCRIPT = """
 import datetime as dt, pathlib
@@ -143,6 +143,16 @@ def test_self_referencing_value_raises_cache_key_error():
         stable_digest(loop)
 
 
+def test_memory_keys_freeze_containers_by_value():
+    """Unhashable containers become hashable keys equal exactly when the values are equal."""
+
+    assert memory_key(([1, 2], {"a": {3}})) == memory_key(([1, 2], {"a": {3}}))
+    assert memory_key(([1, 2],)) != memory_key(((1, 2),))
+    assert memory_key(([1, 2],)) != memory_key(([2, 1],))
+    assert memory_key(({"a": 1, "b": 2},)) == memory_key(({"b": 2, "a": 1},))
+    assert memory_key((np.zeros(3),)) != memory_key((np.ones(3),))
+
+
 def test_digest_key_never_equals_a_plain_string():
     """A content digest used as a memory key cannot collide with a str argument."""
     digest = stable_digest([1, 2])
@@ -242,9 +252,12 @@ def test_unhashable_arguments_are_keyed_by_content(calls):
 def test_unkeyable_argument_error_names_it():
     """An unhashable argument that cannot be keyed names itself and suggests ignore=."""
 
+    class Handle:
+        __hash__ = None  # unhashable, and not a type keyed by content
+
     @mcache
     def f(data, options):
         return 1
 
     with pytest.raises(CacheKeyError, match=r"'options'.*ignore="):
-        f([1], [object()])
+        f([1], [Handle()])

@@ -28,7 +28,7 @@ from twat_cache.config import CacheConfig
 from twat_cache.engines import CacheEngineManager, get_engine_manager
 from twat_cache.engines.base import CacheEngine, MemoryEngine
 from twat_cache.exceptions import CacheKeyError, ConfigurationError
-from twat_cache.keys import DigestKey, describe_unkeyable, stable_digest
+from twat_cache.keys import describe_unkeyable, memory_key, stable_digest
 from twat_cache.registry import CacheEntry, registry
 
 __all__ = ["CacheCore", "make_cached", "make_passthrough"]
@@ -359,10 +359,10 @@ class CacheCore:
             if limit is not None and len(keys) > 2 * limit + 16:
                 keys.intersection_update([k for k in keys if k in self.engine])
 
-    def digest_key(self, key: Any) -> DigestKey:
-        """A content digest for a key holding unhashable values (memory engines)."""
+    def digest_key(self, key: Any) -> Hashable:
+        """A hashable stand-in for a key holding unhashable values (memory engines)."""
         try:
-            return DigestKey(stable_digest(key, typed=self.config.typed))
+            return memory_key(key, typed=self.config.typed)
         except CacheKeyError:
             values = key if isinstance(key, tuple) else (key,)
             raise describe_unkeyable(self.plan.key_names, values, self.config.typed) from None
