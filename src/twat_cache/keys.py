@@ -19,7 +19,7 @@ import hashlib
 import struct
 import sys
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import PurePath
@@ -341,7 +341,7 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def memory_key(key: Any, *, typed: bool = False) -> Any:
+def memory_key(key: Any, *, typed: bool = False) -> Hashable:
     """A hashable in-process key for a call whose arguments are not all hashable.
 
     Lists, dicts, sets and NumPy arrays are frozen into tagged tuples (cheap,
@@ -356,7 +356,7 @@ def memory_key(key: Any, *, typed: bool = False) -> Any:
     """
     if not typed:
         try:
-            frozen = _freeze(key)
+            frozen: Hashable = _freeze(key)
             hash(frozen)
         except TypeError:
             pass
