@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,9 +73,6 @@ def log() -> Iterator[list[str]]:
 
 def run_python(code: str, env: dict[str, str] | None = None) -> str:
     """Run ``code`` in a fresh interpreter with this test's environment; return stdout."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
     full_env = {**os.environ, **(env or {})}
     done = subprocess.run(
         [sys.executable, "-c", code],

@@ -10,7 +10,6 @@ from typing_extensions import ParamSpec
 
 P = ParamSpec("P")
 R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
 
 
 class _Missing(enum.Enum):
@@ -46,10 +45,10 @@ class CacheInfo(NamedTuple):
     currsize: int
 
 
-class CachedFunction(Protocol[P, R_co]):
+class CachedFunction(Protocol[P, R]):
     """A function decorated by twat-cache: callable as before, plus cache controls."""
 
-    __wrapped__: Callable[P, R_co]
+    __wrapped__: Callable[P, R]
     __name__: str
     __qualname__: str
 
@@ -57,19 +56,22 @@ class CachedFunction(Protocol[P, R_co]):
     def engine(self) -> Any:
         """The engine object in use; its ``name`` is e.g. ``"cachebox"``."""
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    def __get__(self, instance: object, owner: type | None = None) -> CachedFunction[..., R]:
+        """Methods: bound access keeps the return type (arguments are not re-checked)."""
+
     def cache_info(self) -> CacheInfo: ...
     def cache_clear(self) -> None: ...
     def cache_parameters(self) -> dict[str, Any]: ...
     def cache_delete(self, *args: P.args, **kwargs: P.kwargs) -> bool: ...
-    def cache_refresh(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
-    def cache_bypass(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+    def cache_refresh(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    def cache_bypass(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
 
-class AsyncCachedFunction(Protocol[P, R_co]):
+class AsyncCachedFunction(Protocol[P, R]):
     """An ``async def`` function decorated by twat-cache: the controls that touch it await."""
 
-    __wrapped__: Callable[P, Coroutine[Any, Any, R_co]]
+    __wrapped__: Callable[P, Coroutine[Any, Any, R]]
     __name__: str
     __qualname__: str
 
@@ -77,20 +79,25 @@ class AsyncCachedFunction(Protocol[P, R_co]):
     def engine(self) -> Any:
         """The engine object in use; its ``name`` is e.g. ``"aiocache"``."""
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]: ...
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
+    def __get__(
+        self, instance: object, owner: type | None = None
+    ) -> AsyncCachedFunction[..., R]:
+        """Methods: bound access keeps the return type (arguments are not re-checked)."""
+
     def cache_info(self) -> CacheInfo: ...
     def cache_clear(self) -> None: ...
     def cache_parameters(self) -> dict[str, Any]: ...
     def cache_delete(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, bool]: ...
-    def cache_refresh(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]: ...
-    def cache_bypass(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]: ...
+    def cache_refresh(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
+    def cache_bypass(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
 
 
 class CacheDecorator(Protocol):
     """What a called decorator (``@acache(ttl=60)``) returns: sync or async, typed apart."""
 
     @overload
-    def __call__(
+    def __call__(  # type: ignore[overload-overlap] - a coroutine function is also a callable
         self, func: Callable[P, Coroutine[Any, Any, R]], /
     ) -> AsyncCachedFunction[P, R]: ...
     @overload

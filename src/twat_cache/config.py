@@ -127,9 +127,7 @@ class CacheConfig(BaseModel):
             if value not in ("pickle", "json", "typed"):
                 msg = "must be 'pickle', 'json', 'typed' or an object with dumps() and loads()"
                 raise ValueError(msg)
-        elif not (
-            callable(getattr(value, "dumps", None)) and callable(getattr(value, "loads", None))
-        ):
+        elif not all(callable(getattr(value, m, None)) for m in ("dumps", "loads")):
             msg = "must be 'pickle', 'json', 'typed' or an object with dumps() and loads()"
             raise ValueError(msg)
         return value

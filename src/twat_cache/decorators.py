@@ -49,11 +49,8 @@ class CacheOptions(TypedDict, total=False):
 
 def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:
     """Validate now (decoration time), then wrap ``func`` or return a decorator that will."""
-    if (
-        func is not None
-        and not callable(func)
-        and not isinstance(func, (classmethod, staticmethod))
-    ):
+    descriptor = isinstance(func, (classmethod, staticmethod))
+    if func is not None and not callable(func) and not descriptor:
         msg = (
             f"{kind}: the first positional argument must be the function to cache, "
             f"got {func!r}; pass options by keyword, e.g. @{kind}(maxsize={func!r})"
@@ -78,8 +75,6 @@ def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:
 @overload
 def mcache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
 @overload
-def mcache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
-@overload
 def mcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 @overload
 def mcache(
@@ -102,9 +97,9 @@ def mcache(func: Any = None, /, **options: Any) -> Any:
 @overload
 def acache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
 @overload
-def acache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
-@overload
-def acache(func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncCachedFunction[P, R]: ...
+def acache(  # type: ignore[overload-overlap] - a coroutine function is also a callable
+    func: Callable[P, Coroutine[Any, Any, R]], /
+) -> AsyncCachedFunction[P, R]: ...
 @overload
 def acache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 @overload
@@ -130,9 +125,9 @@ def acache(func: Any = None, /, **options: Any) -> Any:
 @overload
 def ucache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
 @overload
-def ucache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
-@overload
-def ucache(func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncCachedFunction[P, R]: ...
+def ucache(  # type: ignore[overload-overlap] - a coroutine function is also a callable
+    func: Callable[P, Coroutine[Any, Any, R]], /
+) -> AsyncCachedFunction[P, R]: ...
 @overload
 def ucache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 @overload

@@ -19,7 +19,7 @@ import hashlib
 import struct
 import sys
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import PurePath
@@ -27,7 +27,7 @@ from typing import Any
 
 from twat_cache.exceptions import CacheKeyError
 
-__all__ = ["DigestKey", "encode", "stable_digest"]
+__all__ = ["DigestKey", "encode", "memory_key", "stable_digest"]
 
 _MAX_DEPTH = 200
 _Writer = Callable[[Any, bytearray, bool, int], None]
@@ -297,7 +297,7 @@ def stable_digest(*parts: Any, typed: bool = False) -> str:
 
 def describe_unkeyable(names: Iterable[str], values: Iterable[Any], typed: bool) -> CacheKeyError:
     """Find the first argument that cannot be encoded and build the error that names it."""
-    for name, value in zip(names, values):
+    for name, value in zip(names, values, strict=False):
         try:
             encode(value, typed=typed)
         except CacheKeyError as exc:
@@ -307,3 +307,60 @@ def describe_unkeyable(names: Iterable[str], values: Iterable[Any], typed: bool)
                 "yourself, or give its class a __cache_key__() method"
             )
     return CacheKeyError("cannot build a cache key from these arguments; pass key= or ignore=")
+
+
+class _Tag:
+    """Marks a frozen container inside a memory key; never equal to user data."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+_LIST, _DICT, _SET, _ARRAY = _Tag("list"), _Tag("dict"), _Tag("set"), _Tag("ndarray")
+
+
+def _freeze(value: Any) -> Any:
+    cls = type(value)
+    if cls is tuple:
+        return tuple([_freeze(item) for item in value])
+    if cls is list:
+        return (_LIST, tuple([_freeze(item) for item in value]))
+    if cls is dict:
+        return (_DICT, frozenset([(k, _freeze(v)) for k, v in value.items()]))
+    if cls is set:
+        return (_SET, frozenset(value))
+    np = sys.modules.get("numpy")
+    if np is not None and cls is np.ndarray and not value.dtype.hasobject:
+        digest = hashlib.blake2b(memoryview(np.ascontiguousarray(value)).cast("B")).digest()
+        return (_ARRAY, value.dtype.str, value.shape, digest)
+    return value
+
+
+def memory_key(key: Any, *, typed: bool = False) -> Hashable:
+    """A hashable in-process key for a call whose arguments are not all hashable.
+
+    Lists, dicts, sets and NumPy arrays are frozen into tagged tuples (cheap,
+    and equal exactly when the values are equal); anything else unhashable is
+    replaced by its stable content digest.
+
+    Raises:
+        CacheKeyError: some argument cannot be keyed at all.
+
+    >>> memory_key(([1, 2], {"a": 1})) == memory_key(([1, 2], {"a": 1}))
+    True
+    """
+    if not typed:
+        try:
+            frozen: Hashable = _freeze(key)
+            hash(frozen)
+        except TypeError:
+            pass
+        else:
+            return frozen
+    return DigestKey(stable_digest(key, typed=typed))
+

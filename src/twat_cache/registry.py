@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from twat_cache._log import logger
 from twat_cache.engines.base import AsyncCacheEngine
 from twat_cache.exceptions import CacheOperationError
 
@@ -125,8 +126,8 @@ class CacheRegistry:
         for entry in entries:
             try:
                 entry.engine.close()
-            except Exception:  # closing is best effort
-                continue
+            except Exception as exc:  # closing is best effort, but say so
+                logger.trace("twat_cache: closing {} failed: {!r}", entry.name, exc)
 
 
 registry = CacheRegistry()

@@ -29,7 +29,7 @@ from twat_cache.engines import CacheEngineManager, get_engine_manager
 from twat_cache.engines.adapters import ThreadedEngine
 from twat_cache.engines.base import AnyEngine, AsyncCacheEngine, CacheEngine, MemoryEngine
 from twat_cache.exceptions import CacheKeyError, ConfigurationError
-from twat_cache.keys import DigestKey, describe_unkeyable, stable_digest
+from twat_cache.keys import describe_unkeyable, memory_key, stable_digest
 from twat_cache.registry import CacheEntry, registry
 
 __all__ = ["CacheCore", "make_cached", "make_passthrough"]
@@ -131,7 +131,7 @@ class _Plan:
             self.key_names = []
         else:
             self.key = "(" + "".join(part + ", " for part in key_parts) + ")"
-        if self.key == self.args and not self.method:
+        if in_memory and self.key == self.args and not self.method:
             self.args = "_tc_k"  # the key is the argument tuple: reuse it on a miss
 
     @staticmethod
@@ -373,10 +373,10 @@ class CacheCore:
             if limit is not None and len(keys) > 2 * limit + 16:
                 keys.intersection_update([k for k in keys if k in self.engine])
 
-    def digest_key(self, key: Any) -> DigestKey:
-        """A content digest for a key holding unhashable values (memory engines)."""
+    def digest_key(self, key: Any) -> Hashable:
+        """A hashable stand-in for a key holding unhashable values (memory engines)."""
         try:
-            return DigestKey(stable_digest(key, typed=self.config.typed))
+            return memory_key(key, typed=self.config.typed)
         except CacheKeyError:
             values = key if isinstance(key, tuple) else (key,)
             raise describe_unkeyable(self.plan.key_names, values, self.config.typed) from None
@@ -391,7 +391,7 @@ class CacheCore:
 
     def key_for(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
         """The key this call is stored under (what the wrapper computes)."""
-        key = self.keyof(*args, **kwargs)
+        key: Hashable = self.keyof(*args, **kwargs)
         if not self.in_memory:
             return self.stable_key(key)
         try:
@@ -717,7 +717,7 @@ def _attach(wrapper: Any, core: CacheCore) -> None:
     wrapper.cache_refresh = core.cache_refresh
     wrapper.cache_bypass = core.cache_bypass
     wrapper.engine = core.engine
-    wrapper.__twat_cache_why__ = core.why
+    wrapper._twat_core = core  # for the registry, the CLI and white-box tests
 
 
 def _default_name(func: Callable[..., Any]) -> str:

@@ -276,12 +276,12 @@ def explain_selection(func: Any) -> str:
     >>> "mcache" in explain_selection(f)
     True
     """
-    why = getattr(func, "__twat_cache_why__", None)
-    params = getattr(func, "cache_parameters", None)
-    if why is None or params is None:
+    core = getattr(func, "_twat_core", None)
+    if core is None:
         msg = f"{func!r} is not a function decorated by twat_cache"
         raise ConfigurationError(msg)
-    chosen = params()
+    why = core.why
+    chosen = core.cache_parameters()
     text = f"engine {chosen['engine']!r} for {chosen['name']!r}: {why}"
     if chosen.get("fallback"):
         text += f"; fell back because {chosen['fallback']}"

@@ -34,15 +34,16 @@ class CacheBoxEngine(MemoryEngine):
         return None
 
     def __init__(self, config: CacheConfig) -> None:
-        import cachebox
+        import cachebox  # optional engine: imported on use, never at import
 
         super().__init__(config)
         maxsize = config.maxsize or 0  # cachebox: 0 means unbounded
-        if config.ttl is not None:
-            self.mapping = cachebox.TTLCache(maxsize, config.ttl or 1e-9)
+        cache: Any
+        if config.ttl is not None:  # ttl=0 never reaches it: MemoryEngine.store skips it
+            cache = cachebox.TTLCache(maxsize, config.ttl or 1e-9)
         else:
-            cache_cls = getattr(cachebox, self._CLASSES[config.policy])
-            self.mapping = cache_cls(maxsize)
+            cache = getattr(cachebox, self._CLASSES[config.policy])(maxsize)
+        self.mapping = cache
 
 
 class _Locked(MutableMapping[Hashable, Any]):
@@ -91,7 +92,7 @@ class CacheToolsEngine(MemoryEngine):
         return None
 
     def __init__(self, config: CacheConfig) -> None:
-        import cachetools
+        import cachetools  # imported on use, like every engine
 
         super().__init__(config)
         maxsize: float = math.inf if config.maxsize is None else max(config.maxsize, 1)

@@ -1,0 +1,155 @@
+"""Compute once: concurrent calls on one cold key run the function once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from twat_cache import mcache
+
+
+def test_32_threads_one_cold_key_compute_once(calls):
+    """32 threads calling the same cold key run the function once and all get its value."""
+    barrier = threading.Barrier(32)
+
+    @mcache
+    def slow(x):
+        calls(x)
+        time.sleep(0.2)
+        return x * 2
+
+    def call():
+        barrier.wait()
+        return slow(21)
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(lambda _: call(), range(32)))
+    assert results == [42] * 32
+    assert calls == [21]
+    assert not slow._twat_core._pending  # the per-key lock table is empty afterwards
+
+
+def test_lock_false_lets_threads_compute(calls):
+    """lock=False trades duplicate work for no waiting (as cachetools without a lock)."""
+    barrier = threading.Barrier(4)
+
+    @mcache(lock=False)
+    def slow(x):
+        barrier.wait(timeout=5)  # all four are inside at once
+        calls(x)
+        return x
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(slow, [1, 1, 1, 1])) == [1, 1, 1, 1]
+    assert len(calls) == 4
+
+
+def test_different_keys_do_not_wait_on_each_other():
+    """A slow key does not block a call for another key."""
+    release = threading.Event()
+
+    @mcache
+    def f(x):
+        if x == "slow":
+            release.wait(timeout=10)
+        return x
+
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(f, "slow")
+        fast = pool.submit(f, "fast")
+        assert fast.result(timeout=5) == "fast"
+        assert not slow.done()
+        release.set()
+        assert slow.result(timeout=5) == "slow"
+
+
+def test_failed_owner_lets_a_waiter_take_over(calls):
+    """When the computing call raises, waiting calls retry; nothing failed is cached."""
+    barrier = threading.Barrier(8)
+
+    @mcache
+    def flaky(x):
+        calls(x)
+        time.sleep(0.05)
+        if len(calls) == 1:
+            raise RuntimeError("first attempt fails")
+        return x
+
+    def call():
+        barrier.wait()
+        try:
+            return flaky(1)
+        except RuntimeError:
+            return "error"
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: call(), range(8)))
+    assert results.count("error") == 1
+    assert results.count(1) == 7
+    assert len(calls) == 2
+
+
+def test_pending_table_does_not_grow(calls):
+    """Thousands of distinct keys leave no per-key lock behind."""
+
+    @mcache(maxsize=10)
+    def f(x):
+        return x
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(f, range(5000)))
+    assert not f._twat_core._pending
+
+
+def test_recursive_function_does_not_deadlock():
+    """A function calling itself with the same key (through a fallback) does not hang."""
+    depth = []
+
+    @mcache
+    def f(n):
+        depth.append(n)
+        if len(depth) < 3:
+            return f(n)
+        return n
+
+    assert f(5) == 5
+
+
+def test_200_tasks_one_cold_key_compute_once(calls):
+    """200 asyncio tasks on one cold key await one computation."""
+
+    @mcache
+    async def fetch(x):
+        calls(x)
+        await asyncio.sleep(0.05)
+        return x + 1
+
+    async def main():
+        return await asyncio.gather(*(fetch(1) for _ in range(200)))
+
+    assert asyncio.run(main()) == [2] * 200
+    assert calls == [1]
+    assert not fetch._twat_core._apending
+
+
+def test_cancelled_owner_does_not_hang_waiters(calls):
+    """Cancelling the task that computes lets a waiting task take over."""
+
+    @mcache
+    async def fetch(x):
+        calls(x)
+        await asyncio.sleep(0.1)
+        return x
+
+    async def main():
+        owner = asyncio.create_task(fetch(1))
+        await asyncio.sleep(0.01)
+        waiters = [asyncio.create_task(fetch(1)) for _ in range(5)]
+        await asyncio.sleep(0.01)
+        owner.cancel()
+        return await asyncio.wait_for(asyncio.gather(*waiters), timeout=5)
+
+    assert asyncio.run(main()) == [1] * 5
+    assert len(calls) == 2

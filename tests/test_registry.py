@@ -1,0 +1,90 @@
+"""The global registry: get_stats, clear_cache, list_caches."""
+
+from __future__ import annotations
+
+import pytest
+
+from twat_cache import CacheOperationError, clear_cache, get_stats, list_caches, mcache
+
+
+def test_stats_for_one_and_all(calls):
+    """get_stats reports hits, misses, hit_rate, size, maxsize, engine and errors."""
+
+    @mcache(name="squares", maxsize=10)
+    def square(x):
+        calls(x)
+        return x * x
+
+    square(2), square(2), square(2), square(3)
+    stats = get_stats("squares")
+    assert stats["hits"] == 2
+    assert stats["misses"] == 2
+    assert stats["hit_rate"] == 0.5
+    assert stats["size"] == 2
+    assert stats["maxsize"] == 10
+    assert stats["engine"] == "cachebox"
+    assert stats["errors"] == 0
+    assert get_stats() == {"squares": stats}
+    assert list_caches() == ["squares"]
+
+
+def test_clear_one_and_all(calls):
+    """clear_cache(name) clears one cache; clear_cache() clears every cache."""
+
+    @mcache(name="a")
+    def a(x):
+        calls(("a", x))
+        return x
+
+    @mcache(name="b")
+    def b(x):
+        calls(("b", x))
+        return x
+
+    a(1), b(1)
+    clear_cache("a")
+    a(1), b(1)
+    assert calls == [("a", 1), ("b", 1), ("a", 1)]
+    clear_cache()
+    a(1), b(1)
+    assert calls[-2:] == [("a", 1), ("b", 1)]
+    assert get_stats("a")["size"] == 1
+
+
+def test_unknown_name_is_an_error():
+    """An unknown cache name raises, listing the known ones, rather than returning zeros."""
+
+    @mcache(name="known")
+    def f():
+        return 1
+
+    with pytest.raises(CacheOperationError, match="known"):
+        get_stats("unknown")
+    with pytest.raises(CacheOperationError):
+        clear_cache("unknown")
+
+
+def test_default_name_is_module_and_qualname():
+    """Without name=, a cache is registered under module.qualname."""
+
+    @mcache
+    def f():
+        return 1
+
+    f()
+    assert f"{__name__}.test_default_name_is_module_and_qualname.<locals>.f" in list_caches()
+
+
+def test_redefined_function_gets_a_fresh_cache(calls):
+    """Re-running a definition (a notebook cell) starts a fresh cache under the same name."""
+    results = []
+    for offset in (1, 100):
+
+        @mcache
+        def f(x):
+            calls(x)
+            return x + offset  # noqa: B023 - each definition sees its own offset
+
+        results.append(f(1))
+    assert results == [2, 101]
+    assert len(list_caches()) == 1
