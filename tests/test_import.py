@@ -41,6 +41,7 @@ def test_all_is_sorted_and_complete():
     public = {n for n in dir(twat_cache) if not n.startswith("_")} - {
         "annotations",
         "config",
+        "context",
         "decorators",
         "engines",
         "exceptions",

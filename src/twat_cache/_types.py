@@ -80,9 +80,7 @@ class AsyncCachedFunction(Protocol[P, R]):
         """The engine object in use; its ``name`` is e.g. ``"aiocache"``."""
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
-    def __get__(
-        self, instance: object, owner: type | None = None
-    ) -> AsyncCachedFunction[..., R]:
+    def __get__(self, instance: object, owner: type | None = None) -> AsyncCachedFunction[..., R]:
         """Methods: bound access keeps the return type (arguments are not re-checked)."""
 
     def cache_info(self) -> CacheInfo: ...
@@ -97,7 +95,7 @@ class CacheDecorator(Protocol):
     """What a called decorator (``@acache(ttl=60)``) returns: sync or async, typed apart."""
 
     @overload
-    def __call__(  # type: ignore[overload-overlap] - a coroutine function is also a callable
+    def __call__(  # type: ignore[overload-overlap]  # a coroutine function is a callable too
         self, func: Callable[P, Coroutine[Any, Any, R]], /
     ) -> AsyncCachedFunction[P, R]: ...
     @overload

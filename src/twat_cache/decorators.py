@@ -97,7 +97,7 @@ def mcache(func: Any = None, /, **options: Any) -> Any:
 @overload
 def acache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
 @overload
-def acache(  # type: ignore[overload-overlap] - a coroutine function is also a callable
+def acache(  # type: ignore[overload-overlap]  # a coroutine function is a callable too
     func: Callable[P, Coroutine[Any, Any, R]], /
 ) -> AsyncCachedFunction[P, R]: ...
 @overload
@@ -125,7 +125,7 @@ def acache(func: Any = None, /, **options: Any) -> Any:
 @overload
 def ucache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
 @overload
-def ucache(  # type: ignore[overload-overlap] - a coroutine function is also a callable
+def ucache(  # type: ignore[overload-overlap]  # a coroutine function is a callable too
     func: Callable[P, Coroutine[Any, Any, R]], /
 ) -> AsyncCachedFunction[P, R]: ...
 @overload

@@ -371,7 +371,8 @@ class CacheCore:
             keys.add(key)
             limit = self.config.maxsize
             if limit is not None and len(keys) > 2 * limit + 16:
-                keys.intersection_update([k for k in keys if k in self.engine])
+                mapping = getattr(self.engine, "mapping")  # noqa: B009 - memory engines only
+                keys.intersection_update([k for k in keys if k in mapping])
 
     def digest_key(self, key: Any) -> Hashable:
         """A hashable stand-in for a key holding unhashable values (memory engines)."""

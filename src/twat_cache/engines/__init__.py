@@ -259,10 +259,10 @@ def choose_chain(
             if large
             else f"{', '.join(location)} given: a persistent cache"
         )
-        chain = CHAINS.get(kind)
-        if chain is None:
+        persistent = CHAINS.get(kind)
+        if persistent is None:
             return MEMORY_CHAIN, f"{why}; {kind}'s engines are not in this build: mcache's chain"
-        return chain, f"{why}: {kind}'s chain"
+        return persistent, f"{why}: {kind}'s chain"
     return MEMORY_CHAIN, "no engine, redis_url, location or large return type: mcache's chain"
 
 

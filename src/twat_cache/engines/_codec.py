@@ -64,7 +64,7 @@ class Codec:
     def dumps(self, value: Any) -> bytes:
         """Serialize (and sign) ``value``."""
         try:
-            payload = self._dumps(value)
+            payload: bytes = self._dumps(value)
         except SerializationError:
             raise
         except Exception as exc:

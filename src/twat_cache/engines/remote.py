@@ -25,8 +25,8 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Hashable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import AsyncGenerator, Hashable
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from twat_cache._types import MISSING
@@ -107,7 +107,7 @@ class _Breaker:
         return "closed" if not self.open_until else "open"
 
 
-async def _close_with_loop(pool: redis.asyncio.ConnectionPool) -> AsyncIterator[None]:
+async def _close_with_loop(pool: redis.asyncio.ConnectionPool) -> AsyncGenerator[None, None]:
     """Parked async generator: the loop's ``shutdown_asyncgens`` closes the pool in time."""
     try:
         yield
@@ -139,7 +139,7 @@ class _Server:
             OSError,
         )
         self._aclients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, AsyncIterator[None]]
+            asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, AsyncGenerator[None, None]]
         ] = weakref.WeakKeyDictionary()
 
     async def aclient(self) -> redis.asyncio.Redis:
@@ -249,7 +249,7 @@ class RedisEngine(CacheEngine):
         self.breaker.success()
         if data is None:
             return MISSING
-        return self.codec.loads(data)
+        return self.codec.loads(cast(bytes, data))  # responses are never decoded
 
     def set(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
         ttl = self.config.ttl if ttl is None else ttl
@@ -373,7 +373,7 @@ class AsyncRedisEngine(AsyncCacheEngine):
         self.breaker.success()
         if data is None:
             return MISSING
-        return self.codec.loads(data)
+        return self.codec.loads(cast(bytes, data))  # responses are never decoded
 
     async def set(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
         ttl = self.config.ttl if ttl is None else ttl
