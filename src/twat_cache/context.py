@@ -92,7 +92,8 @@ class CacheContext:
         if isinstance(self.engine, AsyncCacheEngine):
             self._aengine = self.engine
         elif not isinstance(self.engine, MemoryEngine):
-            self._aengine = self.engine.async_engine() or ThreadedEngine(self.engine)
+            twin = self.engine.async_engine()
+            self._aengine = twin if twin is not None else ThreadedEngine(self.engine)
         self._closed = False
 
     # -- keys and engine access --------------------------------------------------

@@ -28,7 +28,7 @@ from twat_cache.config import CacheConfig
 from twat_cache.engines import CacheEngineManager, get_engine_manager
 from twat_cache.engines.adapters import ThreadedEngine
 from twat_cache.engines.base import AnyEngine, AsyncCacheEngine, CacheEngine, MemoryEngine
-from twat_cache.exceptions import CacheKeyError, ConfigurationError
+from twat_cache.exceptions import CacheKeyError, ConfigurationError, SerializationError
 from twat_cache.keys import describe_unkeyable, memory_key, stable_digest
 from twat_cache.registry import CacheEntry, registry
 
@@ -225,7 +225,8 @@ class CacheCore:
                 raise ConfigurationError(msg)
             self.aengine = self.engine
         elif self.is_async and not isinstance(self.engine, MemoryEngine):
-            self.aengine = self.engine.async_engine() or ThreadedEngine(self.engine)
+            twin = self.engine.async_engine()  # (an empty engine is falsy: test for None)
+            self.aengine = twin if twin is not None else ThreadedEngine(self.engine)
         self.why = ""
         self.namespace = (self.name, config.version or "")
         self.hits = 0
@@ -413,6 +414,11 @@ class CacheCore:
             return self._sync_engine().get(key)
         except Exception as exc:
             self._fault("read", exc)
+            if isinstance(exc, SerializationError):  # a corrupt entry is dropped, then recomputed
+                try:
+                    self._sync_engine().delete(key)
+                except Exception as drop:
+                    self._fault("delete", drop)
             return MISSING
 
     def store(self, key: Hashable, value: Any, oid: int | None = None) -> None:
@@ -475,6 +481,11 @@ class CacheCore:
             return await self.aengine.get(key)
         except Exception as exc:
             self._fault("read", exc)
+            if isinstance(exc, SerializationError):
+                try:
+                    await self.aengine.delete(key)
+                except Exception as drop:
+                    self._fault("delete", drop)
             return MISSING
 
     async def astore(self, key: Hashable, value: Any, oid: int | None = None) -> None:

