@@ -35,6 +35,9 @@ from twat_cache.registry import CacheEntry, registry
 __all__ = ["CacheCore", "make_cached", "make_passthrough"]
 
 _NO_KWARGS: dict[str, Any] = {}
+#: Types whose equal values always have equal stable encodings (``typed=False``).
+_PLAIN_SCALARS = frozenset({int, str, bytes, float, bool, type(None)})
+_DIGEST_MEMO = 4096
 _PREFIX = "_tc_"
 
 _MEMORY_TEMPLATE = """
@@ -239,6 +242,7 @@ class CacheCore:
         self._plock = threading.Lock()
         self._instances: dict[int, tuple[weakref.ref[Any], set[Hashable]]] = {}
         self._instance_modes: dict[type, int] = {}
+        self._digests: dict[tuple[Any, ...], str] | None = None if config.typed else {}
         self._ilock = threading.Lock()
         self.plan = _Plan(func, config, self.in_memory)
         self.wrapper, self.keyof = self._build()
@@ -384,7 +388,30 @@ class CacheCore:
             raise describe_unkeyable(self.plan.key_names, values, self.config.typed) from None
 
     def stable_key(self, values: Any) -> str:
-        """The digest a persistent or shared engine stores under."""
+        """The digest a persistent or shared engine stores under.
+
+        Digests of flat tuples of plain scalars are remembered (a few
+        thousand at most): hashing them again costs more than a Redis
+        round trip's tenth. Only such tuples are, because equal values
+        of those types always encode alike unless ``typed=True``, which
+        is never remembered; ``Decimal(1) == 1`` and the like never reach it.
+        """
+        memo = self._digests
+        if (
+            memo is not None
+            and type(values) is tuple
+            and all(type(v) in _PLAIN_SCALARS for v in values)
+        ):
+            digest = memo.get(values)
+            if digest is None:
+                digest = self._digest(values)
+                if len(memo) >= _DIGEST_MEMO:
+                    memo.clear()
+                memo[values] = digest
+            return digest
+        return self._digest(values)
+
+    def _digest(self, values: Any) -> str:
         try:
             return stable_digest(self.namespace, values, typed=self.config.typed)
         except CacheKeyError:
