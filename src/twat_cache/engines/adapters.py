@@ -16,6 +16,7 @@ import inspect
 import os
 import threading
 from collections.abc import Coroutine, Hashable
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, ClassVar, TypeVar
 
 from twat_cache._types import MISSING
@@ -44,6 +45,17 @@ def executor() -> concurrent.futures.ThreadPoolExecutor:
                     thread_name_prefix="twat_cache-io",
                 )
     return _executor
+
+
+def _forget_after_fork() -> None:
+    """A forked child has neither the parent's pool threads nor its loop thread."""
+    global _executor, _loop, _lock
+    _executor = _loop = None
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _background_loop() -> asyncio.AbstractEventLoop:
@@ -95,6 +107,10 @@ class ThreadedEngine(AsyncCacheEngine):
     def clear_sync(self) -> None:
         self.engine.clear()
 
+    def key_lock(self, key: str) -> AbstractAsyncContextManager[object] | None:
+        lock = self.engine.key_lock(key)
+        return None if lock is None else _ThreadedLock(self, lock)
+
     async def aclose(self) -> None:
         await self._run(self.engine.close)
 
@@ -103,6 +119,20 @@ class ThreadedEngine(AsyncCacheEngine):
 
     def __len__(self) -> int:
         return len(self.engine)
+
+
+class _ThreadedLock:
+    """A sync engine's cross-process lock, entered and left in the shared pool."""
+
+    def __init__(self, engine: ThreadedEngine, lock: AbstractContextManager[object]) -> None:
+        self.engine = engine
+        self.lock = lock
+
+    async def __aenter__(self) -> object:
+        return await self.engine._run(self.lock.__enter__)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.engine._run(self.lock.__exit__, None, None, None)
 
 
 class BackendEngine(CacheEngine):
