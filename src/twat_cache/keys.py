@@ -363,4 +363,3 @@ def memory_key(key: Any, *, typed: bool = False) -> Hashable:
         else:
             return frozen
     return DigestKey(stable_digest(key, typed=typed))
-
