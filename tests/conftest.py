@@ -14,6 +14,9 @@ from loguru import logger
 from twat_cache._log import reset_warnings
 from twat_cache.registry import registry
 
+# tests/typing is checked by mypy, never run.
+collect_ignore_glob = ["typing/*"]
+
 _BEHAVIOUR_VARS = (
     "TWAT_CACHE_DIR",
     "TWAT_CACHE_TTL",
