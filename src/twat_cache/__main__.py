@@ -3,45 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import math
+import json
 import os
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["main"]
 
 
-def _count_primes(limit: int) -> int:
-    """A real CPU-bound workload: a sieve of Eratosthenes."""
-    sieve = bytearray([1]) * (limit + 1)
-    sieve[0:2] = b"\x00\x00"
-    for i in range(2, math.isqrt(limit) + 1):
-        if sieve[i]:
-            sieve[i * i :: i] = bytes(len(range(i * i, limit + 1, i)))
-    return sum(sieve)
-
-
-def _time_call(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def _hit_time(fn: Callable[[], Any], repeat: int = 2000) -> float:
-    samples = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(repeat):
-            fn()
-        samples.append((time.perf_counter() - start) / repeat)
-    return statistics.median(samples)
+def _rich() -> Any:
+    """The rich console, or a one-line error: the command line needs the [cli] extra."""
+    try:
+        import rich.console
+    except ImportError:
+        print("twat-cache: the command line needs rich: pip install 'twat-cache[cli]'")
+        raise SystemExit(1) from None
+    return rich.console.Console()
 
 
 def _fmt(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:,.2f} s"
     if seconds >= 1e-3:
         return f"{seconds * 1e3:,.1f} ms"
     if seconds >= 1e-6:
@@ -51,40 +35,38 @@ def _fmt(seconds: float) -> str:
 
 def _demo(args: argparse.Namespace) -> int:
     from loguru import logger
+    from rich.progress import Progress
+    from rich.table import Table
 
-    from twat_cache import clear_cache, get_engine_manager, mcache
+    from twat_cache import clear_cache
+    from twat_cache._demo import scenarios
 
+    console = _rich()
     logger.disable("twat_cache")
-    limit = args.limit
-    available = set(get_engine_manager().available())
-    rows: list[tuple[str, str, str, str, str]] = []
+    redis_url = args.redis_url or os.environ.get("TWAT_CACHE_REDIS_URL")
+    results = []
     with tempfile.TemporaryDirectory(prefix="twat-cache-demo-") as root:
         os.environ["TWAT_CACHE_DIR"] = root  # persistent engines write here, then it is removed
-        engines = [name for name in ("cachebox", "cachetools", "functools") if name in available]
-        for index, engine in enumerate(engines, 1):
-            print(f"[{index}/{len(engines)}] mcache on {engine}: counting primes below {limit:,}")
-
-            @mcache(engine=engine, name=f"demo.{engine}")
-            def primes(limit: int) -> int:
-                return _count_primes(limit)
-
-            miss = _time_call(lambda: primes(limit))
-            hit = _hit_time(lambda: primes(limit))
-            rows.append(
-                (
-                    "mcache",
-                    primes.engine.name,
-                    _fmt(miss),
-                    _fmt(hit),
-                    f"{miss / hit:,.0f}x",
-                )
-            )
+        todo = scenarios(args.limit, redis_url)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("caching", total=len(todo))
+            for scenario in todo:
+                progress.update(task, description=scenario.title)
+                results.append(scenario.run())
+                progress.advance(task)
         clear_cache()
-    header = ("decorator", "engine", "miss", "hit", "speed-up")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print()
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    if args.json:
+        rows = [{**vars(r), "speedup": r.speedup} for r in results]
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="twat-cache demo: first call (miss) vs. cached call (hit)")
+    for column in ("decorator", "engine", "miss", "hit", "speed-up", "entries"):
+        table.add_column(column, justify="left" if column in ("decorator", "engine") else "right")
+    for r in results:
+        table.add_row(
+            r.decorator, r.engine, _fmt(r.miss), _fmt(r.hit), f"{r.speedup:,.0f}x", str(r.entries)
+        )
+    console.print(table)
     return 0
 
 
@@ -115,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run each decorator on a real workload")
     demo.add_argument("--limit", type=int, default=2_000_000, help="primes below this number")
+    demo.add_argument("--redis-url", help="also run on this Redis (default: TWAT_CACHE_REDIS_URL)")
+    demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.set_defaults(run=_demo)
     engines = commands.add_parser("engines", help="installed engines and fallback chains")
     engines.set_defaults(run=_engines)

@@ -1,0 +1,161 @@
+"""The workloads of ``python -m twat_cache demo``: one real job per decorator.
+
+Each scenario decorates a fresh function, times the first call (the miss),
+then the median of repeated hits, in a temporary cache root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Result", "Scenario", "scenarios"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one scenario measured."""
+
+    decorator: str
+    engine: str
+    miss: float
+    hit: float
+    entries: int
+
+    @property
+    def speedup(self) -> float:
+        return self.miss / self.hit if self.hit else math.inf
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A decorator on a workload; ``run`` returns what it measured."""
+
+    title: str
+    run: Callable[[], Result]
+
+
+def count_primes(limit: int) -> int:
+    """CPU-bound: a sieve of Eratosthenes."""
+    sieve = bytearray([1]) * (limit + 1)
+    sieve[0:2] = b"\x00\x00"
+    for i in range(2, math.isqrt(limit) + 1):
+        if sieve[i]:
+            sieve[i * i :: i] = bytes(len(range(i * i, limit + 1, i)))
+    return sum(sieve)
+
+
+def build_report(rows: int) -> dict[str, Any]:
+    """Data-pipeline style: generate, serialize and aggregate records."""
+    records = [{"id": i, "group": i % 7, "value": (i * 7919) % 1000} for i in range(rows)]
+    text = json.dumps(records)
+    totals: dict[int, int] = {}
+    for record in json.loads(text):
+        totals[record["group"]] = totals.get(record["group"], 0) + record["value"]
+    return {"rows": rows, "totals": totals}
+
+
+def _time(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _hit_time(fn: Callable[[], Any], budget: float = 0.05) -> float:
+    """Median seconds per hit over 5 batches sized to about ``budget`` seconds each."""
+    number = max(1, min(20_000, int(budget / max(_time(fn), 1e-7))))
+    samples = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - start) / number)
+    return statistics.median(samples)
+
+
+def _measure(decorator: str, cached: Any, call: Callable[[], Any]) -> Result:
+    miss = _time(call)
+    hit = _hit_time(call)
+    return Result(decorator, cached.engine.name, miss, hit, cached.cache_info().currsize)
+
+
+def _measure_async(decorator: str, cached: Any, call: Callable[[], Awaitable[Any]]) -> Result:
+    async def timed() -> tuple[float, float]:
+        start = time.perf_counter()
+        await call()
+        miss = time.perf_counter() - start
+        samples = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(2000):
+                await call()
+            samples.append((time.perf_counter() - start) / 2000)
+        return miss, statistics.median(samples)
+
+    miss, hit = asyncio.run(timed())
+    return Result(decorator, cached.engine.name, miss, hit, cached.cache_info().currsize)
+
+
+def scenarios(limit: int, redis_url: str | None) -> list[Scenario]:
+    """Every scenario the demo runs, in order (Redis only when a URL is given)."""
+    from twat_cache import acache, get_engine_manager, mcache, ucache
+
+    available = set(get_engine_manager().available())
+    found: list[Scenario] = []
+
+    def memory(engine: str) -> Result:
+        @mcache(engine=engine, name=f"demo.mcache.{engine}")
+        def primes(limit: int) -> int:
+            return count_primes(limit)
+
+        return _measure("mcache", primes, lambda: primes(limit))
+
+    found += [
+        Scenario(f"mcache on {engine}: primes below {limit:,}", _bind(memory, engine))
+        for engine in ("cachebox", "cachetools", "functools")
+        if engine in available
+    ]
+
+    def asynchronous() -> Result:
+        @acache(name="demo.acache", ttl=600)
+        async def fetch(url: str) -> dict[str, str]:
+            await asyncio.sleep(0.05)  # a network round trip
+            return {"url": url, "status": "200"}
+
+        return _measure_async("acache", fetch, lambda: fetch("https://example.org/data"))
+
+    found.append(Scenario("acache: a 50 ms async request", asynchronous))
+
+    def universal() -> Result:
+        @ucache(name="demo.ucache")
+        def report(rows: int) -> dict[str, Any]:
+            return build_report(rows)
+
+        return _measure("ucache", report, lambda: report(50_000))
+
+    found.append(Scenario("ucache: a 50,000-record JSON report", universal))
+
+    if redis_url:
+
+        def remote() -> Result:
+            @ucache(name="demo.redis", redis_url=redis_url, ttl=600)
+            def report(rows: int) -> dict[str, Any]:
+                return build_report(rows)
+
+            try:
+                return _measure("ucache(redis_url)", report, lambda: report(50_000))
+            finally:
+                report.cache_clear()
+
+        found.append(Scenario("redis: the JSON report, shared by every process", remote))
+    return found
+
+
+def _bind(fn: Callable[[str], Result], arg: str) -> Callable[[], Result]:
+    return lambda: fn(arg)
