@@ -13,8 +13,9 @@ from __future__ import annotations
 from twat_cache._types import MISSING, CachedFunction, CacheInfo
 from twat_cache._version import __version__
 from twat_cache.config import CacheConfig, create_cache_config
-from twat_cache.decorators import CacheOptions, mcache
+from twat_cache.decorators import CacheOptions, bcache, fcache, mcache
 from twat_cache.engines import CacheEngineManager, get_engine_manager, register_engine
+from twat_cache.engines.backend import AsyncBackend, Backend
 from twat_cache.engines.base import CacheEngine
 from twat_cache.exceptions import (
     CacheKeyError,
@@ -25,9 +26,12 @@ from twat_cache.exceptions import (
     TwatCacheError,
 )
 from twat_cache.registry import clear_cache, get_stats, list_caches
+from twat_cache.serializers import Serializer
 
 __all__ = [
     "MISSING",
+    "AsyncBackend",
+    "Backend",
     "CacheConfig",
     "CacheEngine",
     "CacheEngineManager",
@@ -39,10 +43,13 @@ __all__ = [
     "ConfigurationError",
     "EngineNotAvailableError",
     "SerializationError",
+    "Serializer",
     "TwatCacheError",
     "__version__",
+    "bcache",
     "clear_cache",
     "create_cache_config",
+    "fcache",
     "get_engine_manager",
     "get_stats",
     "list_caches",

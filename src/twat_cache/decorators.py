@@ -11,11 +11,12 @@ from typing_extensions import TypedDict, Unpack
 
 from twat_cache._types import CachedFunction, P, R
 from twat_cache.config import Policy, caching_disabled, create_cache_config
-from twat_cache.engines import CHAINS
+from twat_cache.engines import BACKEND_CHAIN, CHAINS
+from twat_cache.engines.backend import check_backend
 from twat_cache.exceptions import ConfigurationError
 from twat_cache.wrapper import make_cached, make_passthrough
 
-__all__ = ["CacheOptions", "mcache"]
+__all__ = ["CacheOptions", "bcache", "fcache", "mcache"]
 
 T = TypeVar("T")
 
@@ -56,7 +57,8 @@ def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:
         )
         raise ConfigurationError(msg)
     config = create_cache_config(**options)
-    chain = CHAINS[kind]
+    check_backend(config.backend)
+    chain = BACKEND_CHAIN if config.backend is not None else CHAINS[kind]
 
     def decorate(target: Any) -> Any:
         if isinstance(target, (classmethod, staticmethod)):
@@ -90,3 +92,57 @@ def mcache(func: Any = None, /, **options: Any) -> Any:
     (4, 4, 1)
     """
     return _decorate("mcache", func, options)
+
+
+@overload
+def bcache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+@overload
+def bcache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
+@overload
+def bcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
+@overload
+def bcache(
+    func: None = None, /, **options: Unpack[CacheOptions]
+) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
+def bcache(func: Any = None, /, **options: Any) -> Any:
+    """Cache results on disk, for many small and medium values: diskcache > klepto > memory.
+
+    Entries survive the process and are shared by every process using the same
+    cache folder; the function's source code and ``version=`` are part of the
+    key, so editing the body starts a fresh cache.
+
+    >>> @bcache(folder_name="doctest")
+    ... def double(x: int) -> int:
+    ...     return 2 * x
+    >>> double(2), double(2), double.cache_info().hits
+    (4, 4, 1)
+    >>> double.cache_clear()
+    """
+    return _decorate("bcache", func, options)
+
+
+@overload
+def fcache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+@overload
+def fcache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
+@overload
+def fcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
+@overload
+def fcache(
+    func: None = None, /, **options: Unpack[CacheOptions]
+) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
+def fcache(func: Any = None, /, **options: Any) -> Any:
+    """Cache large results in files: joblib > klepto > memory.
+
+    NumPy arrays are stored in the ``.npy`` layout and read back without
+    pickle (``mmap_mode="r"`` maps them read-only instead of reading them);
+    pandas objects go through joblib; anything else through the serializer.
+
+    >>> @fcache(folder_name="doctest")
+    ... def squares(n: int) -> list[int]:
+    ...     return [i * i for i in range(n)]
+    >>> squares(4), squares(4), squares.cache_info().hits
+    ([0, 1, 4, 9], [0, 1, 4, 9], 1)
+    >>> squares.cache_clear()
+    """
+    return _decorate("fcache", func, options)

@@ -21,6 +21,7 @@ from twat_cache.engines.base import CacheEngine, MemoryEngine
 from twat_cache.exceptions import ConfigurationError, EngineNotAvailableError
 
 __all__ = [
+    "BACKEND_CHAIN",
     "CHAINS",
     "CacheEngine",
     "CacheEngineManager",
@@ -36,12 +37,21 @@ MEMORY_CHAIN: Final = ("cachebox", "cachetools", "functools")
 #: able to serve the config wins.
 CHAINS: Final[dict[str, tuple[str, ...]]] = {
     "mcache": MEMORY_CHAIN,
+    "bcache": ("diskcache", "klepto", *MEMORY_CHAIN),
+    "fcache": ("joblib", "klepto", *MEMORY_CHAIN),
 }
+
+#: The chain of a cache given ``backend=``: the user's storage, nothing else.
+BACKEND_CHAIN: Final = ("backend",)
 
 _BUILTIN: Final = {
     "cachebox": "twat_cache.engines.memory:CacheBoxEngine",
     "cachetools": "twat_cache.engines.memory:CacheToolsEngine",
     "functools": "twat_cache.engines.memory:FunctoolsEngine",
+    "diskcache": "twat_cache.engines.disk:DiskCacheEngine",
+    "klepto": "twat_cache.engines.disk:KleptoEngine",
+    "joblib": "twat_cache.engines.files:JoblibEngine",
+    "backend": "twat_cache.engines.backend:BackendEngine",
 }
 
 
