@@ -71,8 +71,8 @@ def log() -> Iterator[list[str]]:
 
 def run_python(code: str, env: dict[str, str] | None = None) -> str:
     """Run ``code`` in a fresh interpreter with this test's environment; return stdout."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import subprocess
+    import sys
 
     full_env = {**os.environ, **(env or {})}
     done = subprocess.run(

@@ -49,9 +49,12 @@ class CacheInfo(NamedTuple):
 class CachedFunction(Protocol[P, R_co]):
     """A function decorated by twat-cache: callable as before, plus cache controls."""
 
-    __wrapped__: Callable[P, R_co]
     __name__: str
     __qualname__: str
+
+    @property
+    def __wrapped__(self) -> Callable[P, R_co]:
+        """The original, undecorated function."""
 
     @property
     def engine(self) -> Any:

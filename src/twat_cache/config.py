@@ -83,7 +83,7 @@ class CacheConfig(BaseModel):
     def _ttl_seconds(cls, value: Any) -> Any:
         if isinstance(value, timedelta):
             value = value.total_seconds()
-        if isinstance(value, bool) or not isinstance(value, (int, float)) and value is not None:
+        if isinstance(value, bool) or (not isinstance(value, (int, float)) and value is not None):
             msg = "must be seconds (a finite number >= 0), a timedelta, or None"
             raise ValueError(msg)
         if value is not None and (not math.isfinite(value) or value < 0):
@@ -127,7 +127,9 @@ class CacheConfig(BaseModel):
             if value not in ("pickle", "json", "typed"):
                 msg = "must be 'pickle', 'json', 'typed' or an object with dumps() and loads()"
                 raise ValueError(msg)
-        elif not (callable(getattr(value, "dumps", None)) and callable(getattr(value, "loads", None))):
+        elif not (
+            callable(getattr(value, "dumps", None)) and callable(getattr(value, "loads", None))
+        ):
             msg = "must be 'pickle', 'json', 'typed' or an object with dumps() and loads()"
             raise ValueError(msg)
         return value

@@ -50,7 +50,11 @@ class CacheOptions(TypedDict, total=False):
 
 def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:
     """Validate now (decoration time), then wrap ``func`` or return a decorator that will."""
-    if func is not None and not callable(func) and not isinstance(func, (classmethod, staticmethod)):
+    if (
+        func is not None
+        and not callable(func)
+        and not isinstance(func, (classmethod, staticmethod))
+    ):
         msg = (
             f"{kind}: the first positional argument must be the function to cache, "
             f"got {func!r}; pass options by keyword, e.g. @{kind}(maxsize={func!r})"
@@ -73,7 +77,7 @@ def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:
 @overload
 def mcache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
 @overload
-def mcache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
+def mcache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...  # type: ignore[overload-overlap]
 @overload
 def mcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 @overload
@@ -97,7 +101,7 @@ def mcache(func: Any = None, /, **options: Any) -> Any:
 @overload
 def bcache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
 @overload
-def bcache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
+def bcache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...  # type: ignore[overload-overlap]
 @overload
 def bcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 @overload
@@ -124,7 +128,7 @@ def bcache(func: Any = None, /, **options: Any) -> Any:
 @overload
 def fcache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
 @overload
-def fcache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
+def fcache(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...  # type: ignore[overload-overlap]
 @overload
 def fcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 @overload

@@ -394,14 +394,13 @@ def source_digest(func: Callable[..., Any]) -> str:
 
 def describe_unkeyable(names: Iterable[str], values: Iterable[Any], typed: bool) -> CacheKeyError:
     """Find the first argument that cannot be encoded and build the error that names it."""
-    for name, value in zip(names, values):
+    for name, value in zip(names, values, strict=False):  # a user key= has no names
         try:
             encode(value, typed=typed)
-        except CacheKeyError as exc:
+        except CacheKeyError as exc:  # noqa: PERF203 - the error path, run once
             return CacheKeyError(
                 f"cannot build a cache key from argument {name!r}: {exc}; "
                 f"pass ignore=({name!r},) to leave it out of the key, key= to build keys "
                 "yourself, or give its class a __cache_key__() method"
             )
     return CacheKeyError("cannot build a cache key from these arguments; pass key= or ignore=")
-

@@ -10,6 +10,7 @@ read it. Nothing here touches the disk until a cache writes.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -63,7 +64,7 @@ def cache_root(config: CacheConfig | None = None) -> Path:
             raise ConfigurationError(msg)
         return path
     try:
-        import platformdirs  # noqa: PLC0415 - optional, and only needed without a configured root
+        import platformdirs  # optional, and only needed without a configured root
     except ImportError:
         return Path.home() / ".cache" / APP_NAME
     return Path(platformdirs.user_cache_dir()) / APP_NAME
@@ -83,8 +84,6 @@ def slug(name: str) -> str:
     safe = _UNSAFE.sub("_", name).strip(".") or "cache"
     if safe == name:
         return safe
-    import hashlib  # noqa: PLC0415 - only for names that need it
-
     return f"{safe[:80]}-{hashlib.blake2b(name.encode(), digest_size=4).hexdigest()}"
 
 
@@ -195,7 +194,7 @@ def key_lock(folder: Path, key: str, secure: bool, timeout: float = LOCK_TIMEOUT
     Where ``fcntl`` does not exist (Windows) the lock is not taken.
     """
     try:
-        import fcntl  # noqa: PLC0415 - POSIX only
+        import fcntl  # POSIX only
     except ImportError:
         yield False
         return

@@ -7,6 +7,7 @@ share one entry, hence one engine.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Callable
@@ -119,10 +120,8 @@ class CacheRegistry:
             entries = list(self._entries.values())
             self._entries.clear()
         for entry in entries:
-            try:
+            with contextlib.suppress(Exception):  # closing is best effort
                 entry.engine.close()
-            except Exception:  # closing is best effort
-                continue
 
 
 registry = CacheRegistry()

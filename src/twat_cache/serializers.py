@@ -128,7 +128,7 @@ class TypedSerializer:
                 "return annotation; annotate it (e.g. -> list[MyModel]) or use 'pickle'"
             )
             raise ConfigurationError(msg)
-        from pydantic import TypeAdapter  # noqa: PLC0415 - only typed caches need it
+        from pydantic import TypeAdapter  # only typed caches need it
 
         self.annotation = hints["return"]
         self._adapter: Any = TypeAdapter(self.annotation)
@@ -169,7 +169,7 @@ class Codec:
     without refuses signed ones, so neither is ever deserialized unchecked.
     """
 
-    __slots__ = ("compress", "serializer", "signed", "tag_size", "_secret")
+    __slots__ = ("_secret", "compress", "serializer", "signed", "tag_size")
 
     def __init__(self, serializer: Serializer, compress: bool, secret: bytes | None) -> None:
         self.serializer = serializer
@@ -218,7 +218,7 @@ class Codec:
             SerializationError: the serializer cannot handle the value.
         """
         try:
-            data = self.serializer.dumps(value)
+            data: Any = self.serializer.dumps(value)  # a user's serializer may return anything
         except SerializationError:
             raise
         except Exception as exc:

@@ -175,9 +175,8 @@ class _Plan:
         names = {p.name: p for p in params}
         self.args = self._call_source(params)[0]  # the options template has no _tc_k
         loc = config.location_arg
-        if loc is not None and (
-            loc not in names or names[loc].kind in (names[loc].VAR_POSITIONAL, names[loc].VAR_KEYWORD)
-        ):
+        variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        if loc is not None and (loc not in names or names[loc].kind in variadic):
             msg = (
                 f"CacheConfig.location_arg: invalid value {loc!r}: not a named parameter of "
                 f"{func.__qualname__}{inspect.signature(func)}"
@@ -451,7 +450,7 @@ class CacheCore:
         for key in keys:
             try:
                 self.engine.delete(key)
-            except Exception as exc:
+            except Exception as exc:  # noqa: PERF203 - rare: an instance was collected
                 self._fault("delete", exc)
 
     def _track(self, key: Hashable, oid: int | None) -> None:
@@ -487,7 +486,7 @@ class CacheCore:
 
     def key_for(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
         """The key this call is stored under (what the wrapper computes)."""
-        key = self.keyof(*args, **kwargs)
+        key: Hashable = self.keyof(*args, **kwargs)
         if not self.in_memory:
             return self.stable_key(key)
         try:
@@ -602,9 +601,7 @@ class CacheCore:
             except Exception as exc:
                 self._fault("unlock", exc)
 
-    def fault(
-        self, exc: Exception, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def fault(self, exc: Exception, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The memory fast path raised: key by content if unhashable, else bypass the cache."""
         if isinstance(exc, TypeError):
             dkey = self.digest_key(key)
@@ -631,14 +628,14 @@ class CacheCore:
             return value
         return self.miss(key, args, kwargs)
 
-    def _options_key(self, values: Any) -> Hashable:
+    def _options_key(self, values: Hashable) -> Hashable:
         if not self.in_memory:
             return self.stable_key(values)
         try:
             hash(values)
         except TypeError:
             return self.digest_key(values)
-        return values  # type: ignore[no-any-return]
+        return values
 
     def _engine_at(self, where: Any) -> CacheEngine:
         """The engine storing under the per-call root ``where`` (memory engines have one)."""

@@ -71,7 +71,7 @@ class DiskCacheEngine(PersistentEngine):
     requires: ClassVar[str | None] = "diskcache"
 
     def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
-        import diskcache  # noqa: PLC0415 - optional engine, imported on use
+        import diskcache  # optional engine, imported on use
 
         super().__init__(config, base)
         self._diskcache = diskcache
@@ -245,7 +245,7 @@ class KleptoEngine(PersistentEngine):
     requires: ClassVar[str | None] = "klepto"
 
     def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
-        import klepto.archives  # noqa: PLC0415 - optional engine, imported on use
+        import klepto.archives  # optional engine, imported on use
 
         super().__init__(config, base)
         self._archives = klepto.archives

@@ -17,11 +17,13 @@ could hide an in-place change made in the same tick.
 
 from __future__ import annotations
 
+import hmac
 import io
 import os
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -96,7 +98,7 @@ class JoblibEngine(PersistentEngine):
     requires: ClassVar[str | None] = "joblib"
 
     def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
-        import joblib  # noqa: PLC0415 - optional engine, imported on use
+        import joblib  # optional engine, imported on use
 
         super().__init__(config, base)
         self._joblib = joblib
@@ -129,8 +131,6 @@ class JoblibEngine(PersistentEngine):
         expire = time.time() + ttl if ttl else 0.0
         compressed = self.config.compress and kind == KIND_SERIALIZED
         if compressed:
-            import zlib  # noqa: PLC0415 - only compressed caches need it
-
             payload = zlib.compress(payload, _ZLIB_LEVEL)
         head = self.codec.head(kind, expire, compressed)
         tagger = self.codec.tagger(key, head)
@@ -188,17 +188,17 @@ class JoblibEngine(PersistentEngine):
             msg = f"stored entry has an unexpected kind {kind}"
             raise SerializationError(msg)
         if flags & FLAG_COMPRESSED:
-            import zlib  # noqa: PLC0415 - only compressed caches need it
-
             payload = zlib.decompress(payload)
         return self.codec.loads(payload)
 
     def _read_array(self, path: Path, fd: int, st: os.stat_result, tag: bytes, tagger: Any) -> Any:
-        import numpy as np  # noqa: PLC0415 - an array entry means NumPy wrote it
+        import numpy as np  # an array entry means NumPy wrote it
 
         fmt = np.lib.format
         with open(fd, "rb", buffering=0, closefd=False) as f:
             version = fmt.read_magic(f)
+            shape: Any
+            dtype: Any
             if version == (1, 0):
                 shape, fortran, dtype = fmt.read_array_header_1_0(f)
             elif version == (2, 0):
@@ -218,7 +218,8 @@ class JoblibEngine(PersistentEngine):
                 raise SerializationError(msg)
             identity = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
             trusted = self._trusted.get(str(path)) == identity
-            order = "F" if fortran else "C"
+            order: Any = "F" if fortran else "C"
+            array: Any
             if self.config.mmap_mode is not None:
                 array = np.memmap(
                     f, dtype=dtype, mode=self.config.mmap_mode, shape=shape, order=order,
@@ -239,8 +240,6 @@ class JoblibEngine(PersistentEngine):
         return array
 
     def _check(self, tag: bytes, tagger: Any) -> None:
-        import hmac  # noqa: PLC0415 - constant-time comparison
-
         if not hmac.compare_digest(tag, tagger.digest()):
             msg = "stored entry failed its integrity check (damaged or tampered with)"
             raise SerializationError(msg)

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator, MutableMapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from twat_cache.config import CacheConfig
 from twat_cache.engines.base import MemoryEngine
@@ -34,12 +34,15 @@ class CacheBoxEngine(MemoryEngine):
         return None
 
     def __init__(self, config: CacheConfig) -> None:
-        import cachebox  # noqa: PLC0415 - optional engine, imported on use
+        import cachebox  # optional engine, imported on use
 
         super().__init__(config)
         maxsize = config.maxsize or 0  # cachebox: 0 means unbounded
         if config.ttl is not None:
-            self.mapping = cachebox.TTLCache(maxsize, config.ttl or 1e-9)
+            # cachebox's stubs leave the key and value types to inference (Never here)
+            self.mapping = cast(
+                "MutableMapping[Hashable, Any]", cachebox.TTLCache(maxsize, config.ttl or 1e-9)
+            )
         else:
             cache_cls = getattr(cachebox, self._CLASSES[config.policy])
             self.mapping = cache_cls(maxsize)
@@ -91,7 +94,7 @@ class CacheToolsEngine(MemoryEngine):
         return None
 
     def __init__(self, config: CacheConfig) -> None:
-        import cachetools  # noqa: PLC0415 - imported on use, like every engine
+        import cachetools  # imported on use, like every engine
 
         super().__init__(config)
         maxsize: float = math.inf if config.maxsize is None else max(config.maxsize, 1)
