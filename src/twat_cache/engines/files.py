@@ -227,7 +227,7 @@ class JoblibEngine(PersistentEngine):
                 )  # fmt: skip
             else:
                 array = np.empty(shape, dtype=dtype, order=order)
-                if _readinto(f, _bytes_view(array)) != count * dtype.itemsize:
+                if count and _readinto(f, _bytes_view(array)) != count * dtype.itemsize:
                     msg = "stored array is truncated"
                     raise SerializationError(msg)
             if not trusted:
