@@ -227,7 +227,9 @@ print(f(2))
 
     def run(body: str) -> list[str]:
         src.write_text(template.format(body=body))
-        return run_python(f"import runpy; runpy.run_path({str(src)!r}, run_name='__main__')").split()
+        return run_python(
+            f"import runpy; runpy.run_path({str(src)!r}, run_name='__main__')"
+        ).split()
 
     assert run(original) == ["computed", "3"]
     assert run(original) == ["3"]

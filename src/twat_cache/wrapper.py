@@ -30,7 +30,7 @@ from twat_cache.config import CacheConfig
 from twat_cache.engines import CacheEngineManager, get_engine_manager
 from twat_cache.engines.base import CacheEngine, MemoryEngine
 from twat_cache.engines.persistent import PersistentEngine
-from twat_cache.exceptions import CacheKeyError, ConfigurationError
+from twat_cache.exceptions import CacheKeyError, ConfigurationError, SerializationError
 from twat_cache.keys import (
     DigestKey,
     describe_unkeyable,
@@ -498,10 +498,16 @@ class CacheCore:
     # -- engine access with fault isolation ------------------------------------
 
     def lookup(self, key: Hashable, engine: CacheEngine | None = None) -> Any:
+        target = self.engine if engine is None else engine
         try:
-            return (self.engine if engine is None else engine).get(key)
+            return target.get(key)
         except Exception as exc:
             self._fault("read", exc)
+            if isinstance(exc, SerializationError):  # a damaged entry: drop it, once
+                try:
+                    target.delete(key)
+                except Exception as drop:
+                    self._fault("delete", drop)
             return MISSING
 
     def store(

@@ -104,10 +104,9 @@ class DiskCacheEngine(PersistentEngine):
                 try:
                     self._cache = self._connect()
                 except sqlite3.DatabaseError as exc:
-                    if not _corrupt(exc):
-                        raise
-                    self._remove_files()
-                    self._cache = self._connect()
+                    if _corrupt(exc):  # the next write starts afresh; this call reports it
+                        self._remove_files()
+                    raise
             return self._cache
 
     def _connect(self) -> Any:
@@ -119,6 +118,7 @@ class DiskCacheEngine(PersistentEngine):
             statistics=False,
             tag_index=False,
             timeout=60,
+            sqlite_mmap_size=0,
         )
 
     def _reader(self) -> sqlite3.Connection | None:
@@ -127,7 +127,7 @@ class DiskCacheEngine(PersistentEngine):
             return None
         uri = f"file:{self._db.as_posix()}?mode=rw"
         con = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
-        con.execute("PRAGMA mmap_size = 67108864")
+        con.execute("PRAGMA mmap_size = 0")  # a mapped file truncated by someone else is a SIGBUS
         self._local.con = con
         self._local.epoch = self._epoch
         with self._open_lock:
@@ -307,13 +307,17 @@ class KleptoEngine(PersistentEngine):
         archive = self._open(create=True)
         archive[key] = text
         entry = self._entry(key)
-        try:  # klepto swallows write errors (a full disk): check the entry landed
+        try:  # klepto swallows write errors (a full disk): check the whole entry landed
+            landed = os.stat(entry / _KLEPTO_FILE).st_size == len(text) + 2  # a JSON string
             if self.secure:
                 os.chmod(entry, 0o700)
             secure_file(entry / _KLEPTO_FILE, self.secure)
         except FileNotFoundError:
-            msg = f"klepto could not store the entry in {self.folder}"
-            raise CacheOperationError(msg) from None
+            landed = False
+        if not landed:
+            remove_path(entry)
+            msg = f"klepto could not store the entry in {self.folder} (disk full?)"
+            raise CacheOperationError(msg)
         if self.config.size_limit is not None:
             self._enforce_limit(len(text))
 
