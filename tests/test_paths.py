@@ -14,7 +14,7 @@ import pytest
 
 from conftest import run_python
 from twat_cache import CacheConfig, ConfigurationError, bcache, create_cache_config, fcache
-from twat_cache.paths import cache_folder, cache_root, key_lock, slug
+from twat_cache.paths import LOCK_STRIPES, KeyLock, cache_folder, cache_root, lock_path, slug
 
 
 def test_root_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -100,13 +100,13 @@ def test_insecure_leaves_the_umask_alone(cache_root: Path) -> None:
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o666 for p in files)
 
 
-def test_key_lock_is_exclusive_and_cleans_up(tmp_path: Path) -> None:
-    """One holder at a time per key; the lock file is removed on release; a timeout gives up."""
+def test_key_lock_is_exclusive_and_bounded(tmp_path: Path) -> None:
+    """One holder at a time per key; a timeout gives up; lock files stay few."""
     order: list[str] = []
     inside = threading.Event()
 
     def holder() -> None:
-        with key_lock(tmp_path, "k", secure=True) as locked:
+        with KeyLock(lock_path(tmp_path, "k"), secure=True) as locked:
             assert locked
             inside.set()
             time.sleep(0.2)
@@ -115,11 +115,14 @@ def test_key_lock_is_exclusive_and_cleans_up(tmp_path: Path) -> None:
     thread = threading.Thread(target=holder)
     thread.start()
     inside.wait()
-    with key_lock(tmp_path, "k", secure=True, timeout=0.05) as locked:
+    with KeyLock(lock_path(tmp_path, "k"), secure=True, timeout=0.05) as locked:
         assert not locked  # timed out while the holder sleeps
-    with key_lock(tmp_path, "k", secure=True) as locked:
+    with KeyLock(lock_path(tmp_path, "k"), secure=True) as locked:
         assert locked
         order.append("second")
     thread.join()
     assert order == ["holder", "second"]
-    assert not list((tmp_path / ".locks").iterdir())
+    for i in range(3 * LOCK_STRIPES):
+        with KeyLock(lock_path(tmp_path, f"{i:032x}"), secure=True) as locked:
+            assert locked
+    assert len(list((tmp_path / ".locks").iterdir())) <= LOCK_STRIPES

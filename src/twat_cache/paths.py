@@ -16,18 +16,29 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from twat_cache.config import CacheConfig
 from twat_cache.exceptions import ConfigurationError
 
+_flock: Callable[[int, int], Any] | None
+try:
+    import fcntl
+
+    _flock, _EXCLUSIVE_NOW = fcntl.flock, fcntl.LOCK_EX | fcntl.LOCK_NB
+except ImportError:  # Windows: no advisory locks, see KeyLock
+    _flock, _EXCLUSIVE_NOW = None, 0
+
 __all__ = [
+    "KeyLock",
     "atomic_write",
     "cache_folder",
     "cache_root",
     "ensure_folder",
-    "key_lock",
+    "lock_path",
     "prune_to_size",
     "remove_path",
     "secure_file",
@@ -37,6 +48,8 @@ __all__ = [
 APP_NAME = "twat_cache"
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
+#: Lock files per cache folder (keys are spread over them by CRC32, see ``lock_path``).
+LOCK_STRIPES = 1024
 #: A process that cannot take a key's lock within this many seconds computes anyway:
 #: a hung holder slows the others down but never blocks them for good.
 LOCK_TIMEOUT = 60.0
@@ -182,48 +195,62 @@ def remove_path(path: Path) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def key_lock(folder: Path, key: str, secure: bool, timeout: float = LOCK_TIMEOUT) -> Iterator[bool]:
-    """Hold an exclusive lock on ``key`` across processes; yield whether it was taken.
+def lock_path(folder: Path, key: str) -> str:
+    """The lock file guarding ``key`` in a cache folder: one of ``LOCK_STRIPES`` files.
 
-    An ``flock`` on ``<folder>/.locks/<key>.lock``: the kernel releases it when
-    the holder dies, so a killed process never blocks the others, and after
-    ``timeout`` seconds a caller proceeds without it. The lock file is
-    removed by its holder; a caller that locked a file removed meanwhile
-    starts over, so two processes can never both believe they hold the key.
-    Where ``fcntl`` does not exist (Windows) the lock is not taken.
+    Striping keeps the number of lock files bounded (one per key would grow
+    with the cache), and the files are never removed, so taking a lock creates
+    nothing on disk after the first use; two keys sharing a stripe take turns.
     """
-    try:
-        import fcntl  # POSIX only
-    except ImportError:
-        yield False
-        return
-    locks = ensure_folder(folder / ".locks", secure)
-    path = locks / f"{key}.lock"
-    deadline = time.monotonic() + timeout
-    fd = -1
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE if secure else 0o666)
+    return os.path.join(folder, ".locks", f"{zlib.crc32(key.encode()) % LOCK_STRIPES:03x}.lock")
+
+
+class KeyLock:
+    """An exclusive ``flock`` on the lock file ``path``; entering returns whether it was taken.
+
+    The kernel releases the lock when its holder dies, so a killed process
+    never blocks the others, and after ``timeout`` seconds a caller proceeds
+    without it. Where ``fcntl`` does not exist (Windows) the lock is not taken.
+    A class rather than a generator: it sits on every persistent miss.
+    """
+
+    __slots__ = ("_fd", "path", "secure", "timeout")
+
+    def __init__(self, path: str, secure: bool, timeout: float = LOCK_TIMEOUT) -> None:
+        self.path = path
+        self.secure = secure
+        self.timeout = timeout
+        self._fd = -1
+
+    def __enter__(self) -> bool:
+        if _flock is None:
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:  # first use of this stripe, or the folder was removed
+            ensure_folder(Path(self.path).parent, self.secure)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE if self.secure else 0o666)
+            if self.secure:
+                os.fchmod(fd, FILE_MODE)
+        deadline = 0.0
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _flock(fd, _EXCLUSIVE_NOW)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                deadline = deadline or now + self.timeout
+                if now >= deadline:
                     os.close(fd)
-                    yield False
-                    return
+                    return False
                 time.sleep(_LOCK_POLL)
-        try:
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)  # the holder before us removed this file: lock the new one
-    try:
-        yield True
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        os.close(fd)  # closing releases the flock
+            except BaseException:
+                os.close(fd)
+                raise
+        self._fd = fd
+        return True
+
+    def __exit__(self, *exc_info: object) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)  # closing releases the flock

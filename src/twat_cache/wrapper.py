@@ -14,14 +14,13 @@ user's function pass through unchanged and are never stored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import keyword
 import os
 import threading
 import weakref
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from twat_cache._log import warn_once
@@ -38,6 +37,7 @@ from twat_cache.keys import (
     source_digest,
     stable_digest,
 )
+from twat_cache.paths import KeyLock
 from twat_cache.registry import CacheEntry, registry
 from twat_cache.serializers import resolve_serializer
 
@@ -556,9 +556,7 @@ class CacheCore:
                     return flight.value
                 continue  # the computing call raised: one waiter takes over
             try:
-                value = self.lookup(key, engine)  # stored between our miss and our claim?
-                if value is MISSING:
-                    value = self._compute(key, args, kwargs, oid, engine)
+                value = self._compute(key, args, kwargs, oid, engine)
                 flight.value, flight.ok = value, True
                 return value
             finally:
@@ -574,38 +572,32 @@ class CacheCore:
         oid: int | None,
         engine: CacheEngine | None,
     ) -> Any:
-        """Run the function and store its value; persistent engines do it once across
-        processes: under the key's process lock, look again before computing."""
+        """Look again (stored between our miss and our claim?), else run the function and
+        store its value; persistent engines look and compute under the key's process lock,
+        so processes compute a cold key once."""
         target = self.engine if engine is None else engine
         if not isinstance(target, PersistentEngine):
-            value = self.func(*args, **kwargs)
-            self.store(key, value, oid, engine)
+            value = self.lookup(key, engine)
+            if value is MISSING:
+                value = self.func(*args, **kwargs)
+                self.store(key, value, oid, engine)
             return value
-        with self._process_lock(target, str(key)):
+        lock = target.process_lock(str(key))
+        held: KeyLock | None = lock
+        try:
+            lock.__enter__()
+        except Exception as exc:  # a read-only folder or a full disk: go on without it
+            self._fault("lock", exc)
+            held = None
+        try:
             value = self.lookup(key, engine)  # computed by another process while we waited?
             if value is MISSING:
                 value = self.func(*args, **kwargs)
                 self.store(key, value, oid, engine)
             return value
-
-    @contextlib.contextmanager
-    def _process_lock(self, engine: PersistentEngine, key: str) -> Iterator[bool]:
-        """The key's process lock; a lock that cannot be taken (read-only folder, full
-        disk) is a counted fault and the call goes on without it."""
-        lock = engine.process_lock(key)
-        try:
-            locked = lock.__enter__()
-        except Exception as exc:
-            self._fault("lock", exc)
-            yield False
-            return
-        try:
-            yield locked
         finally:
-            try:
-                lock.__exit__(None, None, None)
-            except Exception as exc:
-                self._fault("unlock", exc)
+            if held is not None:
+                held.__exit__()
 
     def fault(self, exc: Exception, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The memory fast path raised: key by content if unhashable, else bypass the cache."""

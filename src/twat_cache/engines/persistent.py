@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from twat_cache.config import CacheConfig
 from twat_cache.engines.base import CacheEngine
-from twat_cache.paths import cache_folder, key_lock
+from twat_cache.paths import KeyLock, cache_folder, lock_path
 from twat_cache.serializers import Codec, codec_for
 
 __all__ = ["PersistentEngine"]
@@ -43,9 +43,9 @@ class PersistentEngine(CacheEngine):
         self._siblings: OrderedDict[Path, PersistentEngine] = OrderedDict()
         self._siblings_lock = threading.Lock()
 
-    def process_lock(self, key: str) -> contextlib.AbstractContextManager[bool]:
+    def process_lock(self, key: str) -> KeyLock:
         """An exclusive lock on ``key`` shared by every process using this folder."""
-        return key_lock(self.folder, key, self.secure)
+        return KeyLock(lock_path(self.folder, key), self.secure)
 
     def at(self, base: str | Path) -> PersistentEngine:
         """The same cache (config, codec) stored under the root ``base`` instead."""
