@@ -51,6 +51,10 @@ def main() -> None:
     def tc_load(i: int) -> dict[str, float]:
         return value_for(i)
 
+    @bcache(folder_name="bench-nolock", lock=False)
+    def tc_nolock(i: int) -> dict[str, float]:
+        return value_for(i)
+
     @memo_cache.memoize()
     def dc_load(i: int) -> dict[str, float]:
         return value_for(i)
@@ -61,7 +65,7 @@ def main() -> None:
 
     hit_key = "0123456789abcdef0123456789abcdef"
     raw.set(hit_key, value_for(7))
-    for f in (tc_load, dc_load, jl_load):
+    for f in (tc_load, tc_nolock, dc_load, jl_load):
         f(7)
 
     def raw_get(n: int) -> None:
@@ -99,6 +103,12 @@ def main() -> None:
         ("hit, dict of 10 items", "joblib.Memory", per_call(hits(jl_load), HITS // 10), base_hit),
         ("miss + store", "raw diskcache.Cache.set (str key)", base_set, base_set),
         ("miss + store", "twat_cache.bcache", per_call(misses(tc_load), MISSES), base_set),
+        (
+            "miss + store",
+            "twat_cache.bcache(lock=False)",
+            per_call(misses(tc_nolock), MISSES),
+            base_set,
+        ),
         ("miss + store", "diskcache.memoize", per_call(misses(dc_load), MISSES), base_set),
         ("miss + store", "joblib.Memory", per_call(misses(jl_load), MISSES // 10), base_set),
     ]
@@ -131,8 +141,10 @@ def main() -> None:
 
         scale_rows.append((size, per_call(tc_spread, HITS), per_call(raw_spread, HITS)))
 
-    print(f"Python {sys.version.split()[0]}, diskcache {diskcache.__version__}, "
-          f"joblib {joblib.__version__}; medians of {REPEATS} repeats\n")
+    print(
+        f"Python {sys.version.split()[0]}, diskcache {diskcache.__version__}, "
+        f"joblib {joblib.__version__}; medians of {REPEATS} repeats\n"
+    )
     print("| scenario | implementation | per call | ratio to raw diskcache |")
     print("|---|---|---:|---:|")
     for scenario, name, seconds, base in rows:
@@ -141,7 +153,9 @@ def main() -> None:
     print("| entries | bcache hit | raw diskcache get | ratio |")
     print("|---:|---:|---:|---:|")
     for size, seconds, base in scale_rows:
-        print(f"| {size:,} | {seconds * 1e6:.1f} us | {base * 1e6:.1f} us | {seconds / base:.2f}x |")
+        print(
+            f"| {size:,} | {seconds * 1e6:.1f} us | {base * 1e6:.1f} us | {seconds / base:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
-import time
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import pytest
 
 from conftest import run_python
 from twat_cache import CacheConfig, ConfigurationError, bcache, create_cache_config, fcache
-from twat_cache.paths import LOCK_STRIPES, KeyLock, cache_folder, cache_root, lock_path, slug
+from twat_cache.paths import KeyLock, cache_folder, cache_root, open_lock_file, slug
 
 
 def test_root_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -100,29 +100,29 @@ def test_insecure_leaves_the_umask_alone(cache_root: Path) -> None:
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o666 for p in files)
 
 
-def test_key_lock_is_exclusive_and_bounded(tmp_path: Path) -> None:
-    """One holder at a time per key; a timeout gives up; lock files stay few."""
-    order: list[str] = []
-    inside = threading.Event()
-
-    def holder() -> None:
-        with KeyLock(lock_path(tmp_path, "k"), secure=True) as locked:
+def test_key_lock_is_exclusive_between_processes(tmp_path: Path) -> None:
+    """A key locked by another process times out here; other keys and a released key lock."""
+    code = f"""
+import sys, time
+from pathlib import Path
+from twat_cache.paths import KeyLock, open_lock_file
+fd = open_lock_file(Path({str(tmp_path)!r}), secure=True)
+with KeyLock(fd, "k") as locked:
+    print(locked, flush=True)
+    time.sleep(1.5)
+"""
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "True"
+    fd = open_lock_file(tmp_path, secure=True)
+    try:
+        with KeyLock(fd, "k", timeout=0.1) as locked:
+            assert not locked
+        with KeyLock(fd, "other") as locked:
             assert locked
-            inside.set()
-            time.sleep(0.2)
-            order.append("holder")
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    inside.wait()
-    with KeyLock(lock_path(tmp_path, "k"), secure=True, timeout=0.05) as locked:
-        assert not locked  # timed out while the holder sleeps
-    with KeyLock(lock_path(tmp_path, "k"), secure=True) as locked:
-        assert locked
-        order.append("second")
-    thread.join()
-    assert order == ["holder", "second"]
-    for i in range(3 * LOCK_STRIPES):
-        with KeyLock(lock_path(tmp_path, f"{i:032x}"), secure=True) as locked:
+        holder.communicate(timeout=30)
+        with KeyLock(fd, "k", timeout=5) as locked:
             assert locked
-    assert len(list((tmp_path / ".locks").iterdir())) <= LOCK_STRIPES
+    finally:
+        os.close(fd)
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]

@@ -24,13 +24,13 @@ from typing import Any
 from twat_cache.config import CacheConfig
 from twat_cache.exceptions import ConfigurationError
 
-_flock: Callable[[int, int], Any] | None
+_lockf: Callable[..., Any] | None
 try:
     import fcntl
 
-    _flock, _EXCLUSIVE_NOW = fcntl.flock, fcntl.LOCK_EX | fcntl.LOCK_NB
+    _lockf, _EXCLUSIVE_NOW, _UNLOCK = fcntl.lockf, fcntl.LOCK_EX | fcntl.LOCK_NB, fcntl.LOCK_UN
 except ImportError:  # Windows: no advisory locks, see KeyLock
-    _flock, _EXCLUSIVE_NOW = None, 0
+    _lockf, _EXCLUSIVE_NOW, _UNLOCK = None, 0, 0
 
 __all__ = [
     "KeyLock",
@@ -38,7 +38,7 @@ __all__ = [
     "cache_folder",
     "cache_root",
     "ensure_folder",
-    "lock_path",
+    "open_lock_file",
     "prune_to_size",
     "remove_path",
     "secure_file",
@@ -48,8 +48,6 @@ __all__ = [
 APP_NAME = "twat_cache"
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
-#: Lock files per cache folder (keys are spread over them by CRC32, see ``lock_path``).
-LOCK_STRIPES = 1024
 #: A process that cannot take a key's lock within this many seconds computes anyway:
 #: a hung holder slows the others down but never blocks them for good.
 LOCK_TIMEOUT = 60.0
@@ -195,62 +193,59 @@ def remove_path(path: Path) -> bool:
     return True
 
 
-def lock_path(folder: Path, key: str) -> str:
-    """The lock file guarding ``key`` in a cache folder: one of ``LOCK_STRIPES`` files.
-
-    Striping keeps the number of lock files bounded (one per key would grow
-    with the cache), and the files are never removed, so taking a lock creates
-    nothing on disk after the first use; two keys sharing a stripe take turns.
-    """
-    return os.path.join(folder, ".locks", f"{zlib.crc32(key.encode()) % LOCK_STRIPES:03x}.lock")
-
-
 class KeyLock:
-    """An exclusive ``flock`` on the lock file ``path``; entering returns whether it was taken.
+    """An exclusive lock on one key, shared by every process using a cache folder.
 
-    The kernel releases the lock when its holder dies, so a killed process
-    never blocks the others, and after ``timeout`` seconds a caller proceeds
-    without it. Where ``fcntl`` does not exist (Windows) the lock is not taken.
-    A class rather than a generator: it sits on every persistent miss.
+    A POSIX record lock (``fcntl.lockf``) on one byte of the folder's ``.lock``
+    file, at an offset picked by the key's CRC32: one lock file per folder,
+    held open by the engine, so a lock costs two system calls and creates
+    nothing on disk. The kernel releases a dead holder's locks, so a killed
+    process never blocks the others, and after ``timeout`` seconds a caller
+    proceeds without the lock. Record locks belong to the process, and two
+    threads of one process never compete for a key (the wrapper's per-key
+    flight admits one). Where ``fcntl`` does not exist (Windows) no lock is
+    taken. A class rather than a generator: it sits on every persistent miss.
     """
 
-    __slots__ = ("_fd", "path", "secure", "timeout")
+    __slots__ = ("_held", "fd", "offset", "timeout")
 
-    def __init__(self, path: str, secure: bool, timeout: float = LOCK_TIMEOUT) -> None:
-        self.path = path
-        self.secure = secure
+    def __init__(self, fd: int, key: str, timeout: float = LOCK_TIMEOUT) -> None:
+        self.fd = fd
+        self.offset = zlib.crc32(key.encode())
         self.timeout = timeout
-        self._fd = -1
+        self._held = False
 
     def __enter__(self) -> bool:
-        if _flock is None:
+        if _lockf is None:
             return False
-        try:
-            fd = os.open(self.path, os.O_RDWR)
-        except FileNotFoundError:  # first use of this stripe, or the folder was removed
-            ensure_folder(Path(self.path).parent, self.secure)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE if self.secure else 0o666)
-            if self.secure:
-                os.fchmod(fd, FILE_MODE)
         deadline = 0.0
         while True:
             try:
-                _flock(fd, _EXCLUSIVE_NOW)
+                _lockf(self.fd, _EXCLUSIVE_NOW, 1, self.offset)
                 break
-            except BlockingIOError:
+            except (BlockingIOError, PermissionError):  # held elsewhere (EAGAIN or EACCES)
                 now = time.monotonic()
                 deadline = deadline or now + self.timeout
                 if now >= deadline:
-                    os.close(fd)
                     return False
                 time.sleep(_LOCK_POLL)
-            except BaseException:
-                os.close(fd)
-                raise
-        self._fd = fd
+        self._held = True
         return True
 
     def __exit__(self, *exc_info: object) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)  # closing releases the flock
+        if self._held and _lockf is not None:
+            self._held = False
+            _lockf(self.fd, _UNLOCK, 1, self.offset)
+
+
+def open_lock_file(folder: Path, secure: bool) -> int:
+    """The descriptor of ``<folder>/.lock``, created (0o600 when ``secure``) if needed.
+
+    Keep it open for the life of the engine: closing any descriptor of the
+    file would drop every record lock this process holds on it.
+    """
+    ensure_folder(folder, secure)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, FILE_MODE if secure else 0o666)
+    if secure:
+        os.fchmod(fd, FILE_MODE)
+    return fd

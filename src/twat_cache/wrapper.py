@@ -582,13 +582,13 @@ class CacheCore:
                 value = self.func(*args, **kwargs)
                 self.store(key, value, oid, engine)
             return value
-        lock = target.process_lock(str(key))
-        held: KeyLock | None = lock
+        held: KeyLock | None = None
         try:
+            lock = target.process_lock(str(key))
             lock.__enter__()
+            held = lock
         except Exception as exc:  # a read-only folder or a full disk: go on without it
             self._fault("lock", exc)
-            held = None
         try:
             value = self.lookup(key, engine)  # computed by another process while we waited?
             if value is MISSING:

@@ -8,6 +8,7 @@ that touch nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 
 from twat_cache.config import CacheConfig
 from twat_cache.engines.base import CacheEngine
-from twat_cache.paths import KeyLock, cache_folder, lock_path
+from twat_cache.paths import KeyLock, cache_folder, open_lock_file
 from twat_cache.serializers import Codec, codec_for
 
 __all__ = ["PersistentEngine"]
@@ -42,10 +43,17 @@ class PersistentEngine(CacheEngine):
         self.codec: Codec = codec_for(config.serializer, config.compress, config.secure)
         self._siblings: OrderedDict[Path, PersistentEngine] = OrderedDict()
         self._siblings_lock = threading.Lock()
+        self._lock_fd = -1
 
     def process_lock(self, key: str) -> KeyLock:
         """An exclusive lock on ``key`` shared by every process using this folder."""
-        return KeyLock(lock_path(self.folder, key), self.secure)
+        fd = self._lock_fd
+        if fd < 0:
+            with self._siblings_lock:
+                if self._lock_fd < 0:
+                    self._lock_fd = open_lock_file(self.folder, self.secure)
+                fd = self._lock_fd
+        return KeyLock(fd, key)
 
     def at(self, base: str | Path) -> PersistentEngine:
         """The same cache (config, codec) stored under the root ``base`` instead."""
@@ -77,6 +85,9 @@ class PersistentEngine(CacheEngine):
     def close(self) -> None:
         for engine in self.siblings():
             engine.close()
+        fd, self._lock_fd = self._lock_fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def clear(self) -> None:
         for engine in self.siblings():
