@@ -46,7 +46,9 @@ def test_all_is_sorted_and_complete():
         "engines",
         "exceptions",
         "keys",
+        "paths",
         "registry",
+        "serializers",
         "wrapper",
     }
     assert public <= set(twat_cache.__all__) | {"__version__"}

@@ -14,14 +14,15 @@ from twat_cache._types import MISSING, AsyncCachedFunction, CachedFunction, Cach
 from twat_cache._version import __version__
 from twat_cache.config import CacheConfig, create_cache_config
 from twat_cache.context import CacheContext, engine_context
-from twat_cache.decorators import CacheOptions, acache, mcache, ucache
+from twat_cache.decorators import CacheOptions, acache, bcache, fcache, mcache, ucache
 from twat_cache.engines import (
     CacheEngineManager,
     explain_selection,
     get_engine_manager,
     register_engine,
 )
-from twat_cache.engines.base import AsyncBackend, AsyncCacheEngine, Backend, CacheEngine
+from twat_cache.engines.backend import AsyncBackend, Backend
+from twat_cache.engines.base import AsyncCacheEngine, CacheEngine
 from twat_cache.exceptions import (
     CacheKeyError,
     CacheOperationError,
@@ -31,6 +32,7 @@ from twat_cache.exceptions import (
     TwatCacheError,
 )
 from twat_cache.registry import clear_cache, get_stats, list_caches
+from twat_cache.serializers import Serializer
 
 __all__ = [
     "MISSING",
@@ -50,13 +52,16 @@ __all__ = [
     "ConfigurationError",
     "EngineNotAvailableError",
     "SerializationError",
+    "Serializer",
     "TwatCacheError",
     "__version__",
     "acache",
+    "bcache",
     "clear_cache",
     "create_cache_config",
     "engine_context",
     "explain_selection",
+    "fcache",
     "get_engine_manager",
     "get_stats",
     "list_caches",

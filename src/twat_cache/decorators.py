@@ -12,10 +12,11 @@ from typing_extensions import TypedDict, Unpack
 from twat_cache._types import AsyncCachedFunction, CacheDecorator, CachedFunction, P, R
 from twat_cache.config import Policy, caching_disabled, create_cache_config
 from twat_cache.engines import CHAINS, choose_chain
+from twat_cache.engines.backend import check_backend
 from twat_cache.exceptions import ConfigurationError
 from twat_cache.wrapper import make_cached, make_passthrough
 
-__all__ = ["CacheOptions", "acache", "mcache", "ucache"]
+__all__ = ["CacheOptions", "acache", "bcache", "fcache", "mcache", "ucache"]
 
 T = TypeVar("T")
 
@@ -58,6 +59,7 @@ def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:
         raise ConfigurationError(msg)
     given = frozenset(options)
     config = create_cache_config(**options)
+    check_backend(config.backend)
 
     def decorate(target: Any) -> Any:
         if isinstance(target, (classmethod, staticmethod)):
@@ -148,3 +150,57 @@ def ucache(func: Any = None, /, **options: Any) -> Any:
     (9, True)
     """
     return _decorate("ucache", func, options)
+
+
+@overload
+def bcache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+@overload
+def bcache(  # type: ignore[overload-overlap]  # a coroutine function is a callable too
+    func: Callable[P, Coroutine[Any, Any, R]], /
+) -> AsyncCachedFunction[P, R]: ...
+@overload
+def bcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
+@overload
+def bcache(func: None = None, /, **options: Unpack[CacheOptions]) -> CacheDecorator: ...
+def bcache(func: Any = None, /, **options: Any) -> Any:
+    """Cache results on disk, for many small and medium values: diskcache > klepto > memory.
+
+    Entries survive the process and are shared by every process using the same
+    cache folder; the function's source code and ``version=`` are part of the
+    key, so editing the body starts a fresh cache.
+
+    >>> @bcache(folder_name="doctest")
+    ... def double(x: int) -> int:
+    ...     return 2 * x
+    >>> double(2), double(2), double.cache_info().hits
+    (4, 4, 1)
+    >>> double.cache_clear()
+    """
+    return _decorate("bcache", func, options)
+
+
+@overload
+def fcache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+@overload
+def fcache(  # type: ignore[overload-overlap]  # a coroutine function is a callable too
+    func: Callable[P, Coroutine[Any, Any, R]], /
+) -> AsyncCachedFunction[P, R]: ...
+@overload
+def fcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
+@overload
+def fcache(func: None = None, /, **options: Unpack[CacheOptions]) -> CacheDecorator: ...
+def fcache(func: Any = None, /, **options: Any) -> Any:
+    """Cache large results in files: joblib > klepto > memory.
+
+    NumPy arrays are stored in the ``.npy`` layout and read back without
+    pickle (``mmap_mode="r"`` maps them read-only instead of reading them);
+    pandas objects go through joblib; anything else through the serializer.
+
+    >>> @fcache(folder_name="doctest")
+    ... def squares(n: int) -> list[int]:
+    ...     return [i * i for i in range(n)]
+    >>> squares(4), squares(4), squares.cache_info().hits
+    ([0, 1, 4, 9], [0, 1, 4, 9], 1)
+    >>> squares.cache_clear()
+    """
+    return _decorate("fcache", func, options)

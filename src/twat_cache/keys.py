@@ -12,12 +12,15 @@ they call :func:`stable_digest` only for arguments that are not hashable.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime as dt
 import enum
 import hashlib
+import inspect
 import struct
 import sys
+import textwrap
 import uuid
 from collections.abc import Callable, Hashable, Iterable
 from decimal import Decimal
@@ -27,7 +30,14 @@ from typing import Any
 
 from twat_cache.exceptions import CacheKeyError
 
-__all__ = ["DigestKey", "encode", "memory_key", "stable_digest"]
+__all__ = [
+    "DigestKey",
+    "encode",
+    "memory_key",
+    "namespaced_digest",
+    "source_digest",
+    "stable_digest",
+]
 
 _MAX_DEPTH = 200
 _Writer = Callable[[Any, bytearray, bool, int], None]
@@ -295,9 +305,103 @@ def stable_digest(*parts: Any, typed: bool = False) -> str:
     return hashlib.blake2b(encode(parts, typed=typed), digest_size=16).hexdigest()
 
 
+def namespaced_digest(namespace: Any, *, typed: bool = False) -> Callable[[Any], str]:
+    """A fast ``values -> stable_digest(namespace, values)`` for one fixed namespace.
+
+    The namespace is encoded and hashed once; each call then only encodes and
+    hashes the arguments (the persistent hit path does this on every call).
+
+    >>> namespaced_digest("ns")((1, "a")) == stable_digest("ns", (1, "a"))
+    True
+    """
+    prefix = bytearray(b"(")
+    _len(prefix, 2)
+    _write(namespace, prefix, typed, 1)
+    seed = hashlib.blake2b(bytes(prefix), digest_size=16)
+
+    def digest(values: Any) -> str:
+        out = bytearray()
+        _write(values, out, typed, 1)
+        h = seed.copy()
+        h.update(out)
+        return h.hexdigest()
+
+    return digest
+
+
+class _StripDocstrings(ast.NodeTransformer):
+    """Drop docstrings and decorators: neither changes what a function computes."""
+
+    def _strip(self, node: Any) -> Any:
+        body = node.body
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+        if hasattr(node, "decorator_list"):
+            node.decorator_list = []
+        self.generic_visit(node)
+        return node
+
+    visit_Module = _strip  # noqa: N815 - ast.NodeTransformer's naming
+    visit_FunctionDef = _strip  # noqa: N815
+    visit_AsyncFunctionDef = _strip  # noqa: N815
+    visit_ClassDef = _strip  # noqa: N815
+
+
+def _code_fingerprint(code: Any, out: list[bytes]) -> None:
+    out.append(code.co_code)
+    out.append(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            _code_fingerprint(const, out)
+        else:
+            out.append(repr(const).encode())
+
+
+def source_digest(func: Callable[..., Any]) -> str:
+    """A digest of what ``func`` computes: its normalized source code.
+
+    Comments, docstrings, blank lines, formatting and decorators are ignored
+    (the source is parsed and dumped with ``ast``), so reformatting keeps a
+    persistent cache while editing the body starts a fresh one. Without
+    source (a REPL, ``exec``), the bytecode is used instead, which is stable
+    for one Python version.
+
+    >>> def f(x):
+    ...     return x + 1  # a comment
+    >>> def g(x):
+    ...     "Docs."
+    ...     return (x +
+    ...             1)
+    >>> source_digest(f) == source_digest(g)
+    True
+    """
+    target = inspect.unwrap(func)
+    try:
+        source = textwrap.dedent(inspect.getsource(target))
+        tree = _StripDocstrings().visit(ast.parse(source))
+        for node in ast.walk(tree):  # the name is the cache's name already, not its code
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                node.name = "_"
+                break
+        text = ast.dump(tree, include_attributes=False).encode()
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        parts: list[bytes] = []
+        code = getattr(target, "__code__", None)
+        if code is None:
+            return ""
+        _code_fingerprint(code, parts)
+        text = b"\0".join(parts)
+    return hashlib.blake2b(text, digest_size=8).hexdigest()
+
+
 def describe_unkeyable(names: Iterable[str], values: Iterable[Any], typed: bool) -> CacheKeyError:
     """Find the first argument that cannot be encoded and build the error that names it."""
-    for name, value in zip(names, values, strict=False):
+    for name, value in zip(names, values, strict=False):  # a user key= has no names
         try:
             encode(value, typed=typed)
         except CacheKeyError as exc:

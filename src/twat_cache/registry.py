@@ -7,13 +7,13 @@ share one entry, hence one engine.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from twat_cache._log import logger
 from twat_cache.engines.base import AsyncCacheEngine
 from twat_cache.exceptions import CacheOperationError
 
@@ -124,10 +124,8 @@ class CacheRegistry:
             entries = list(self._entries.values())
             self._entries.clear()
         for entry in entries:
-            try:
+            with contextlib.suppress(Exception):  # closing is best effort
                 entry.engine.close()
-            except Exception as exc:  # closing is best effort, but say so
-                logger.trace("twat_cache: closing {} failed: {!r}", entry.name, exc)
 
 
 registry = CacheRegistry()

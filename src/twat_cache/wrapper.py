@@ -17,6 +17,7 @@ import asyncio
 import functools
 import inspect
 import keyword
+import os
 import threading
 import weakref
 from collections.abc import Callable, Hashable
@@ -28,9 +29,16 @@ from twat_cache.config import CacheConfig
 from twat_cache.engines import CacheEngineManager, get_engine_manager
 from twat_cache.engines.adapters import ThreadedEngine
 from twat_cache.engines.base import AnyEngine, AsyncCacheEngine, CacheEngine, MemoryEngine
+from twat_cache.engines.persistent import PersistentEngine
 from twat_cache.exceptions import CacheKeyError, ConfigurationError, SerializationError
-from twat_cache.keys import describe_unkeyable, memory_key, stable_digest
+from twat_cache.keys import (
+    describe_unkeyable,
+    memory_key,
+    namespaced_digest,
+    source_digest,
+)
 from twat_cache.registry import CacheEntry, registry
+from twat_cache.serializers import resolve_serializer
 
 __all__ = ["CacheCore", "make_cached", "make_passthrough"]
 
@@ -72,6 +80,28 @@ def _tc_factory(_tc_call, _tc_inst, _tc_kw, _tc_userkey, _tc_nokw):
         return {key}
     return {name}, _tc_keyof, None, None
 """
+
+
+#: ``call_options=True`` and/or ``location_arg=``: the call's own keywords pick the
+#: folder and whether to read or store; they never reach the function.
+_OPTIONS_TEMPLATE = """
+def _tc_factory(_tc_call, _tc_inst, _tc_kw, _tc_userkey, _tc_nokw, _tc_loc):
+    {async_}def {name}({options_sig}):
+        return {await_}_tc_call({key}, {args}, {kwargs}, {again}, {cache_results}, {where})
+    def _tc_keyof({sig}):
+        return {key}
+    def _tc_whereof({sig}):
+        return {where_plain}
+    return {name}, _tc_keyof, _tc_whereof
+"""
+
+#: The per-call keywords of ``call_options=True`` and their defaults.
+CALL_OPTIONS: dict[str, Any] = {"again": False, "cache_results": True, "cache_path": None}
+
+
+def _location(value: Any) -> str | None:
+    """The folder ``location_arg=`` stores a call under: ``<value>/.twat_cache``."""
+    return None if value is None else os.path.join(os.fspath(value), ".twat_cache")
 
 
 def _sorted_items(kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -136,6 +166,51 @@ class _Plan:
             self.key = "(" + "".join(part + ", " for part in key_parts) + ")"
         if in_memory and self.key == self.args and not self.method:
             self.args = "_tc_k"  # the key is the argument tuple: reuse it on a miss
+        self.options = config.call_options or config.location_arg is not None
+        if self.options:
+            self._plan_options(func, config, params)
+
+    def _plan_options(
+        self, func: Callable[..., Any], config: CacheConfig, params: list[inspect.Parameter]
+    ) -> None:
+        """The wrapper's extra keywords (``call_options``) and where each call is stored."""
+        names = {p.name: p for p in params}
+        self.args = self._call_source(params)[0]  # the options template has no _tc_k
+        loc = config.location_arg
+        variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        if loc is not None and (loc not in names or names[loc].kind in variadic):
+            msg = (
+                f"CacheConfig.location_arg: invalid value {loc!r}: not a named parameter of "
+                f"{func.__qualname__}{inspect.signature(func)}"
+            )
+            raise ConfigurationError(msg)
+        extra: list[inspect.Parameter] = []
+        if config.call_options:
+            taken = [name for name in CALL_OPTIONS if name in names]
+            if taken:
+                msg = (
+                    f"CacheConfig.call_options: invalid value True: {func.__qualname__} has "
+                    f"parameters named {', '.join(taken)}, which call_options would take over"
+                )
+                raise ConfigurationError(msg)
+            extra = [
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+                for name, default in CALL_OPTIONS.items()
+            ]
+        tail = [p for p in params if p.kind is p.VAR_KEYWORD]
+        head = [p for p in params if p.kind is not p.VAR_KEYWORD]
+        self.options_sig = self._signature_source(head + extra + tail)
+        where_plain = f"_tc_loc({loc})" if loc is not None else "None"
+        self.where_plain = where_plain
+        if config.call_options:
+            self.again, self.cache_results = "again", "cache_results"
+            self.where = (
+                f"(cache_path if cache_path is not None else {where_plain})"
+                if loc is not None
+                else "cache_path"
+            )
+        else:
+            self.again, self.cache_results, self.where = "False", "True", where_plain
 
     @staticmethod
     def _signature_source(params: list[inspect.Parameter]) -> str:
@@ -216,6 +291,7 @@ class CacheCore:
         self.name = entry.name
         self.is_async = inspect.iscoroutinefunction(func)
         self.in_memory = self.engine.in_memory
+        self.persistent = isinstance(self.engine, PersistentEngine)
         #: How coroutines reach the engine: ``None`` for a memory engine (plain
         #: calls, no I/O), else an async engine, a native twin, or the thread pool.
         self.aengine: AsyncCacheEngine | None = None
@@ -231,7 +307,13 @@ class CacheCore:
             twin = self.engine.async_engine()  # (an empty engine is falsy: test for None)
             self.aengine = twin if twin is not None else ThreadedEngine(self.engine)
         self.why = ""
-        self.namespace = (self.name, config.version or "")
+        self.namespace: tuple[str, ...] = (self.name, config.version or "")
+        if not self.in_memory and config.name is None:
+            # Stored results outlive the process: a changed body must not find them.
+            # A cache shared by an explicit name spans functions, so only version= applies.
+            self.namespace += (source_digest(func),)
+        self._digest_of = namespaced_digest(self.namespace, typed=config.typed)
+        self._whereof: Callable[..., Any] | None = None
         self.hits = 0
         self.misses = 0
         self.errors = 0
@@ -264,6 +346,30 @@ class CacheCore:
         }
         namespace: dict[str, Any] = {}
         kw = _typed_items if self.config.typed else _sorted_items
+        if plan.options:
+            fills.update(
+                options_sig=plan.options_sig,
+                again=plan.again,
+                cache_results=plan.cache_results,
+                where=plan.where,
+                where_plain=plan.where_plain,
+            )
+            exec(_OPTIONS_TEMPLATE.format(**fills), namespace)
+            wrapper, keyof, self._whereof = namespace["_tc_factory"](
+                self.acall_with if self.is_async else self.call_with,
+                self.instance_token,
+                kw,
+                self.config.key,
+                _NO_KWARGS,
+                _location,
+            )
+            for fn in (wrapper, keyof, self._whereof):
+                fn.__defaults__ = getattr(self.func, "__defaults__", None)
+                fn.__kwdefaults__ = getattr(self.func, "__kwdefaults__", None)
+            if self.config.call_options:
+                wrapper.__kwdefaults__ = {**(wrapper.__kwdefaults__ or {}), **CALL_OPTIONS}
+            functools.update_wrapper(wrapper, self.func)
+            return wrapper, keyof
         if self.in_memory:
             exec(_MEMORY_TEMPLATE.format(**fills), namespace)
             made = namespace["_tc_factory"](
@@ -413,7 +519,7 @@ class CacheCore:
 
     def _digest(self, values: Any) -> str:
         try:
-            return stable_digest(self.namespace, values, typed=self.config.typed)
+            return self._digest_of(values)
         except CacheKeyError:
             values = values if isinstance(values, tuple) else (values,)
             raise describe_unkeyable(self.plan.key_names, values, self.config.typed) from None
@@ -436,25 +542,28 @@ class CacheCore:
         assert isinstance(engine, CacheEngine), "async-only engines serve async functions only"
         return engine
 
-    def lookup(self, key: Hashable) -> Any:
+    def lookup(self, key: Hashable, engine: CacheEngine | None = None) -> Any:
+        target = self._sync_engine() if engine is None else engine
         try:
-            return self._sync_engine().get(key)
+            return target.get(key)
         except Exception as exc:
             self._fault("read", exc)
-            if isinstance(exc, SerializationError):  # a corrupt entry is dropped, then recomputed
+            if isinstance(exc, SerializationError):  # a damaged entry: drop it, then recompute
                 try:
-                    self._sync_engine().delete(key)
+                    target.delete(key)
                 except Exception as drop:
                     self._fault("delete", drop)
             return MISSING
 
-    def store(self, key: Hashable, value: Any, oid: int | None = None) -> None:
+    def store(
+        self, key: Hashable, value: Any, oid: int | None = None, engine: CacheEngine | None = None
+    ) -> None:
         try:
-            engine = self._sync_engine()
-            if isinstance(engine, MemoryEngine):
-                engine.store(key, value)
+            target = self._sync_engine() if engine is None else engine
+            if isinstance(target, MemoryEngine):
+                target.store(key, value)
             else:
-                engine.set(key, value, self.config.ttl)
+                target.set(key, value, self.config.ttl)
         except Exception as exc:
             self._fault("write", exc)
             return
@@ -462,13 +571,18 @@ class CacheCore:
             self._track(key, oid)
 
     def compute(
-        self, key: Hashable, args: tuple[Any, ...], kwargs: dict[str, Any], oid: int | None
+        self,
+        key: Hashable,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        oid: int | None,
+        engine: CacheEngine | None = None,
     ) -> Any:
         """Look again, then compute and store; across processes under the engine's lock."""
-        value = self.lookup(key)
+        value = self.lookup(key, engine)
         if value is not MISSING:
             return value
-        lock = self._cross_process_lock(key)
+        lock = self._cross_process_lock(key, engine)
         if lock is not None:
             try:
                 lock.__enter__()
@@ -477,11 +591,11 @@ class CacheCore:
                 lock = None
         try:
             if lock is not None:
-                value = self.lookup(key)  # another process may have stored it meanwhile
+                value = self.lookup(key, engine)  # another process may have stored it meanwhile
                 if value is not MISSING:
                     return value
             value = self.func(*args, **kwargs)
-            self.store(key, value, oid)
+            self.store(key, value, oid, engine)
             return value
         finally:
             if lock is not None:
@@ -490,11 +604,11 @@ class CacheCore:
                 except Exception as exc:
                     self._fault("unlock", exc)
 
-    def _cross_process_lock(self, key: Hashable) -> Any:
+    def _cross_process_lock(self, key: Hashable, engine: CacheEngine | None) -> Any:
         if not self.config.lock or self.in_memory:
             return None
         try:
-            return self._sync_engine().key_lock(str(key))
+            return (self._sync_engine() if engine is None else engine).key_lock(str(key))
         except Exception as exc:
             self._fault("lock", exc)
             return None
@@ -561,13 +675,18 @@ class CacheCore:
     # -- sync call path ---------------------------------------------------------
 
     def miss(
-        self, key: Hashable, args: tuple[Any, ...], kwargs: dict[str, Any], oid: int | None = None
+        self,
+        key: Hashable,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        oid: int | None = None,
+        engine: CacheEngine | None = None,
     ) -> Any:
         """Compute a missing value (once per key when ``lock=True``) and store it."""
         self.misses += 1
         if not self.config.lock:
             value = self.func(*args, **kwargs)
-            self.store(key, value, oid)
+            self.store(key, value, oid, engine)
             return value
         me = threading.get_ident()
         while True:
@@ -584,7 +703,7 @@ class CacheCore:
                     return flight.value
                 continue  # the computing call raised: one waiter takes over
             try:
-                value = self.compute(key, args, kwargs, oid)  # looks again first
+                value = self.compute(key, args, kwargs, oid, engine)  # looks again first
                 flight.value, flight.ok = value, True
                 return value
             finally:
@@ -618,6 +737,52 @@ class CacheCore:
             self.hits += 1
             return value
         return self.miss(key, args, kwargs)
+
+    def _options_key(self, values: Hashable) -> Hashable:
+        if not self.in_memory:
+            return self.stable_key(values)
+        try:
+            hash(values)
+        except TypeError:
+            return self.digest_key(values)
+        return values
+
+    def _engine_at(self, where: Any) -> CacheEngine:
+        """The engine storing under the per-call root ``where`` (memory engines have one)."""
+        if where is None or not isinstance(self.engine, PersistentEngine):
+            return self._sync_engine()
+        return self.engine.at(where)
+
+    def call_with(
+        self,
+        values: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        again: bool,
+        cache_results: bool,
+        where: Any,
+    ) -> Any:
+        """A call with per-call control: ``again``, ``cache_results``, another folder."""
+        key = self._options_key(values)
+        oid = self._owner_of(values)
+        try:
+            engine = self._engine_at(where)
+        except Exception as exc:
+            self._fault("open", exc)
+            self.misses += 1
+            return self.func(*args, **kwargs)
+        if not again:
+            value = self.lookup(key, engine)
+            if value is not MISSING:
+                self.hits += 1
+                return value
+            if cache_results:
+                return self.miss(key, args, kwargs, oid, engine)
+        self.misses += 1
+        value = self.func(*args, **kwargs)
+        if cache_results:
+            self.store(key, value, oid, engine)
+        return value
 
     # -- async call path ----------------------------------------------------------
 
@@ -685,6 +850,37 @@ class CacheCore:
             return value
         return await self.amiss(key, args, kwargs)
 
+    async def acall_with(
+        self,
+        values: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        again: bool,
+        cache_results: bool,
+        where: Any,
+    ) -> Any:
+        """:meth:`call_with` for ``async def`` functions."""
+        key = self._options_key(values)
+        oid = self._owner_of(values)
+        try:
+            engine = self._engine_at(where)
+        except Exception as exc:
+            self._fault("open", exc)
+            self.misses += 1
+            return await self.func(*args, **kwargs)
+        if not again:
+            value = self.lookup(key, engine)
+            if value is not MISSING:
+                self.hits += 1
+                return value
+            if cache_results and engine is self.engine:
+                return await self.amiss(key, args, kwargs, oid)
+        self.misses += 1
+        value = await self.func(*args, **kwargs)
+        if cache_results:
+            self.store(key, value, oid, engine)
+        return value
+
     # -- controls attached to the wrapper ------------------------------------------
 
     def cache_info(self) -> CacheInfo:
@@ -710,13 +906,19 @@ class CacheCore:
         )
         return params
 
+    def engine_for(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> CacheEngine:
+        """The engine holding this call's entry (``location_arg=`` picks a folder per call)."""
+        if self._whereof is None:
+            return self._sync_engine()
+        return self._engine_at(self._whereof(*args, **kwargs))
+
     def cache_delete(self, *args: Any, **kwargs: Any) -> Any:
         """Drop one entry: True if it was there (awaitable for an ``async def`` function)."""
         key = self.key_for(args, kwargs)
         if self.is_async:
             return self._adelete(key)
         try:
-            return self._sync_engine().delete(key)
+            return self.engine_for(args, kwargs).delete(key)
         except Exception as exc:
             self._fault("delete", exc)
             return False
@@ -735,12 +937,17 @@ class CacheCore:
         if self.is_async:
             return self._arefresh(key, args, kwargs)
         value = self.func(*args, **kwargs)
-        self.store(key, value, self._owner_of(self.keyof(*args, **kwargs)))
+        oid = self._owner_of(self.keyof(*args, **kwargs))
+        self.store(key, value, oid, self.engine_for(args, kwargs))
         return value
 
     async def _arefresh(self, key: Hashable, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         value = await self.func(*args, **kwargs)
-        await self.astore(key, value, self._owner_of(self.keyof(*args, **kwargs)))
+        oid = self._owner_of(self.keyof(*args, **kwargs))
+        if self._whereof is not None:
+            self.store(key, value, oid, self.engine_for(args, kwargs))
+        else:
+            await self.astore(key, value, oid)
         return value
 
     def cache_bypass(self, *args: Any, **kwargs: Any) -> Any:
@@ -783,11 +990,14 @@ def make_cached(
     elif why is None:
         why = f"the decorator's chain {' > '.join(chain)}"
     asynchronous = inspect.iscoroutinefunction(func)
+    # Engines see the cache's name (their folder, their Redis key prefix) and a serializer
+    # object: "typed" needs the function's return annotation, and a missing one fails here.
+    engine_config = config.model_copy(
+        update={"name": name, "serializer": resolve_serializer(config.serializer, func)}
+    )
 
     def make() -> tuple[AnyEngine, str | None]:
-        # Engines keep entries under the cache's name (a Redis key prefix, a folder).
-        named = config if config.name else config.model_copy(update={"name": name})
-        selection = manager.select(chain, named, asynchronous=asynchronous)
+        selection = manager.select(chain, engine_config, asynchronous=asynchronous)
         return selection.engine, selection.fallback
 
     entry = registry.attach(name, shared=config.name is not None, make=make, config=config)

@@ -23,6 +23,7 @@ from twat_cache.engines.base import AnyEngine, AsyncCacheEngine, CacheEngine, Me
 from twat_cache.exceptions import ConfigurationError, EngineNotAvailableError
 
 __all__ = [
+    "BACKEND_CHAIN",
     "CHAINS",
     "CacheEngine",
     "CacheEngineManager",
@@ -41,7 +42,12 @@ MEMORY_CHAIN: Final = ("cachebox", "cachetools", "functools")
 CHAINS: Final[dict[str, tuple[str, ...]]] = {
     "mcache": MEMORY_CHAIN,
     "acache": ("aiocache", *MEMORY_CHAIN),
+    "bcache": ("diskcache", "klepto", *MEMORY_CHAIN),
+    "fcache": ("joblib", "klepto", *MEMORY_CHAIN),
 }
+
+#: The chain of a cache given ``backend=``: the user's storage, nothing else.
+BACKEND_CHAIN: Final = ("backend",)
 
 _BUILTIN: Final = {
     "cachebox": "twat_cache.engines.memory:CacheBoxEngine",
@@ -50,6 +56,9 @@ _BUILTIN: Final = {
     "aiocache": "twat_cache.engines.aio:AioCacheEngine",
     "redis": "twat_cache.engines.remote:RedisEngine",
     "backend": "twat_cache.engines.adapters:BackendEngine",
+    "diskcache": "twat_cache.engines.disk:DiskCacheEngine",
+    "klepto": "twat_cache.engines.disk:KleptoEngine",
+    "joblib": "twat_cache.engines.files:JoblibEngine",
 }
 
 

@@ -15,15 +15,17 @@ import concurrent.futures
 import inspect
 import os
 import threading
+import time
 from collections.abc import Coroutine, Hashable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, ClassVar, TypeVar
 
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
-from twat_cache.engines._codec import Codec
-from twat_cache.engines.base import AsyncBackend, AsyncCacheEngine, Backend, CacheEngine
+from twat_cache.engines.backend import AsyncBackend, Backend
+from twat_cache.engines.base import AsyncCacheEngine, CacheEngine
 from twat_cache.exceptions import ConfigurationError
+from twat_cache.serializers import codec_for
 
 __all__ = ["BackendEngine", "ThreadedEngine", "executor", "run_sync"]
 
@@ -151,7 +153,7 @@ class BackendEngine(CacheEngine):
     def unsupported(cls, config: CacheConfig) -> str | None:
         if config.backend is None:
             return "no backend= object given"
-        return Codec.unsupported(config)
+        return None
 
     def __init__(self, config: CacheConfig) -> None:
         super().__init__(config)
@@ -159,7 +161,7 @@ class BackendEngine(CacheEngine):
         self._backend: Backend | AsyncBackend | None = None
         self._is_async = False
         self._resolve_lock = threading.Lock()
-        self.codec = Codec(config)
+        self.codec = codec_for(config.serializer, config.compress, config.secure)
 
     def resolve(self) -> tuple[Any, bool]:
         """The backend object and whether its methods are coroutines (resolved once)."""
@@ -188,12 +190,12 @@ class BackendEngine(CacheEngine):
             data = run_sync(backend.get(str(key))) if is_async else backend.get(str(key))
         except KeyError:
             return MISSING
-        return self.codec.loads(data)
+        return self.codec.decode(str(key), bytes(data))
 
     def set(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
         backend, is_async = self.resolve()
-        data = self.codec.dumps(value)
         ttl = self.config.ttl if ttl is None else ttl
+        data = self.codec.encode(str(key), value, time.time() + ttl if ttl else 0.0)
         if is_async:
             run_sync(backend.set(str(key), data, ttl))
         else:
@@ -235,11 +237,12 @@ class _AsyncBackendView(AsyncCacheEngine):
             data = await self._call("get", str(key))
         except KeyError:
             return MISSING
-        return self.engine.codec.loads(data)
+        return self.engine.codec.decode(str(key), bytes(data))
 
     async def set(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
-        data = self.engine.codec.dumps(value)
-        await self._call("set", str(key), data, self.config.ttl if ttl is None else ttl)
+        ttl = self.config.ttl if ttl is None else ttl
+        data = self.engine.codec.encode(str(key), value, time.time() + ttl if ttl else 0.0)
+        await self._call("set", str(key), data, ttl)
 
     async def delete(self, key: Hashable) -> bool:
         return bool(await self._call("delete", str(key)))

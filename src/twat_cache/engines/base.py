@@ -28,9 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnyEngine",
-    "AsyncBackend",
     "AsyncCacheEngine",
-    "Backend",
     "CacheEngine",
     "EngineSpec",
     "MemoryEngine",
@@ -202,47 +200,3 @@ class MemoryEngine(CacheEngine):
 
     def __len__(self) -> int:
         return len(self.mapping)
-
-
-class Backend(ABC):
-    """User storage of bytes, in the style of a dict: plug it in with ``backend=``.
-
-    ``get`` raises ``KeyError`` on a miss. Values arrive serialized (and signed
-    when ``TWAT_CACHE_SECRET`` is set), so a backend stores opaque bytes.
-    """
-
-    @abstractmethod
-    def get(self, key: str) -> bytes:
-        """The bytes stored under ``key``; ``KeyError`` when there are none."""
-
-    @abstractmethod
-    def set(self, key: str, value: bytes, ttl: float | None) -> None:
-        """Store ``value`` under ``key``, expiring after ``ttl`` seconds unless ``None``."""
-
-    @abstractmethod
-    def delete(self, key: str) -> bool:
-        """Drop ``key``; True if it was there."""
-
-    @abstractmethod
-    def clear(self) -> None:
-        """Drop every key of this backend."""
-
-
-class AsyncBackend(ABC):
-    """:class:`Backend` with coroutine methods; sync and async functions both use it."""
-
-    @abstractmethod
-    async def get(self, key: str) -> bytes:
-        """The bytes stored under ``key``; ``KeyError`` when there are none."""
-
-    @abstractmethod
-    async def set(self, key: str, value: bytes, ttl: float | None) -> None:
-        """Store ``value`` under ``key``, expiring after ``ttl`` seconds unless ``None``."""
-
-    @abstractmethod
-    async def delete(self, key: str) -> bool:
-        """Drop ``key``; True if it was there."""
-
-    @abstractmethod
-    async def clear(self) -> None:
-        """Drop every key of this backend."""

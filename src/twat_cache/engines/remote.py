@@ -31,9 +31,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
-from twat_cache.engines._codec import Codec
 from twat_cache.engines.base import AsyncCacheEngine, CacheEngine
 from twat_cache.exceptions import CacheOperationError
+from twat_cache.serializers import codec_for
 
 if TYPE_CHECKING:
     import redis
@@ -221,12 +221,12 @@ class RedisEngine(CacheEngine):
     def unsupported(cls, config: CacheConfig) -> str | None:
         if config.redis_url is None:
             return "no redis_url given (pass redis_url= or set TWAT_CACHE_REDIS_URL)"
-        return Codec.unsupported(config)
+        return None
 
     def __init__(self, config: CacheConfig) -> None:
         super().__init__(config)
         assert config.redis_url is not None
-        self.codec = Codec(config)
+        self.codec = codec_for(config.serializer, config.compress, config.secure)
         self.prefix = f"{KEY_ROOT}{config.name or 'default'}:"
         self.lock_prefix = f"{LOCK_ROOT}{config.name or 'default'}:"
         self.server = _acquire(config.redis_url)
@@ -251,13 +251,13 @@ class RedisEngine(CacheEngine):
         self.breaker.success()
         if data is None:
             return MISSING
-        return self.codec.loads(cast(bytes, data))  # responses are never decoded
+        return self.codec.decode(str(key), cast(bytes, data))  # responses are never decoded
 
     def set(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
         ttl = self.config.ttl if ttl is None else ttl
         if ttl == 0:
             return  # expires at once: never stored
-        data = self.codec.dumps(value)
+        data = self.codec.encode(str(key), value)
         self.breaker.check()
         try:
             self.client.set(self.prefix + str(key), data, px=_millis(ttl))
@@ -379,13 +379,13 @@ class AsyncRedisEngine(AsyncCacheEngine):
         self.breaker.success()
         if data is None:
             return MISSING
-        return self.codec.loads(cast(bytes, data))  # responses are never decoded
+        return self.codec.decode(str(key), cast(bytes, data))  # responses are never decoded
 
     async def set(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
         ttl = self.config.ttl if ttl is None else ttl
         if ttl == 0:
             return
-        data = self.codec.dumps(value)
+        data = self.codec.encode(str(key), value)
         self.breaker.check()
         try:
             client = await self.server.aclient()

@@ -1,0 +1,371 @@
+"""Engines of the ``bcache`` chain: diskcache > klepto (then the memory chain).
+
+Both store framed bytes (see ``serializers.py``) under the 32-hex digest key,
+so neither library ever unpickles anything: a stored value is checked by its
+CRC32 or HMAC before the configured serializer sees it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any, ClassVar
+
+from twat_cache._types import MISSING
+from twat_cache.config import CacheConfig
+from twat_cache.engines.persistent import PersistentEngine
+from twat_cache.exceptions import CacheOperationError, SerializationError
+from twat_cache.paths import ensure_folder, prune_to_size, remove_path, secure_file
+
+__all__ = ["DiskCacheEngine", "KleptoEngine"]
+
+_MODE_RAW = 1  # diskcache's mode for bytes kept verbatim in the database
+_SELECT = (
+    "SELECT mode, value FROM Cache WHERE key = ? AND raw = 1"
+    " AND (expire_time IS NULL OR expire_time > ?)"
+)
+#: Keep every value inside SQLite: one transaction per write, no loose value
+#: files whose permissions or half-written state would need looking after.
+_INLINE_LIMIT = 2**40
+_UNBOUNDED = 2**62
+_CORRUPT_MARKERS = ("malformed", "not a database", "no such table", "no such column", "corrupt")
+_DB_FILES = ("cache.db", "cache.db-wal", "cache.db-shm")
+
+_live: weakref.WeakSet[DiskCacheEngine] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """SQLite connections must not cross a fork: the child opens its own."""
+    for engine in list(_live):
+        engine._epoch = object()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _corrupt(exc: BaseException) -> bool:
+    """True for SQLite errors meaning the database itself is damaged (not busy, not full)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    text = str(exc).lower()
+    return any(marker in text for marker in _CORRUPT_MARKERS)
+
+
+class DiskCacheEngine(PersistentEngine):
+    """diskcache's SQLite store: one small transaction per write, any number of processes.
+
+    Reads go through one read connection per thread with a single prepared
+    ``SELECT`` (the same row diskcache's ``get`` reads, minus its per-call
+    Python overhead); writes, expiry and size culling go through
+    ``diskcache.Cache``. A damaged database is removed and started afresh.
+    """
+
+    name: ClassVar[str] = "diskcache"
+    requires: ClassVar[str | None] = "diskcache"
+
+    def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
+        import diskcache  # optional engine, imported on use
+
+        super().__init__(config, base)
+        self._diskcache = diskcache
+        self._db = self.folder / "cache.db"
+        self._cache: Any = None
+        self._open_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._epoch = object()
+        _live.add(self)
+
+    # -- connections -----------------------------------------------------------
+
+    def _store(self, create: bool) -> Any:
+        """The ``diskcache.Cache``, opened on first use; ``None`` if never written and not
+        ``create``."""
+        cache = self._cache
+        if cache is not None:
+            return cache
+        with self._open_lock:
+            if self._cache is None:
+                if not create and not self._db.exists():
+                    return None
+                ensure_folder(self.folder, self.secure)
+                if not self._db.exists():
+                    # SQLite gives -wal and -shm the database file's mode: set it first.
+                    fd = os.open(self._db, os.O_RDWR | os.O_CREAT, 0o600 if self.secure else 0o666)
+                    os.close(fd)
+                    secure_file(self._db, self.secure)
+                try:
+                    self._cache = self._connect()
+                except sqlite3.DatabaseError as exc:
+                    if _corrupt(exc):  # the next write starts afresh; this call reports it
+                        self._remove_files()
+                    raise
+            return self._cache
+
+    def _connect(self) -> Any:
+        return self._diskcache.Cache(
+            str(self.folder),
+            size_limit=self.config.size_limit or _UNBOUNDED,
+            eviction_policy="least-recently-stored",  # reads never write
+            disk_min_file_size=_INLINE_LIMIT,
+            statistics=False,
+            tag_index=False,
+            timeout=60,
+            sqlite_mmap_size=0,
+        )
+
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's read connection (``None`` while the cache was never written)."""
+        if self._store(create=False) is None:
+            return None
+        uri = f"file:{self._db.as_posix()}?mode=rw"
+        con = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
+        con.execute("PRAGMA mmap_size = 0")  # a mapped file truncated by someone else is a SIGBUS
+        self._local.con = con
+        self._local.epoch = self._epoch
+        with self._open_lock:
+            self._readers.append(con)
+        return con
+
+    def _remove_files(self) -> None:
+        """Drop a damaged database: the next write starts a fresh one."""
+        for name in _DB_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.folder / name)
+
+    def _reset(self) -> None:
+        """Close everything and remove the database files (after corruption)."""
+        self._close_connections()
+        with self._open_lock:
+            self._remove_files()
+
+    def _close_connections(self) -> None:
+        with self._open_lock:
+            cache, self._cache = self._cache, None
+            readers, self._readers = self._readers, []
+            self._epoch = object()
+        if cache is not None:
+            with contextlib.suppress(Exception):
+                cache.close()
+        for con in readers:
+            with contextlib.suppress(Exception):
+                con.close()
+
+    def _failed(self, exc: BaseException) -> None:
+        if _corrupt(exc):
+            self._reset()
+
+    # -- the engine contract -----------------------------------------------------
+
+    def get(self, key: Any) -> Any:
+        local = self._local
+        con = getattr(local, "con", None)
+        if con is None or local.epoch is not self._epoch:
+            con = self._reader()
+            if con is None:
+                return MISSING
+        try:
+            row = con.execute(_SELECT, (key, time.time())).fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc)
+            raise
+        if row is None:
+            return MISSING
+        mode, data = row
+        if mode != _MODE_RAW or type(data) is not bytes:
+            msg = "stored entry is not raw bytes (written by something else)"
+            raise SerializationError(msg)
+        return self.codec.decode(key, data)
+
+    def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
+        data = self.codec.encode(key, value)  # a serialization error touches no file
+        if ttl == 0:
+            return  # expires at once: nothing to keep
+        try:
+            self._store(create=True).set(key, data, expire=ttl, retry=True)
+        except sqlite3.DatabaseError as exc:
+            if not _corrupt(exc):
+                raise
+            self._reset()
+            self._store(create=True).set(key, data, expire=ttl, retry=True)
+
+    def delete(self, key: Any) -> bool:
+        cache = self._store(create=False)
+        if cache is None:
+            return False
+        try:
+            return bool(cache.delete(key, retry=True))
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc)
+            raise
+
+    def clear(self) -> None:
+        super().clear()
+        try:
+            cache = self._store(create=False)
+            if cache is not None:
+                cache.clear(retry=True)
+        except sqlite3.DatabaseError as exc:
+            if not _corrupt(exc):
+                raise
+            self._reset()
+
+    def close(self) -> None:
+        super().close()
+        self._close_connections()
+
+    def __len__(self) -> int:
+        cache = self._store(create=False)
+        return 0 if cache is None else len(cache)
+
+
+#: klepto's folder-per-key layout: ``K_<key>/output.json``; ``.I_*`` are its temp folders.
+_KLEPTO_PREFIX = "K_"
+_KLEPTO_TEMP = ".I_"
+_KLEPTO_FILE = "output.json"
+_STALE_TEMP = 3600.0
+
+
+class KleptoEngine(PersistentEngine):
+    """klepto's ``dir_archive``: a folder per key, written to a temp folder and renamed.
+
+    Entries are stored as JSON text (the framed bytes in base64), so klepto
+    never unpickles; expiry travels in the frame, and ``size_limit`` is
+    enforced here by removing the oldest entries.
+    """
+
+    name: ClassVar[str] = "klepto"
+    requires: ClassVar[str | None] = "klepto"
+
+    def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
+        import klepto.archives  # optional engine, imported on use
+
+        super().__init__(config, base)
+        self._archives = klepto.archives
+        self._archive: Any = None
+        self._lock = threading.Lock()
+        self._approx_bytes: int | None = None
+
+    def _open(self, create: bool) -> Any:
+        archive = self._archive
+        if archive is not None:
+            return archive
+        if not create and not self.folder.is_dir():
+            return None
+        with self._lock:
+            if self._archive is None:
+                ensure_folder(self.folder, self.secure)
+                self._archive = self._archives.dir_archive(
+                    str(self.folder),
+                    cached=False,
+                    serialized=True,
+                    protocol="json",
+                    permissions=0o700 if self.secure else None,
+                )
+            return self._archive
+
+    def _entry(self, key: str) -> Path:
+        return self.folder / f"{_KLEPTO_PREFIX}{key}"
+
+    def get(self, key: Any) -> Any:
+        archive = self._open(create=False)
+        if archive is None:
+            return MISSING
+        try:
+            text = archive[key]
+        except KeyError:
+            if self._entry(key).exists():  # klepto reports an unreadable entry as missing
+                msg = "stored entry cannot be read (damaged)"
+                raise SerializationError(msg) from None
+            return MISSING
+        if not isinstance(text, str):
+            msg = "stored entry is not text (written by something else)"
+            raise SerializationError(msg)
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            msg = "stored entry is not base64 (damaged)"
+            raise SerializationError(msg) from None
+        value = self.codec.decode(key, data)
+        if value is MISSING:
+            self.delete(key)
+        return value
+
+    def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
+        if ttl == 0:
+            self.codec.encode(key, value)  # still report values the serializer refuses
+            return
+        expire = time.time() + ttl if ttl else 0.0
+        text = base64.b64encode(self.codec.encode(key, value, expire)).decode("ascii")
+        archive = self._open(create=True)
+        archive[key] = text
+        entry = self._entry(key)
+        try:  # klepto swallows write errors (a full disk): check the whole entry landed
+            landed = os.stat(entry / _KLEPTO_FILE).st_size == len(text) + 2  # a JSON string
+            if self.secure:
+                os.chmod(entry, 0o700)
+            secure_file(entry / _KLEPTO_FILE, self.secure)
+        except FileNotFoundError:
+            landed = False
+        if not landed:
+            remove_path(entry)
+            msg = f"klepto could not store the entry in {self.folder} (disk full?)"
+            raise CacheOperationError(msg)
+        if self.config.size_limit is not None:
+            self._enforce_limit(len(text))
+
+    def _entries(self) -> list[tuple[float, int, Path]]:
+        entries: list[tuple[float, int, Path]] = []
+        now = time.time()
+        with os.scandir(self.folder) as listing:
+            for item in listing:
+                path = Path(item.path)
+                try:
+                    if item.name.startswith(_KLEPTO_PREFIX):
+                        st = os.stat(path / _KLEPTO_FILE)
+                        entries.append((st.st_mtime, st.st_size, path))
+                    elif item.name.startswith(_KLEPTO_TEMP) and (
+                        now - item.stat().st_mtime > _STALE_TEMP
+                    ):
+                        remove_path(path)  # left by a killed or racing writer
+                except FileNotFoundError:
+                    entries.append((0.0, 0, path))  # a half-removed entry goes first
+        return entries
+
+    def _enforce_limit(self, added: int) -> None:
+        limit = self.config.size_limit
+        assert limit is not None
+        if self._approx_bytes is not None:
+            self._approx_bytes += added
+            if self._approx_bytes <= limit:
+                return
+        self._approx_bytes = prune_to_size(self._entries(), limit)
+
+    def delete(self, key: Any) -> bool:
+        return remove_path(self._entry(key))
+
+    def clear(self) -> None:
+        super().clear()
+        if self.folder.is_dir():
+            with os.scandir(self.folder) as listing:
+                doomed = [
+                    Path(item.path)
+                    for item in listing
+                    if item.name.startswith((_KLEPTO_PREFIX, _KLEPTO_TEMP))
+                ]
+            for path in doomed:
+                remove_path(path)
+        self._approx_bytes = None
+
+    def __len__(self) -> int:
+        if not self.folder.is_dir():
+            return 0
+        with os.scandir(self.folder) as listing:
+            return sum(1 for item in listing if item.name.startswith(_KLEPTO_PREFIX))

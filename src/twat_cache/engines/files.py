@@ -1,0 +1,303 @@
+"""The ``fcache`` engine: one file per entry, large arrays in their own binary format.
+
+Why not pickle: an 80 MB array pickled is copied several times on the way in
+and out. Here a NumPy array is written in the ``.npy`` layout after a 64-byte
+twat-cache header, so a hit reads it straight into a new array (as
+``np.load`` does) or maps it read-only (``mmap_mode="r"``) without reading it
+at all. pandas objects and compressed arrays go through joblib's pickler,
+which writes array buffers raw; anything else uses the configured serializer.
+
+Every file is written to a temp file and renamed, and carries a tag (CRC32 or
+HMAC-SHA256) over its payload. Checking an 80 MB tag costs more than reading
+the array, so an array file's tag is checked on this process's first read of
+each file version (inode, size, mtime, ctime) and trusted afterwards; a file
+changed within the last second is always checked, because a coarse file clock
+could hide an in-place change made in the same tick.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import os
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+from twat_cache._types import MISSING
+from twat_cache.config import CacheConfig
+from twat_cache.engines.persistent import PersistentEngine
+from twat_cache.exceptions import SerializationError
+from twat_cache.paths import atomic_write, ensure_folder, prune_to_size, remove_path
+from twat_cache.serializers import (
+    FLAG_COMPRESSED,
+    HEAD_SIZE,
+    KIND_JOBLIB,
+    KIND_NPY,
+    KIND_SERIALIZED,
+    PickleSerializer,
+)
+
+__all__ = ["JoblibEngine"]
+
+_SUFFIX = ".tc"
+_HEADER_BLOCK = 64  # keeps the array data 64-byte aligned, as .npy files are
+_TRUST_AFTER_NS = 1_000_000_000
+_MAX_TRUSTED = 4096
+_CHUNK = 1 << 24
+_ZLIB_LEVEL = 3
+
+
+class _TagWriter(io.RawIOBase):
+    """A write-only file that feeds every byte to the entry's tag on its way to disk."""
+
+    def __init__(self, fd: int, tagger: Any) -> None:
+        super().__init__()
+        self._fd = fd
+        self._tagger = tagger
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._tagger.update(view)
+        written = 0
+        while written < len(view):
+            written += os.write(self._fd, view[written:])
+        self.size += written
+        return written
+
+
+def _readinto(f: io.FileIO, view: memoryview) -> int:
+    """Fill ``view`` from ``f``; the count read (short only at end of file)."""
+    done = 0
+    while done < len(view):
+        got = f.readinto(view[done:])
+        if not got:
+            break
+        done += got
+    return done
+
+
+def _bytes_view(array: Any) -> memoryview:
+    """The array's data as bytes in file order (C, or Fortran for F-ordered arrays)."""
+    if array.flags.c_contiguous:
+        return memoryview(array).cast("B")
+    return memoryview(array.T).cast("B")
+
+
+class JoblibEngine(PersistentEngine):
+    """Files under the cache folder: ``.npy``-layout arrays, joblib pickles, serializer bytes."""
+
+    name: ClassVar[str] = "joblib"
+    requires: ClassVar[str | None] = "joblib"
+
+    def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
+        import joblib  # optional engine, imported on use
+
+        super().__init__(config, base)
+        self._joblib = joblib
+        self._native = isinstance(self.codec.serializer, PickleSerializer)
+        self._trusted: dict[str, tuple[int, int, int, int]] = {}
+        self._lock = threading.Lock()
+        self._approx_bytes: int | None = None
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}{_SUFFIX}"
+
+    # -- writing -------------------------------------------------------------------
+
+    def _kind(self, value: Any) -> int:
+        if not self._native:
+            return KIND_SERIALIZED
+        np = sys.modules.get("numpy")
+        if np is not None and type(value) is np.ndarray and not value.dtype.hasobject:
+            return KIND_JOBLIB if self.config.compress else KIND_NPY
+        pd = sys.modules.get("pandas")
+        if pd is not None and isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
+            return KIND_JOBLIB
+        return KIND_SERIALIZED
+
+    def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
+        kind = self._kind(value)
+        payload = self.codec.dumps(value) if kind == KIND_SERIALIZED else b""
+        if ttl == 0:
+            return  # expires at once: nothing to keep
+        expire = time.time() + ttl if ttl else 0.0
+        compressed = self.config.compress and kind == KIND_SERIALIZED
+        if compressed:
+            payload = zlib.compress(payload, _ZLIB_LEVEL)
+        head = self.codec.head(kind, expire, compressed)
+        tagger = self.codec.tagger(key, head)
+        path = self._path(key)
+        ensure_folder(self.folder, self.secure)
+        with atomic_write(path, self.secure) as fd:
+            os.write(fd, bytes(_HEADER_BLOCK))  # the header goes in once the tag is known
+            out = _TagWriter(fd, tagger)
+            if kind == KIND_NPY:
+                np = sys.modules["numpy"]
+                np.lib.format.write_array(out, value, allow_pickle=False)
+            elif kind == KIND_JOBLIB:
+                compress = ("zlib", _ZLIB_LEVEL) if self.config.compress else 0
+                self._joblib.dump(value, out, compress=compress)
+            else:
+                out.write(payload)
+            block = head + tagger.digest()
+            os.pwrite(fd, block + bytes(_HEADER_BLOCK - len(block)), 0)
+            size = _HEADER_BLOCK + out.size
+        with self._lock:
+            self._trusted.pop(str(path), None)
+        if self.config.size_limit is not None:
+            self._enforce_limit(size)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def get(self, key: Any) -> Any:
+        path = self._path(key)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return MISSING
+        try:
+            return self._read(key, path, fd)
+        finally:
+            os.close(fd)
+
+    def _read(self, key: str, path: Path, fd: int) -> Any:
+        st = os.fstat(fd)
+        block = os.read(fd, _HEADER_BLOCK)
+        flags, kind, expire = self.codec.parse_head(block)
+        if expire and expire <= time.time():
+            remove_path(path)
+            return MISSING
+        tag = block[HEAD_SIZE : HEAD_SIZE + self.codec.tag_size]
+        tagger = self.codec.tagger(key, block[:HEAD_SIZE])
+        if kind == KIND_NPY:
+            return self._read_array(path, fd, st, tag, tagger)
+        payload = os.read(fd, max(st.st_size - _HEADER_BLOCK, 0))
+        tagger.update(payload)
+        self._check(tag, tagger)
+        if kind == KIND_JOBLIB:
+            return self._joblib.load(io.BytesIO(payload))
+        if kind != KIND_SERIALIZED:
+            msg = f"stored entry has an unexpected kind {kind}"
+            raise SerializationError(msg)
+        if flags & FLAG_COMPRESSED:
+            payload = zlib.decompress(payload)
+        return self.codec.loads(payload)
+
+    def _read_array(self, path: Path, fd: int, st: os.stat_result, tag: bytes, tagger: Any) -> Any:
+        import numpy as np  # an array entry means NumPy wrote it
+
+        fmt = np.lib.format
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            version = fmt.read_magic(f)
+            shape: Any
+            dtype: Any
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(f)
+            else:
+                msg = f"stored array has an unsupported .npy version {version}"
+                raise SerializationError(msg)
+            offset = f.tell()
+            if dtype.hasobject:
+                msg = "stored array holds Python objects (never unpickled)"
+                raise SerializationError(msg)
+            count = 1
+            for dim in shape:
+                count *= dim
+            if offset + count * dtype.itemsize != st.st_size:
+                msg = "stored array is truncated or has trailing bytes"
+                raise SerializationError(msg)
+            identity = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            trusted = self._trusted.get(str(path)) == identity
+            order: Any = "F" if fortran else "C"
+            array: Any
+            if self.config.mmap_mode is not None:
+                array = np.memmap(
+                    f, dtype=dtype, mode=self.config.mmap_mode, shape=shape, order=order,
+                    offset=offset,
+                )  # fmt: skip
+            else:
+                array = np.empty(shape, dtype=dtype, order=order)
+                if count and _readinto(f, _bytes_view(array)) != count * dtype.itemsize:
+                    msg = "stored array is truncated"
+                    raise SerializationError(msg)
+            if not trusted:
+                os.lseek(fd, _HEADER_BLOCK, os.SEEK_SET)
+                tagger.update(os.read(fd, offset - _HEADER_BLOCK))
+                if count:
+                    tagger.update(_bytes_view(array))
+                self._check(tag, tagger)
+                self._trust(path, st, identity)
+        return array
+
+    def _check(self, tag: bytes, tagger: Any) -> None:
+        if not hmac.compare_digest(tag, tagger.digest()):
+            msg = "stored entry failed its integrity check (damaged or tampered with)"
+            raise SerializationError(msg)
+
+    def _trust(self, path: Path, st: os.stat_result, identity: tuple[int, int, int, int]) -> None:
+        if time.time_ns() - st.st_ctime_ns < _TRUST_AFTER_NS:
+            return
+        with self._lock:
+            if len(self._trusted) >= _MAX_TRUSTED:
+                self._trusted.clear()
+            self._trusted[str(path)] = identity
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def _files(self) -> list[tuple[float, int, Path]]:
+        entries: list[tuple[float, int, Path]] = []
+        stale = time.time() - 3600
+        with os.scandir(self.folder) as listing:
+            for item in listing:
+                try:
+                    st = item.stat()
+                except FileNotFoundError:
+                    continue
+                if item.name.endswith(_SUFFIX):
+                    entries.append((st.st_mtime, st.st_size, Path(item.path)))
+                elif item.name.endswith(".part") and st.st_mtime < stale:
+                    remove_path(Path(item.path))  # left by a killed writer
+        return entries
+
+    def _enforce_limit(self, added: int) -> None:
+        limit = self.config.size_limit
+        assert limit is not None
+        with self._lock:
+            if self._approx_bytes is not None:
+                self._approx_bytes += added
+                if self._approx_bytes <= limit:
+                    return
+            self._approx_bytes = prune_to_size(self._files(), limit)
+
+    def delete(self, key: Any) -> bool:
+        with self._lock:
+            self._trusted.pop(str(self._path(key)), None)
+        return remove_path(self._path(key))
+
+    def clear(self) -> None:
+        super().clear()
+        with self._lock:
+            self._trusted.clear()
+            self._approx_bytes = None
+        if not self.folder.is_dir():
+            return
+        with os.scandir(self.folder) as listing:
+            doomed = [Path(i.path) for i in listing if i.name.endswith((_SUFFIX, ".part"))]
+        for path in doomed:
+            remove_path(path)
+
+    def __len__(self) -> int:
+        if not self.folder.is_dir():
+            return 0
+        with os.scandir(self.folder) as listing:
+            return sum(1 for item in listing if item.name.endswith(_SUFFIX))
