@@ -10,8 +10,13 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 def run_example(name: str) -> str:
+    """Run one example in a fresh interpreter (TWAT_CACHE_DIR is this test's own root)."""
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=120
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -60,3 +65,40 @@ def test_redis_example_on_the_test_server(redis_url, monkeypatch):
     assert "value: {'day': '2026-11-21', 'rows': 1234}" in out
     assert "engine: redis" in out
     assert "hits: 1" in out
+
+
+def test_disk_example_hits_in_a_second_process(cache_root):
+    """examples/disk.py: the child process reads the parent's entry from disk."""
+    out = run_example("disk.py")
+    assert "parent hits: 0" in out
+    assert "child: 3 rows in 0.0" in out  # a hit, not the 0.3 s query
+    assert "engine=diskcache" in out
+    assert "entries on disk: 1" in out
+    assert any(cache_root.rglob("*"))
+
+
+def test_large_arrays_example_maps_the_file():
+    """examples/large_arrays.py: equal values, a read-only memory map, the joblib engine."""
+    out = run_example("large_arrays.py")
+    assert "same values: True" in out
+    assert "memory-mapped: True read-only: True" in out
+    assert "engine: joblib" in out
+
+
+def test_custom_backend_example_stores_bytes():
+    """examples/custom_backend.py: one stored entry, then a hit, through the user's Backend."""
+    out = run_example("custom_backend.py")
+    assert "engine: backend" in out
+    assert "stored keys: 1" in out
+    assert "hits: 1" in out
+
+
+def test_per_call_example():
+    """examples/per_call.py: again recomputes, cache_results=False stores nothing, paths move."""
+    out = run_example("per_call.py")
+    assert "summary of a #1 | summary of a #1" in out
+    assert "summary of a #2" in out
+    assert "summary of b #3 | summary of b #4" in out
+    assert "stored elsewhere: True" in out
+    assert "stored next to the data: True" in out
+    assert "runs: ['a', 'a', 'b', 'b', 'c']" in out
