@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 import time
@@ -274,8 +273,29 @@ def test_clear_all_with_yes(cache_root):
     assert all(c["entries"] == 0 for c in cli_json("list")["caches"])
 
 
+def test_reports_delete_nothing_even_when_damaged(cache_root):
+    """list and stats report a damaged database and keep it; clear --yes starts it afresh."""
+    populate()
+    db = cache_root / FOLDERS["runs"] / "cache.db"
+    for suffix in ("-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+    db.write_bytes(b"garbage " * 512)
+    caches = {c["name"]: c for c in cli_json("list")["caches"]}
+    assert caches["runs"]["entries"] is None
+    assert "DatabaseError" in caches["runs"]["error"]
+    assert caches["arrays"]["entries"] == 3  # one damaged cache hides no other
+    assert cli_json("stats", "runs")["error"] is not None
+    assert db.read_bytes() == b"garbage " * 512
+
+    report = cli_json("clear", "runs", "--yes")
+    assert report["caches"][0]["entries"] == 0
+    assert "error" not in report["caches"][0]
+    assert cli_json("stats", "runs")["error"] is None
+
+
 def run_at_terminal(args: tuple[str, ...], answer: bytes) -> subprocess.CompletedProcess[str]:
     """Run the CLI with a pseudo-terminal on stdin and type ``answer`` at it."""
+    pty = pytest.importorskip("pty", reason="pseudo-terminals are POSIX only")
     leader, follower = pty.openpty()
     try:
         proc = subprocess.Popen(

@@ -156,7 +156,7 @@ def _engine_report() -> dict[str, Any]:
                 "reason": reason,
                 "async_only": is_async,
                 "requires": cls.requires,
-                "chains": [kind for kind, chain in CHAINS.items() if name in chain],
+                "chains": [decorator for decorator, chain in CHAINS.items() if name in chain],
             }
         )
     by_name = {engine["name"]: engine for engine in engines}
@@ -344,8 +344,9 @@ def _delete(
             if "error" in r:
                 print(f"{r['name']}: failed: {r['error']}", file=sys.stderr)
             else:
+                removed = "all" if r["removed"] is None else f"{r['removed']:,}"
                 print(
-                    f"{r['name']}: removed {r['removed']:,} entries"
+                    f"{r['name']}: removed {removed} entries"
                     f" ({r['entries']:,} left, {_size(r['bytes'])} on disk)"
                 )
     return 1 if failed else 0

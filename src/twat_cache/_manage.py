@@ -126,12 +126,13 @@ def select(caches: list[FoundCache], name: str | None) -> list[FoundCache]:
 
 
 @contextlib.contextmanager
-def opened(cache: FoundCache) -> Iterator[PersistentEngine]:
+def opened(cache: FoundCache, *, repair: bool = True) -> Iterator[PersistentEngine]:
     """The cache reopened through the engine that wrote it, closed on exit.
 
     The config points at the very folder (its parent as the root, the same
     name) and carries the options housekeeping obeys (``ttl``,
     ``size_limit``); the serializer stays the default, as nothing is decoded.
+    ``repair=False`` keeps even damaged files and temp files: for reports.
 
     Raises:
         TwatCacheError: the engine is not registered in this process.
@@ -150,6 +151,7 @@ def opened(cache: FoundCache) -> Iterator[PersistentEngine]:
         secure=cache.manifest.secure,
     )
     engine = cls(config)
+    engine.repair = repair
     try:
         yield engine
     finally:
@@ -191,7 +193,7 @@ def describe(cache: FoundCache, *, expired: bool = False) -> dict[str, Any]:
         error=None,
     )
     try:
-        with opened(cache) as engine:
+        with opened(cache, repair=False) as engine:
             info["last_write"] = _iso(engine.last_write())
             info["entries"] = len(engine)
             info["bytes"] = engine.disk_bytes()
@@ -203,14 +205,20 @@ def describe(cache: FoundCache, *, expired: bool = False) -> dict[str, Any]:
 
 
 def clear(cache: FoundCache) -> dict[str, Any]:
-    """Drop every entry of one cache (its folder and manifest stay); what was removed."""
+    """Drop every entry of one cache (its folder and manifest stay); what was removed.
+
+    ``removed`` is ``None`` when the cache was too damaged to count its entries.
+    """
     with opened(cache) as engine:
-        before = len(engine)
+        try:
+            before: int | None = len(engine)
+        except Exception:  # damaged files: clear() starts the cache afresh all the same
+            before = None
         engine.clear()
         return {
             "name": cache.name,
             "folder": str(cache.folder),
-            "removed": before - len(engine),
+            "removed": None if before is None else before - len(engine),
             "entries": len(engine),
             "bytes": engine.disk_bytes(),
         }

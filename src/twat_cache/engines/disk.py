@@ -105,7 +105,7 @@ class DiskCacheEngine(PersistentEngine):
                 try:
                     self._cache = self._connect()
                 except sqlite3.DatabaseError as exc:
-                    if _corrupt(exc):  # the next write starts afresh; this call reports it
+                    if _corrupt(exc) and self.repair:  # the next write starts afresh
                         self._remove_files()
                     raise
             return self._cache
@@ -160,7 +160,7 @@ class DiskCacheEngine(PersistentEngine):
                 con.close()
 
     def _failed(self, exc: BaseException) -> None:
-        if _corrupt(exc):
+        if _corrupt(exc) and self.repair:
             self._reset()
 
     # -- the engine contract -----------------------------------------------------
@@ -393,8 +393,10 @@ class KleptoEngine(PersistentEngine):
                     if item.name.startswith(_KLEPTO_PREFIX):
                         st = os.stat(path / _KLEPTO_FILE)
                         entries.append((st.st_mtime, st.st_size, path))
-                    elif item.name.startswith(_KLEPTO_TEMP) and (
-                        now - item.stat().st_mtime > _STALE_TEMP
+                    elif (
+                        self.repair
+                        and item.name.startswith(_KLEPTO_TEMP)
+                        and now - item.stat().st_mtime > _STALE_TEMP
                     ):
                         remove_path(path)  # left by a killed or racing writer
                 except FileNotFoundError:

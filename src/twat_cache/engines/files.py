@@ -267,7 +267,7 @@ class JoblibEngine(PersistentEngine):
                     continue
                 if item.name.endswith(_SUFFIX):
                     entries.append((st.st_mtime, st.st_size, Path(item.path)))
-                elif item.name.endswith(".part") and st.st_mtime < stale:
+                elif self.repair and item.name.endswith(".part") and st.st_mtime < stale:
                     remove_path(Path(item.path))  # left by a killed writer
         return entries
 

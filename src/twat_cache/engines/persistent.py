@@ -161,6 +161,9 @@ class PersistentEngine(CacheEngine):
         self._siblings_lock = threading.Lock()
         self._lock_fd = -1
         self._manifest_written = False
+        #: Drop damaged files and temp files of killed writers when met. The command
+        #: line turns this off for commands that only report, which delete nothing.
+        self.repair = True
 
     def wrote(self) -> None:
         """Called after each stored entry: the first one leaves the folder's manifest.
