@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,10 @@ from twat_cache import (
     get_stats,
     mcache,
 )
+from twat_cache._types import MISSING
+from twat_cache.config import CacheConfig
+from twat_cache.engines import get_engine_manager
+from twat_cache.engines.persistent import MANIFEST, Manifest, PersistentEngine
 from twat_cache.registry import registry
 
 BCACHE_ENGINES = ["diskcache", "klepto"]
@@ -579,3 +584,93 @@ def test_get_stats_reports_entries_and_bytes(calls: Calls) -> None:
     assert stats["bytes"] > 6000
     assert (stats["hits"], stats["misses"], stats["errors"]) == (1, 3, 0)
     assert stats["engine"] == "diskcache"
+
+
+# -- manifest and housekeeping (what the command line relies on) ---------------------------
+
+DISK_ENGINES = ["diskcache", "klepto", "joblib"]
+
+
+def disk_engine(name: str, **options: Any) -> PersistentEngine:
+    """A persistent engine of that name, built directly from a config."""
+    cls = get_engine_manager().engine_class(name)
+    assert issubclass(cls, PersistentEngine)
+    return cls(CacheConfig(name=f"house.{name}", **options))
+
+
+@pytest.mark.parametrize("engine_name", DISK_ENGINES)
+def test_first_write_leaves_a_manifest(engine_name: str, cache_root: Path) -> None:
+    """The first stored entry writes twat_cache.json (0o600) naming the cache and engine."""
+    engine = disk_engine(engine_name, folder_name="deep/er", ttl=30, size_limit=10**6)
+    manifest_path = engine.folder / MANIFEST
+    try:
+        assert engine.get("0" * 32) is MISSING
+        assert not manifest_path.exists()  # reads create nothing
+        engine.set("0" * 32, {"v": 1})
+        assert manifest_path.stat().st_mode & 0o777 == 0o600
+        manifest = Manifest.read(engine.folder)
+        assert manifest.name == f"house.{engine_name}"
+        assert manifest.engine == engine_name
+        assert manifest.folder_name == "deep/er"
+        assert (manifest.ttl, manifest.size_limit) == (30.0, 10**6)
+        assert engine.folder == cache_root / "deep" / "er" / f"house.{engine_name}"
+        engine.clear()
+        assert manifest_path.exists()  # clear drops entries; the cache stays findable
+        assert len(engine) == 0
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("engine_name", DISK_ENGINES)
+def test_prune_drops_expired_entries(engine_name: str) -> None:
+    """expired() counts entries past their deadline; prune() removes exactly those."""
+    engine = disk_engine(engine_name)
+    try:
+        engine.set("a" * 32, 1, ttl=0.05)
+        engine.set("b" * 32, 2, ttl=0.05)
+        engine.set("c" * 32, 3)
+        engine.set("d" * 32, 4, ttl=3600)
+        time.sleep(0.1)
+        assert len(engine) == 4
+        assert engine.expired() == 2
+        assert engine.prune() == 2
+        assert len(engine) == 2
+        assert engine.expired() == 0
+        assert engine.get("c" * 32) == 3
+        assert engine.get("d" * 32) == 4
+        assert engine.prune() == 0
+        assert engine.last_write() is not None
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("engine_name", ["klepto", "joblib"])
+def test_prune_enforces_size_limit(engine_name: str) -> None:
+    """prune() deletes the oldest entries until the cache fits its size_limit."""
+    big = disk_engine(engine_name)
+    try:
+        for i in range(6):
+            big.set(f"{i:032x}", "x" * 4000)
+            time.sleep(0.01)  # distinct mtimes: the oldest go first
+    finally:
+        big.close()
+    limited = disk_engine(engine_name, size_limit=10_000)
+    try:
+        assert len(limited) == 6
+        removed = limited.prune()
+        kept = len(limited)
+        assert removed == 6 - kept
+        assert 1 <= kept < 6
+        present = [limited.get(f"{i:032x}") is not MISSING for i in range(6)]
+        assert present == [False] * removed + [True] * kept  # the oldest went first
+        entries = [p for p in limited.folder.iterdir() if p.name not in (".lock", MANIFEST)]
+        assert sum(file_bytes(p) for p in entries) <= 10_000
+    finally:
+        limited.close()
+
+
+def file_bytes(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder (a klepto entry)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -1,16 +1,39 @@
-"""Command line: ``python -m twat_cache demo`` and ``python -m twat_cache engines``."""
+"""twat-cache's command line: demo, engines, and housekeeping of the caches on disk.
+
+Every command takes --help; list, stats, clear, prune and engines take --json
+(machine-readable output only). Bad arguments print one line and exit 2, and
+clear and prune delete nothing without --yes or a confirmation at a terminal.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from twat_cache._manage import FoundCache
 
 __all__ = ["main"]
+
+_EXIT_USAGE = 2
+
+
+class _UsageError(Exception):
+    """A bad argument: one line on stderr, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(_EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _rich() -> Any:
@@ -70,40 +93,374 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _engines(args: argparse.Namespace) -> int:
-    from twat_cache import CacheConfig, get_engine_manager
-    from twat_cache.engines import CHAINS
+def _size(n: int | None) -> str:
+    """Bytes for people: ``812 B``, ``64.2 KB``, ``1.3 GB``."""
+    if n is None:
+        return "?"
+    if n < 1024:
+        return f"{n:,} B"
+    value = n / 1024
+    for unit in ("KB", "MB", "GB"):
+        if value < 1024:
+            return f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} TB"
+
+
+def _when(iso: str | None) -> str:
+    """An ISO timestamp (UTC) as local time, for tables."""
+    if iso is None:
+        return "-"
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+# -- engines -------------------------------------------------------------------
+
+
+def _engine_report() -> dict[str, Any]:
+    """Each engine (installed? usable? why not?) and what each decorator's chain picks."""
+    from twat_cache.config import create_cache_config
+    from twat_cache.engines import CHAINS, get_engine_manager
+    from twat_cache.engines.base import AsyncCacheEngine
+    from twat_cache.engines.persistent import PersistentEngine
 
     manager = get_engine_manager()
-    print("engine       installed")
+    config = create_cache_config()  # the TWAT_CACHE_* defaults a decorator would see now
+    engines: list[dict[str, Any]] = []
     for name in manager.names():
         cls = manager.engine_class(name)
-        installed = "yes" if cls.is_available() else f"no (pip install {cls.requires})"
-        print(f"{name:12s} {installed}")
-    print()
-    config = CacheConfig()
-    for decorator, chain in CHAINS.items():
-        usable = [n for n in chain if manager.engine_class(n).is_available()]
-        pick = next(
-            (n for n in usable if manager.engine_class(n).unsupported(config) is None), None
+        installed = cls.is_available()
+        reason: str | None = None
+        if not installed:
+            reason = f"not installed (pip install {cls.requires})"
+        elif cls.requires is not None:
+            try:
+                importlib.import_module(cls.requires)
+            except Exception as exc:  # a broken install is reported, not raised
+                reason = f"installed but fails to import ({type(exc).__name__}: {exc})"
+        if reason is None:
+            reason = cls.unsupported(config)
+        is_async = issubclass(cls, AsyncCacheEngine)
+        engines.append(
+            {
+                "name": name,
+                "persistent": issubclass(cls, PersistentEngine),
+                "installed": installed,
+                "usable": reason is None,
+                "reason": reason,
+                "async_only": is_async,
+                "requires": cls.requires,
+                "chains": [decorator for decorator, chain in CHAINS.items() if name in chain],
+            }
         )
-        print(f"{decorator}: {' > '.join(chain)}  (picks {pick} now)")
+    by_name = {engine["name"]: engine for engine in engines}
+    chains: dict[str, dict[str, Any]] = {}
+    for decorator, chain in CHAINS.items():
+        asynchronous = decorator == "acache"
+        pick = next(
+            (
+                n
+                for n in chain
+                if by_name[n]["usable"] and (asynchronous or not by_name[n]["async_only"])
+            ),
+            None,
+        )
+        chains[decorator] = {"chain": list(chain), "picks": pick}
+    return {"engines": engines, "chains": chains}
+
+
+def _engines(args: argparse.Namespace) -> int:
+    report = _engine_report()
+    if args.json:
+        _print_json(report)
+        return 0
+    from rich.table import Table
+
+    console = _rich()
+    table = Table(title="engines")
+    for column in ("engine", "installed", "usable", "why not / note", "in chains"):
+        table.add_column(column)
+    for e in report["engines"]:
+        note = e["reason"] or ("async def functions only" if e["async_only"] else "")
+        table.add_row(
+            e["name"],
+            "yes" if e["installed"] else "no",
+            "yes" if e["usable"] else "no",
+            note,
+            ", ".join(e["chains"]) or "-",
+        )
+    console.print(table)
+    chains = Table(title="fallback chains (first usable engine wins)")
+    for column in ("decorator", "chain", "picks now"):
+        chains.add_column(column)
+    for decorator, c in report["chains"].items():
+        chains.add_row(decorator, " > ".join(c["chain"]), c["picks"] or "none")
+    console.print(chains)
+    console.print("ucache picks one of these chains per function, or redis given redis_url.")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m twat_cache`` and the ``twat-cache`` script."""
-    parser = argparse.ArgumentParser(prog="twat-cache", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+# -- caches on disk ----------------------------------------------------------------
+
+
+def _root(args: argparse.Namespace) -> Path:
+    from twat_cache.paths import cache_root
+
+    if args.cache_dir is None:
+        return cache_root()  # a bad TWAT_CACHE_DIR raises ConfigurationError: exit 2
+    path = Path(args.cache_dir).expanduser().absolute()
+    if not path.is_dir():
+        msg = f"--cache-dir {args.cache_dir!r}: no such folder"
+        raise _UsageError(msg)
+    return path
+
+
+def _targets(args: argparse.Namespace) -> tuple[Path, list[FoundCache]]:
+    """The root and the caches a command acts on (all of them without NAME)."""
+    from twat_cache._manage import find_caches, select
+
+    root = _root(args)
+    return root, select(find_caches(root), getattr(args, "name", None))
+
+
+def _list(args: argparse.Namespace) -> int:
+    from twat_cache._manage import describe
+
+    root, caches = _targets(args)
+    rows = [describe(cache) for cache in caches]
+    if args.json:
+        _print_json({"root": str(root), "caches": rows})
+        return 0
+    console = _rich()
+    if not rows:
+        console.print(f"no caches under {root}")
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"caches under {root}")
+    for column in ("name", "engine", "entries", "on disk", "last write", "folder"):
+        table.add_column(column, justify="right" if column in ("entries", "on disk") else "left")
+    for cache, row in zip(caches, rows, strict=True):
+        entries = "?" if row["entries"] is None else f"{row['entries']:,}"
+        table.add_row(
+            row["name"],
+            row["engine"],
+            entries,
+            _size(row["bytes"]),
+            _when(row["last_write"]),
+            cache.where,
+        )
+    console.print(table)
+    for row in rows:
+        if row["error"]:
+            console.print(f"{row['name']}: cannot open: {row['error']}", markup=False)
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from twat_cache._manage import describe
+
+    root, caches = _targets(args)
+    rows = [describe(cache, expired=True) for cache in caches]
+    if args.json:
+        _print_json(rows[0] if args.name is not None else {"root": str(root), "caches": rows})
+        return 0
+    console = _rich()
+    if not rows:
+        console.print(f"no caches under {root}")
+        return 0
+    from rich.table import Table
+
+    for row in rows:
+        table = Table(title=row["name"], show_header=False)
+        table.add_column("field")
+        table.add_column("value")
+        for field, value in row.items():
+            if field == "name" or (field == "error" and value is None):
+                continue
+            if field == "bytes":
+                shown = f"{_size(value)} ({value:,} bytes)" if value is not None else "?"
+            elif field in ("last_write", "created"):
+                shown = _when(value)
+            elif field == "ttl":
+                shown = "never expires" if value is None else f"{value:g} s"
+            elif field == "size_limit":
+                shown = "none" if value is None else _size(value)
+            else:
+                shown = "-" if value is None else str(value)
+            table.add_row(field.replace("_", " "), shown)
+        console.print(table)
+    return 0
+
+
+def _confirm(args: argparse.Namespace, question: str) -> bool:
+    """--yes, or a "y" typed at a terminal; without a terminal, refuse (exit 2)."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        msg = "refusing to delete without --yes (stdin is not a terminal to confirm at)"
+        raise _UsageError(msg)
+    sys.stderr.write(f"{question} [y/N] ")  # stderr: stdout stays clean for --json
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _delete(
+    args: argparse.Namespace,
+    verb: str,
+    question: Callable[[list[FoundCache]], str],
+    action: Callable[[FoundCache], dict[str, Any]],
+) -> int:
+    """clear and prune: pick the caches, confirm, act on each, report."""
+    root, caches = _targets(args)
+    if not caches:
+        if args.json:
+            _print_json({"root": str(root), "caches": []})
+        else:
+            print(f"no caches under {root}")
+        return 0
+    if not _confirm(args, question(caches)):
+        print(f"twat-cache {verb}: nothing deleted", file=sys.stderr)
+        return 1
+    results = []
+    failed = False
+    for cache in caches:
+        try:
+            results.append(action(cache))
+        except Exception as exc:  # report each cache, carry on with the others
+            failed = True
+            error = f"{type(exc).__name__}: {exc}"
+            results.append({"name": cache.name, "folder": str(cache.folder), "error": error})
+    if args.json:
+        _print_json({"root": str(root), "caches": results})
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['name']}: failed: {r['error']}", file=sys.stderr)
+            else:
+                removed = "all" if r["removed"] is None else f"{r['removed']:,}"
+                print(
+                    f"{r['name']}: removed {removed} entries"
+                    f" ({r['entries']:,} left, {_size(r['bytes'])} on disk)"
+                )
+    return 1 if failed else 0
+
+
+def _clear(args: argparse.Namespace) -> int:
+    from twat_cache import _manage
+
+    def question(caches: list[FoundCache]) -> str:
+        if len(caches) == 1:
+            return f"Delete every entry of {caches[0].name!r} ({caches[0].folder})?"
+        return f"Delete every entry of {len(caches)} caches under {caches[0].root}?"
+
+    return _delete(args, "clear", question, _manage.clear)
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from twat_cache import _manage
+
+    def question(caches: list[FoundCache]) -> str:
+        which = repr(caches[0].name) if len(caches) == 1 else f"{len(caches)} caches"
+        return f"Delete expired entries and entries beyond size_limit of {which}?"
+
+    return _delete(args, "prune", question, _manage.prune)
+
+
+# -- the parser ----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="twat-cache",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser("demo", help="run each decorator on a real workload")
     demo.add_argument("--limit", type=int, default=2_000_000, help="primes below this number")
     demo.add_argument("--redis-url", help="also run on this Redis (default: TWAT_CACHE_REDIS_URL)")
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.set_defaults(run=_demo)
-    engines = commands.add_parser("engines", help="installed engines and fallback chains")
+
+    engines = commands.add_parser(
+        "engines", help="every engine: installed, usable and why; each decorator's chain"
+    )
+    engines.add_argument("--json", action="store_true", help="print JSON only")
     engines.set_defaults(run=_engines)
-    args = parser.parse_args(argv)
-    result: int = args.run(args)
+
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the cache root to look under (default: TWAT_CACHE_DIR, else the user cache folder)",
+    )
+    common.add_argument("--json", action="store_true", help="print JSON only")
+    name_help = "a cache's name (as `list` shows it), or its folder relative to the root"
+    confirm = _Parser(add_help=False)
+    confirm.add_argument(
+        "-y", "--yes", action="store_true", help="delete without asking for confirmation"
+    )
+
+    listing = commands.add_parser(
+        "list",
+        parents=[common],
+        help="the persistent caches under the cache root",
+        description="The persistent caches under the cache root: entries, bytes on disk, "
+        "engine, last write.",
+    )
+    listing.set_defaults(run=_list)
+    stats = commands.add_parser(
+        "stats",
+        parents=[common],
+        help="details of one cache, or of every cache",
+        description="Details of one cache (or of every cache): entries, expired entries, "
+        "bytes, ttl, size_limit, created, last write.",
+    )
+    stats.add_argument("name", nargs="?", metavar="NAME", help=name_help)
+    stats.set_defaults(run=_stats)
+    clear = commands.add_parser(
+        "clear",
+        parents=[common, confirm],
+        help="delete every entry of one cache, or of every cache",
+        description="Delete every entry of the cache NAME, or of every cache under the root. "
+        "Asks first, unless --yes; without a terminal to ask at, refuses.",
+    )
+    clear.add_argument("name", nargs="?", metavar="NAME", help=name_help)
+    clear.set_defaults(run=_clear)
+    prune = commands.add_parser(
+        "prune",
+        parents=[common, confirm],
+        help="delete expired entries and enforce size limits",
+        description="Delete expired entries, then the oldest entries beyond each cache's "
+        "size_limit, of the cache NAME or of every cache. Asks first, unless --yes.",
+    )
+    prune.add_argument("name", nargs="?", metavar="NAME", help=name_help)
+    prune.set_defaults(run=_prune)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m twat_cache`` and the ``twat-cache`` script."""
+    from loguru import logger
+
+    from twat_cache._manage import CacheLookupError
+    from twat_cache.exceptions import ConfigurationError
+
+    args = _parser().parse_args(argv)
+    if args.command != "demo":
+        logger.disable("twat_cache")  # reopened caches report through the exit code instead
+    try:
+        result: int = args.run(args)
+    except (_UsageError, CacheLookupError, ConfigurationError) as exc:
+        print(f"twat-cache {args.command}: error: {exc}", file=sys.stderr)
+        return _EXIT_USAGE
     return result
 
 

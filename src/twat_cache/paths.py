@@ -161,7 +161,7 @@ def atomic_write(path: Path, secure: bool) -> Iterator[int]:
         raise
 
 
-def prune_to_size(entries: Iterable[tuple[float, int, Path]], limit: int) -> int:
+def prune_to_size(entries: Iterable[tuple[float, int, Path]], limit: int) -> tuple[int, int]:
     """Delete the oldest entries until their total size is at most ``limit`` bytes.
 
     Args:
@@ -169,16 +169,17 @@ def prune_to_size(entries: Iterable[tuple[float, int, Path]], limit: int) -> int
         limit: the cache's ``size_limit`` in bytes.
 
     Returns:
-        The total size left.
+        The total size left, and how many entries were deleted.
     """
     ordered = sorted(entries, key=lambda entry: entry[0])
     total = sum(size for _, size, _ in ordered)
+    removed = 0
     for _, size, path in ordered:
         if total <= limit:
             break
-        remove_path(path)
+        removed += remove_path(path)
         total -= size
-    return total
+    return total, removed
 
 
 def remove_path(path: Path) -> bool:

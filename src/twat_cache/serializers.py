@@ -35,6 +35,7 @@ __all__ = [
     "Serializer",
     "TypedSerializer",
     "codec_for",
+    "frame_expiry",
     "resolve_serializer",
 ]
 
@@ -278,6 +279,24 @@ class Codec:
         if flags & FLAG_COMPRESSED:
             payload = zlib.decompress(payload)
         return self.loads(payload)
+
+
+def frame_expiry(data: bytes | memoryview) -> float | None:
+    """When a framed entry expires (``0.0`` = never), or ``None`` if ``data`` is no frame.
+
+    Reads the header only and checks no tag, whatever ``TWAT_CACHE_SECRET`` is:
+    housekeeping (``prune``) must find expired entries without being able to
+    verify them, and deleting an entry never trusts its content.
+
+    >>> frame_expiry(Codec(PickleSerializer(), False, None).encode("k", 1, expire=5.0))
+    5.0
+    >>> frame_expiry(b"not a frame") is None
+    True
+    """
+    if len(data) < HEAD_SIZE:
+        return None
+    magic, _, _, expire = _HEAD.unpack_from(data)
+    return float(expire) if magic == MAGIC else None
 
 
 class _Tagger(Protocol):

@@ -23,6 +23,7 @@ from twat_cache.config import CacheConfig
 from twat_cache.engines.persistent import PersistentEngine
 from twat_cache.exceptions import CacheOperationError, SerializationError
 from twat_cache.paths import ensure_folder, prune_to_size, remove_path, secure_file
+from twat_cache.serializers import HEAD_SIZE, frame_expiry
 
 __all__ = ["DiskCacheEngine", "KleptoEngine"]
 
@@ -104,7 +105,7 @@ class DiskCacheEngine(PersistentEngine):
                 try:
                     self._cache = self._connect()
                 except sqlite3.DatabaseError as exc:
-                    if _corrupt(exc):  # the next write starts afresh; this call reports it
+                    if _corrupt(exc) and self.repair:  # the next write starts afresh
                         self._remove_files()
                     raise
             return self._cache
@@ -159,7 +160,7 @@ class DiskCacheEngine(PersistentEngine):
                 con.close()
 
     def _failed(self, exc: BaseException) -> None:
-        if _corrupt(exc):
+        if _corrupt(exc) and self.repair:
             self._reset()
 
     # -- the engine contract -----------------------------------------------------
@@ -195,6 +196,7 @@ class DiskCacheEngine(PersistentEngine):
                 raise
             self._reset()
             self._store(create=True).set(key, data, expire=ttl, retry=True)
+        self.wrote()
 
     def delete(self, key: Any) -> bool:
         cache = self._store(create=False)
@@ -221,6 +223,45 @@ class DiskCacheEngine(PersistentEngine):
         super().close()
         self._close_connections()
 
+    def prune(self) -> int:
+        removed = super().prune()
+        cache = self._store(create=False)
+        if cache is None:
+            return removed
+        try:  # cull() expires first, then evicts down to size_limit (unbounded without one)
+            return removed + int(cache.cull(retry=True))
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc)
+            raise
+
+    def _scalar(self, query: str, *params: Any) -> Any:
+        """One value read through this thread's read connection (``None`` before any write)."""
+        local = self._local
+        con = getattr(local, "con", None)
+        if con is None or local.epoch is not self._epoch:
+            con = self._reader()
+            if con is None:
+                return None
+        try:
+            row = con.execute(query, params).fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc)
+            raise
+        return None if row is None else row[0]
+
+    def expired(self) -> int:
+        query = "SELECT COUNT(*) FROM Cache WHERE expire_time IS NOT NULL AND expire_time <= ?"
+        return int(self._scalar(query, time.time()) or 0)
+
+    def last_write(self) -> float | None:
+        """When the newest entry was stored; ``None`` while the cache holds none.
+
+        Not the files' mtime: opening a ``diskcache.Cache`` rewrites its settings
+        table, so the database's mtime says when someone last looked.
+        """
+        newest = self._scalar("SELECT MAX(store_time) FROM Cache")
+        return None if newest is None else float(newest)
+
     def __len__(self) -> int:
         cache = self._store(create=False)
         return 0 if cache is None else len(cache)
@@ -233,6 +274,25 @@ _KLEPTO_FILE = "output.json"
 _STALE_TEMP = 3600.0
 
 
+#: Base64 characters covering the frame header at the start of an entry's JSON string.
+_KLEPTO_HEAD_CHARS = 4 * -(-HEAD_SIZE // 3)
+
+
+def _klepto_expiry(entry: Path) -> float | None:
+    """The deadline in the frame header of a klepto entry (reads a few bytes, not the value)."""
+    try:
+        with open(entry / _KLEPTO_FILE, "rb") as f:
+            start = f.read(1 + _KLEPTO_HEAD_CHARS)
+    except OSError:
+        return None
+    if start[:1] != b'"':
+        return None
+    try:
+        return frame_expiry(base64.b64decode(start[1:], validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
 class KleptoEngine(PersistentEngine):
     """klepto's ``dir_archive``: a folder per key, written to a temp folder and renamed.
 
@@ -243,6 +303,7 @@ class KleptoEngine(PersistentEngine):
 
     name: ClassVar[str] = "klepto"
     requires: ClassVar[str | None] = "klepto"
+    entry_dirs: ClassVar[tuple[str, ...]] = (_KLEPTO_PREFIX, _KLEPTO_TEMP)
 
     def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
         import klepto.archives  # optional engine, imported on use
@@ -318,6 +379,7 @@ class KleptoEngine(PersistentEngine):
             remove_path(entry)
             msg = f"klepto could not store the entry in {self.folder} (disk full?)"
             raise CacheOperationError(msg)
+        self.wrote()
         if self.config.size_limit is not None:
             self._enforce_limit(len(text))
 
@@ -331,8 +393,10 @@ class KleptoEngine(PersistentEngine):
                     if item.name.startswith(_KLEPTO_PREFIX):
                         st = os.stat(path / _KLEPTO_FILE)
                         entries.append((st.st_mtime, st.st_size, path))
-                    elif item.name.startswith(_KLEPTO_TEMP) and (
-                        now - item.stat().st_mtime > _STALE_TEMP
+                    elif (
+                        self.repair
+                        and item.name.startswith(_KLEPTO_TEMP)
+                        and now - item.stat().st_mtime > _STALE_TEMP
                     ):
                         remove_path(path)  # left by a killed or racing writer
                 except FileNotFoundError:
@@ -346,7 +410,33 @@ class KleptoEngine(PersistentEngine):
             self._approx_bytes += added
             if self._approx_bytes <= limit:
                 return
-        self._approx_bytes = prune_to_size(self._entries(), limit)
+        self._approx_bytes, _ = prune_to_size(self._entries(), limit)
+
+    def _expired(self, entries: list[tuple[float, int, Path]]) -> list[Path]:
+        now = time.time()
+        return [
+            path
+            for _, _, path in entries
+            if (expire := _klepto_expiry(path)) is not None and 0 < expire <= now
+        ]
+
+    def expired(self) -> int:
+        if not self.folder.is_dir():
+            return 0
+        return len(self._expired(self._entries()))
+
+    def prune(self) -> int:
+        removed = super().prune()
+        if not self.folder.is_dir():
+            return removed
+        entries = self._entries()
+        doomed = set(self._expired(entries))
+        removed += sum(remove_path(path) for path in doomed)
+        if self.config.size_limit is not None:
+            live = [entry for entry in entries if entry[2] not in doomed]
+            self._approx_bytes, culled = prune_to_size(live, self.config.size_limit)
+            removed += culled
+        return removed
 
     def delete(self, key: Any) -> bool:
         return remove_path(self._entry(key))

@@ -39,6 +39,7 @@ from twat_cache.serializers import (
     KIND_NPY,
     KIND_SERIALIZED,
     PickleSerializer,
+    frame_expiry,
 )
 
 __all__ = ["JoblibEngine"]
@@ -152,6 +153,7 @@ class JoblibEngine(PersistentEngine):
             size = _HEADER_BLOCK + out.size
         with self._lock:
             self._trusted.pop(str(path), None)
+        self.wrote()
         if self.config.size_limit is not None:
             self._enforce_limit(size)
 
@@ -265,7 +267,7 @@ class JoblibEngine(PersistentEngine):
                     continue
                 if item.name.endswith(_SUFFIX):
                     entries.append((st.st_mtime, st.st_size, Path(item.path)))
-                elif item.name.endswith(".part") and st.st_mtime < stale:
+                elif self.repair and item.name.endswith(".part") and st.st_mtime < stale:
                     remove_path(Path(item.path))  # left by a killed writer
         return entries
 
@@ -277,7 +279,42 @@ class JoblibEngine(PersistentEngine):
                 self._approx_bytes += added
                 if self._approx_bytes <= limit:
                     return
-            self._approx_bytes = prune_to_size(self._files(), limit)
+            self._approx_bytes, _ = prune_to_size(self._files(), limit)
+
+    def _expired(self, entries: list[tuple[float, int, Path]]) -> list[Path]:
+        now = time.time()
+        doomed = []
+        for _, _, path in entries:
+            try:
+                with open(path, "rb") as f:
+                    expire = frame_expiry(f.read(HEAD_SIZE))
+            except OSError:
+                continue
+            if expire is not None and 0 < expire <= now:
+                doomed.append(path)
+        return doomed
+
+    def expired(self) -> int:
+        if not self.folder.is_dir():
+            return 0
+        return len(self._expired(self._files()))
+
+    def prune(self) -> int:
+        removed = super().prune()
+        if not self.folder.is_dir():
+            return removed
+        entries = self._files()
+        doomed = set(self._expired(entries))
+        with self._lock:
+            for path in doomed:
+                self._trusted.pop(str(path), None)
+        removed += sum(remove_path(path) for path in doomed)
+        if self.config.size_limit is not None:
+            live = [entry for entry in entries if entry[2] not in doomed]
+            with self._lock:
+                self._approx_bytes, culled = prune_to_size(live, self.config.size_limit)
+            removed += culled
+        return removed
 
     def delete(self, key: Any) -> bool:
         with self._lock:

@@ -1,28 +1,142 @@
-"""What every on-disk engine shares: its folder, its codec, the per-key process lock.
+"""What every on-disk engine shares: its folder, its codec, its manifest, the process lock.
 
 The folder is worked out when the engine is built (at decoration) but created
 only by the first write; reads of a cache that was never written are misses
-that touch nothing.
+that touch nothing. The first write also leaves a small manifest
+(:data:`MANIFEST`) in the folder, so that another process (the command line)
+can find the cache and reopen it with the same engine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
+import time
 from collections import OrderedDict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from twat_cache.config import CacheConfig
 from twat_cache.engines.base import CacheEngine
-from twat_cache.paths import KeyLock, cache_folder, open_lock_file
-from twat_cache.serializers import Codec, codec_for
+from twat_cache.paths import KeyLock, atomic_write, cache_folder, ensure_folder, open_lock_file
+from twat_cache.serializers import (
+    Codec,
+    JsonSerializer,
+    PickleSerializer,
+    TypedSerializer,
+    codec_for,
+)
 
-__all__ = ["PersistentEngine"]
+__all__ = ["MANIFEST", "Manifest", "PersistentEngine"]
 
 #: Per-call folders (``cache_path=``, ``location_arg=``) kept open at once per cache.
 _MAX_SIBLINGS = 16
+#: The file naming a cache folder's cache and engine, written on the first write.
+MANIFEST = "twat_cache.json"
+_MANIFEST_FORMAT = 1
+_MANIFEST_MAX_BYTES = 64 * 1024
+
+
+def _serializer_name(serializer: Any) -> str:
+    for cls, name in ((PickleSerializer, "pickle"), (JsonSerializer, "json")):
+        if type(serializer) is cls:
+            return name
+    if isinstance(serializer, TypedSerializer):
+        return "typed"
+    if isinstance(serializer, str):
+        return serializer
+    return type(serializer).__qualname__
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What another process needs to find a cache folder and reopen it.
+
+    Only facts about the cache are kept (no secret, no function, no value):
+    the name it is registered under, the engine that wrote it, and the options
+    housekeeping needs (``ttl``, ``size_limit``).
+
+    >>> m = Manifest("mod.f", "diskcache", None, 60.0, None, False, "pickle", True, 0.0)
+    >>> Manifest.loads(m.dumps()) == m
+    True
+    """
+
+    name: str
+    engine: str
+    folder_name: str | None
+    ttl: float | None
+    size_limit: int | None
+    compress: bool
+    serializer: str
+    secure: bool
+    created: float
+
+    @classmethod
+    def of(cls, engine: PersistentEngine) -> Manifest:
+        """The manifest describing ``engine``'s cache, created now."""
+        config = engine.config
+        return cls(
+            name=config.name or "default",
+            engine=engine.name,
+            folder_name=config.folder_name,
+            ttl=config.ttl,
+            size_limit=config.size_limit,
+            compress=config.compress,
+            serializer=_serializer_name(config.serializer),
+            secure=config.secure,
+            created=time.time(),
+        )
+
+    def dumps(self) -> bytes:
+        """The manifest as JSON bytes."""
+        return json.dumps({"format": _MANIFEST_FORMAT, **asdict(self)}, indent=1).encode()
+
+    @classmethod
+    def loads(cls, data: bytes) -> Manifest:
+        """A manifest back from :meth:`dumps`.
+
+        Raises:
+            ValueError: not a twat-cache manifest (or a newer format).
+        """
+        try:
+            raw = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            msg = f"not JSON: {exc}"
+            raise ValueError(msg) from None
+        if not isinstance(raw, dict) or raw.get("format") != _MANIFEST_FORMAT:
+            msg = "not a twat-cache manifest of a known format"
+            raise ValueError(msg)
+        checks: dict[str, tuple[type, ...]] = {
+            "name": (str,),
+            "engine": (str,),
+            "folder_name": (str, type(None)),
+            "ttl": (int, float, type(None)),
+            "size_limit": (int, type(None)),
+            "compress": (bool,),
+            "serializer": (str,),
+            "secure": (bool,),
+            "created": (int, float),
+        }
+        for field, types in checks.items():
+            value = raw.get(field)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                msg = f"manifest field {field!r} has a bad value {value!r}"
+                raise ValueError(msg)
+        return cls(**{field: raw[field] for field in checks})
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest:
+        """The manifest of the cache folder ``folder``.
+
+        Raises:
+            OSError: no readable manifest there.
+            ValueError: the file is not a twat-cache manifest.
+        """
+        with open(folder / MANIFEST, "rb") as f:
+            return cls.loads(f.read(_MANIFEST_MAX_BYTES))
 
 
 class PersistentEngine(CacheEngine):
@@ -34,6 +148,8 @@ class PersistentEngine(CacheEngine):
     """
 
     persistent: ClassVar[bool] = True
+    #: Prefixes of the sub-folders holding entries, which a scan for caches need not enter.
+    entry_dirs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
         super().__init__(config)
@@ -44,6 +160,29 @@ class PersistentEngine(CacheEngine):
         self._siblings: OrderedDict[Path, PersistentEngine] = OrderedDict()
         self._siblings_lock = threading.Lock()
         self._lock_fd = -1
+        self._manifest_written = False
+        #: Drop damaged files and temp files of killed writers when met. The command
+        #: line turns this off for commands that only report, which delete nothing.
+        self.repair = True
+
+    def wrote(self) -> None:
+        """Called after each stored entry: the first one leaves the folder's manifest.
+
+        An existing manifest (another process wrote it) is kept. A manifest that
+        cannot be written only hides the cache from the command line, so the
+        error is swallowed and the next write tries again.
+        """
+        if self._manifest_written:
+            return
+        path = self.folder / MANIFEST
+        try:
+            if not path.exists():
+                ensure_folder(self.folder, self.secure)
+                with atomic_write(path, self.secure) as fd:
+                    os.write(fd, Manifest.of(self).dumps())
+        except OSError:
+            return
+        self._manifest_written = True
 
     def key_lock(self, key: str) -> KeyLock:
         """An exclusive lock on ``key`` shared by every process using this folder."""
@@ -92,6 +231,31 @@ class PersistentEngine(CacheEngine):
     def clear(self) -> None:
         for engine in self.siblings():
             engine.clear()
+
+    def prune(self) -> int:
+        """Drop expired entries, then the oldest ones beyond ``size_limit``; how many went.
+
+        Engines drop an expired entry when they next read it; ``prune`` is for
+        entries nobody reads again, which would otherwise stay on disk.
+        """
+        return sum(engine.prune() for engine in self.siblings())
+
+    def expired(self) -> int:
+        """How many stored entries are past their deadline (what :meth:`prune` drops first)."""
+        return 0
+
+    def last_write(self) -> float | None:
+        """When a file of this cache last changed (epoch seconds), ``None`` before any write."""
+        newest: float | None = None
+        try:
+            for path in self.folder.rglob("*"):
+                with contextlib.suppress(OSError):
+                    st = path.stat()
+                    if newest is None or st.st_mtime > newest:
+                        newest = st.st_mtime
+        except OSError:  # the folder vanished while we walked it
+            return newest
+        return newest
 
     def stats(self) -> dict[str, Any]:
         return {"directory": str(self.folder), "bytes": self.disk_bytes()}
