@@ -52,6 +52,8 @@ def test_demo_prints_a_table_for_each_decorator():
         ("mcache", "cachebox"),
         ("mcache", "cachetools"),
         ("mcache", "functools"),
+        ("bcache", "diskcache"),
+        ("fcache", "joblib"),
         ("acache", "aiocache"),
         ("ucache", "cachebox"),
     ]:
@@ -63,7 +65,7 @@ def test_demo_json_reports_real_speedups():
     done = run_cli("demo", "--limit", "200000", "--json")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
-    assert {r["decorator"] for r in rows} >= {"mcache", "acache", "ucache"}
+    assert {r["decorator"] for r in rows} >= {"mcache", "bcache", "fcache", "acache", "ucache"}
     for row in rows:
         assert row["hit"] < row["miss"]
         assert row["entries"] == 1

@@ -7,6 +7,8 @@ then the median of repeated hits, in a temporary cache root.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.util
 import json
 import math
 import statistics
@@ -104,7 +106,7 @@ def _measure_async(decorator: str, cached: Any, call: Callable[[], Awaitable[Any
 
 def scenarios(limit: int, redis_url: str | None) -> list[Scenario]:
     """Every scenario the demo runs, in order (Redis only when a URL is given)."""
-    from twat_cache import acache, get_engine_manager, mcache, ucache
+    from twat_cache import acache, bcache, fcache, get_engine_manager, mcache, ucache
 
     available = set(get_engine_manager().available())
     found: list[Scenario] = []
@@ -121,6 +123,29 @@ def scenarios(limit: int, redis_url: str | None) -> list[Scenario]:
         for engine in ("cachebox", "cachetools", "functools")
         if engine in available
     ]
+
+    def disk() -> Result:
+        @bcache(name="demo.bcache", folder_name="demo")
+        def report(rows: int) -> dict[str, Any]:
+            return build_report(rows)
+
+        return _measure("bcache", report, lambda: report(50_000))
+
+    found.append(Scenario("bcache: the JSON report, on disk", disk))
+
+    def files() -> Result:
+        np = importlib.import_module("numpy")
+
+        @fcache(name="demo.fcache", folder_name="demo", mmap_mode="r")
+        def matrix(n: int) -> Any:
+            rng = np.random.default_rng(0)
+            a = rng.standard_normal((n, n))
+            return a @ a.T  # a compute-heavy 8*n*n-byte result
+
+        return _measure("fcache", matrix, lambda: matrix(1500))
+
+    if importlib.util.find_spec("numpy") is not None:
+        found.append(Scenario("fcache: a 1500x1500 matrix product, as a .npy file", files))
 
     def asynchronous() -> Result:
         @acache(name="demo.acache", ttl=600)
