@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -475,3 +476,19 @@ def test_bad_cache_root_exits_2():
     assert done.returncode == 2
     assert "TWAT_CACHE_DIR" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_console_script_runs_the_same_cli():
+    """The installed ``twat-cache`` script answers --help like ``python -m twat_cache``."""
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("twat-cache")
+    found = str(script) if script.exists() else shutil.which("twat-cache")
+    if found is None:
+        pytest.skip("twat-cache is not installed as a script here (pip install -e . installs it)")
+    done = subprocess.run(
+        [found, "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    for command in ("demo", "engines", "list", "stats", "clear", "prune"):
+        assert command in done.stdout
