@@ -73,14 +73,14 @@ def main() -> None:
         ("fcache first read of a new file (tag check)", fresh),
     ]
 
-    # Scale: a small-array hit with 1k, then 10k entries in the same cache.
+    # Scale: a small-array hit with 1k, 10k, then 100k entries in the same cache.
     @fcache(folder_name="scale")
     def small(i: int) -> np.ndarray:
         return np.full(16, i, dtype=np.float64)
 
     scale = []
     filled = 0
-    for size in (1_000, 10_000):
+    for size in (1_000, 10_000, 100_000):
         for i in range(filled, size):
             small(i)
         filled = size
