@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, Literal, NamedTuple, Protocol, TypeVar, overload
+from typing import Any, Final, NamedTuple, Protocol, TypeVar, overload
 
 from typing_extensions import ParamSpec
 
@@ -21,19 +21,7 @@ class _Missing(enum.Enum):
         return "MISSING"
 
 
-class _Unset(enum.Enum):
-    """An argument that was not passed: distinct from ``None``, which means 'no limit'."""
-
-    UNSET = enum.auto()
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
 MISSING: Final = _Missing.MISSING
-MissingType = Literal[_Missing.MISSING]
-UNSET: Final = _Unset.UNSET
-UnsetType = Literal[_Unset.UNSET]
 
 
 class CacheInfo(NamedTuple):

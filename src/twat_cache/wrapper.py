@@ -753,6 +753,18 @@ class CacheCore:
             return self._sync_engine()
         return self.engine.at(where)
 
+    def _options_target(
+        self, values: Any, where: Any
+    ) -> tuple[Hashable, int | None, CacheEngine | None]:
+        """Key, owning instance and engine of a per-call-controlled call (engine None: faulty)."""
+        key = self._options_key(values)
+        try:
+            engine = self._engine_at(where)
+        except Exception as exc:
+            self._fault("open", exc)
+            return key, None, None
+        return key, self._owner_of(values), engine
+
     def call_with(
         self,
         values: Any,
@@ -763,12 +775,8 @@ class CacheCore:
         where: Any,
     ) -> Any:
         """A call with per-call control: ``again``, ``cache_results``, another folder."""
-        key = self._options_key(values)
-        oid = self._owner_of(values)
-        try:
-            engine = self._engine_at(where)
-        except Exception as exc:
-            self._fault("open", exc)
+        key, oid, engine = self._options_target(values, where)
+        if engine is None:
             self.misses += 1
             return self.func(*args, **kwargs)
         if not again:
@@ -860,12 +868,8 @@ class CacheCore:
         where: Any,
     ) -> Any:
         """:meth:`call_with` for ``async def`` functions."""
-        key = self._options_key(values)
-        oid = self._owner_of(values)
-        try:
-            engine = self._engine_at(where)
-        except Exception as exc:
-            self._fault("open", exc)
+        key, oid, engine = self._options_target(values, where)
+        if engine is None:
             self.misses += 1
             return await self.func(*args, **kwargs)
         if not again:
