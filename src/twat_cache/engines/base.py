@@ -14,12 +14,14 @@ that does I/O is run off the event loop by the wrapper.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, MutableMapping
+from collections.abc import Callable, Hashable, MutableMapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from twat_cache._threads import executor
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
 
@@ -32,6 +34,7 @@ __all__ = [
     "CacheEngine",
     "EngineSpec",
     "MemoryEngine",
+    "Store",
 ]
 
 
@@ -161,6 +164,153 @@ class AsyncCacheEngine(EngineSpec, ABC):
 
 
 AnyEngine: TypeAlias = "CacheEngine | AsyncCacheEngine"
+
+
+class Store(ABC):
+    """The one store contract every engine implements: store and fetch, nothing else.
+
+    Keys, statistics, compute-once locking and fault isolation belong to the
+    call path (``twat_cache.call``); a store never counts, never logs and never
+    catches its own errors. It imports its library in ``__init__`` so that
+    ``import twat_cache`` imports no optional package.
+
+    ``ttl`` has one meaning everywhere: the seconds this entry lives, decided
+    by the caller (the decorators pass the config's ``ttl``); ``None`` means it
+    never expires and ``0`` means it expires at once (nothing is kept). A store
+    that cannot honour a per-entry ``ttl`` refuses such a config in
+    :meth:`unsupported`, so that selection moves on.
+
+    Capabilities are declared, not guessed:
+
+    - ``in_process``: values are live Python objects in this process, held in
+      ``mapping`` (read directly by the generated hit path; ``KeyError`` is a
+      miss, ``TypeError`` an unhashable key). When ``stamped`` is true each
+      mapping value is ``(value, deadline)`` with a ``time.monotonic()``
+      deadline (``math.inf`` for no expiry).
+    - ``persistent``: entries outlive the process (the code version joins the
+      key namespace); ``shared``: other processes read the same entries (keys
+      are stable ``str`` digests, values go through the framed codec).
+    - :meth:`key_lock`: a per-key lock across processes, or ``None``.
+    - ``native_async``: ``aget``/``aset``/``adelete``/``aclear``/``akey_lock``
+      are real coroutines; otherwise the defaults below run the sync methods in
+      the shared thread pool (in-process stores override them to call directly).
+    """
+
+    name: ClassVar[str]
+    requires: ClassVar[str | None] = None
+    in_process: ClassVar[bool] = False
+    persistent: ClassVar[bool] = False
+    shared: ClassVar[bool] = False
+    native_async: ClassVar[bool] = False
+    #: ``(value, deadline)`` pairs in ``mapping`` (in-process stores only).
+    stamped: bool = False
+    mapping: MutableMapping[Hashable, Any]
+
+    def __init__(self, config: CacheConfig) -> None:
+        self.config = config
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """True when the library behind the store is installed (checked without importing)."""
+        if cls.requires is None:
+            return True
+        try:
+            return importlib.util.find_spec(cls.requires) is not None
+        except (ImportError, ValueError):
+            return False
+
+    @classmethod
+    def unsupported(cls, config: CacheConfig) -> str | None:
+        """Why this store cannot serve ``config``, or ``None`` when it can."""
+        return None
+
+    @abstractmethod
+    def get(self, key: Hashable) -> Any:
+        """The stored value, or ``MISSING`` (never ``None`` for a miss)."""
+
+    @abstractmethod
+    def set(self, key: Hashable, value: Any, ttl: float | None) -> None:
+        """Keep ``value`` for ``ttl`` seconds (``None``: no expiry; ``0``: not kept)."""
+
+    @abstractmethod
+    def delete(self, key: Hashable) -> bool:
+        """Drop one entry; True if it was there."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Drop every entry of this cache (and only this cache's)."""
+
+    def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
+        """Release files, connections or threads; the store is not used afterwards."""
+
+    def __len__(self) -> int:
+        return 0
+
+    def stats(self) -> dict[str, Any]:
+        """Store-specific figures merged into ``get_stats()``."""
+        return {}
+
+    def key_lock(self, key: str) -> AbstractContextManager[object] | None:
+        """A lock held across processes while one of them computes ``key``, or ``None``."""
+        return None
+
+    async def aget(self, key: Hashable) -> Any:
+        """:meth:`get` without blocking the event loop."""
+        return await _in_pool(self.get, key)
+
+    async def aset(self, key: Hashable, value: Any, ttl: float | None) -> None:
+        """:meth:`set` without blocking the event loop."""
+        await _in_pool(self.set, key, value, ttl)
+
+    async def adelete(self, key: Hashable) -> bool:
+        """:meth:`delete` without blocking the event loop."""
+        return bool(await _in_pool(self.delete, key))
+
+    async def aclear(self) -> None:
+        """:meth:`clear` without blocking the event loop."""
+        await _in_pool(self.clear)
+
+    def akey_lock(self, key: str) -> AbstractAsyncContextManager[object] | None:
+        """:meth:`key_lock` for coroutines (entered and left in the thread pool)."""
+        lock = self.key_lock(key)
+        return None if lock is None else _PooledLock(lock)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+async def _in_pool(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(executor(), fn, *args)
+
+
+class _PooledLock:
+    """A blocking cross-process lock, entered and left in the shared pool.
+
+    If the waiting task is cancelled after the pool thread got the lock, the
+    lock is released by that thread at once, so no other process waits for a
+    holder that is gone.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: AbstractContextManager[object]) -> None:
+        self._lock = lock
+
+    async def __aenter__(self) -> object:
+        fut = asyncio.get_running_loop().run_in_executor(executor(), self._lock.__enter__)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            fut.add_done_callback(self._release_late)
+            raise
+
+    def _release_late(self, fut: asyncio.Future[object]) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            executor().submit(self._lock.__exit__, None, None, None)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await _in_pool(self._lock.__exit__, None, None, None)
+
 
 
 class MemoryEngine(CacheEngine):
