@@ -1,420 +1,68 @@
-"""The one key builder: stable, canonical digests of a call's arguments.
+"""The key plan: everything that turns a call into a key, worked out once per function.
 
-Why: a persistent or shared cache must find an entry written by another
-process, machine or Python run, so keys never use the builtin ``hash`` (salted
-per process for str and bytes) nor ``repr`` (which may hold an address).
-Arguments are encoded into canonical bytes (type-tagged, length-prefixed, dicts
-and sets sorted) and digested with BLAKE2b-128.
+Why one place: a decorator, ``cache_delete``, ``cache_refresh``, ``CacheContext``
+and the per-call options must all find the same entry for the same call, so
+they all ask this plan. At decoration it reads the signature and emits the
+source of the key expression that ``call/memory.py`` compiles into the
+wrapper, so Python's own argument binding (in C) merges positional and
+keyword spellings and fills defaults. Each call then turns the raw key (a
+tuple of the bound argument values) into the key a store sees:
 
-Memory engines key on the plain argument tuple instead (see ``wrapper.py``);
-they call :func:`stable_digest` only for arguments that are not hashable.
+- in-process stores get a *plain* key: built only of values whose equality
+  and hash are the interpreter's own (ints, strings, tuples of them, our own
+  tokens), so no user ``__eq__``/``__hash__`` ever runs inside a store's lock
+  (cachebox deadlocks when one re-enters the cache). Unhashable values are
+  frozen, values with ``__cache_key__``/``__persistent_hash__`` are keyed by
+  it with their class, and other objects get an interned token;
+- shared stores (disk, Redis, custom backends) get a stable ``str`` digest of
+  the values under the cache's namespace (name, version, code version).
 """
 
 from __future__ import annotations
 
-import ast
-import dataclasses
-import datetime as dt
-import enum
-import hashlib
 import inspect
-import struct
-import sys
-import textwrap
-import uuid
-from collections.abc import Callable, Hashable, Iterable
-from decimal import Decimal
-from fractions import Fraction
-from pathlib import PurePath
+import itertools
+import threading
+import weakref
+from collections.abc import Callable, Hashable
 from typing import Any
 
-from twat_cache.exceptions import CacheKeyError
+from twat_cache.config import CacheConfig
+from twat_cache.encoding import DigestKey, describe_unkeyable, namespaced_digest, stable_digest
+from twat_cache.exceptions import CacheKeyError, ConfigurationError
 
-__all__ = [
-    "DigestKey",
-    "encode",
-    "memory_key",
-    "namespaced_digest",
-    "source_digest",
-    "stable_digest",
-]
+__all__ = ["RESERVED_PREFIX", "KeyPlan", "Token"]
 
-_MAX_DEPTH = 200
-_Writer = Callable[[Any, bytearray, bool, int], None]
-
-
-class DigestKey(str):
-    """A digest used as a memory-engine key: never equal to a plain ``str`` argument."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is DigestKey and str.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
-
-    __hash__ = str.__hash__
+#: Names of generated locals; a function's own parameters may not use it.
+RESERVED_PREFIX = "_tc_"
+#: Types whose equality and hash are the interpreter's own.
+_PLAIN = frozenset({int, str, bytes, float, bool, type(None), type, complex})
+#: Plain scalars whose digest is remembered (short strings only: no large argument is kept).
+_MEMO_TYPES = frozenset({int, float, bool, type(None)})
+_MEMO_SIZE = 1024
+_MEMO_STR = 64
+_tokens = itertools.count(1)
 
 
-def _len(out: bytearray, n: int) -> None:
-    out += struct.pack(">Q", n)
+class Token:
+    """An opaque key part equal only to itself: an instance of a method, or an interned object.
 
-
-def _tagged(out: bytearray, tag: bytes, data: bytes) -> None:
-    out += tag
-    _len(out, len(data))
-    out += data
-
-
-def _int(obj: int, out: bytearray, typed: bool, depth: int) -> None:
-    _tagged(out, b"i", str(int(obj)).encode())
-
-
-def _bool(obj: bool, out: bytearray, typed: bool, depth: int) -> None:
-    if typed:
-        out += b"T" if obj else b"F"
-    else:  # as in lru_cache, True == 1 unless typed
-        _int(int(obj), out, typed, depth)
-
-
-def _float(obj: float, out: bytearray, typed: bool, depth: int) -> None:
-    if not typed and obj.is_integer():  # f(1) and f(1.0) share an entry unless typed
-        _int(int(obj), out, typed, depth)
-    else:
-        _tagged(out, b"f", float(obj).hex().encode())
-
-
-def _str(obj: str, out: bytearray, typed: bool, depth: int) -> None:
-    _tagged(out, b"s", obj.encode("utf-8", "surrogatepass"))
-
-
-def _bytes(obj: bytes | bytearray | memoryview, out: bytearray, typed: bool, depth: int) -> None:
-    _tagged(out, b"b", bytes(obj))
-
-
-def _none(obj: None, out: bytearray, typed: bool, depth: int) -> None:
-    out += b"N"
-
-
-def _sequence(tag: bytes) -> _Writer:
-    def write(obj: Iterable[Any], out: bytearray, typed: bool, depth: int) -> None:
-        items = list(obj)
-        out += tag
-        _len(out, len(items))
-        for item in items:
-            _write(item, out, typed, depth + 1)
-
-    return write
-
-
-def _sorted_parts(items: Iterable[Any], typed: bool, depth: int) -> list[bytes]:
-    parts = []
-    for item in items:
-        buf = bytearray()
-        _write(item, buf, typed, depth + 1)
-        parts.append(bytes(buf))
-    parts.sort()
-    return parts
-
-
-def _set(obj: set[Any] | frozenset[Any], out: bytearray, typed: bool, depth: int) -> None:
-    parts = _sorted_parts(obj, typed, depth)
-    out += b"S"
-    _len(out, len(parts))
-    for part in parts:
-        out += part
-
-
-def _dict(obj: dict[Any, Any], out: bytearray, typed: bool, depth: int) -> None:
-    parts = _sorted_parts(obj.items(), typed, depth)  # insertion order never matters
-    out += b"D"
-    _len(out, len(parts))
-    for part in parts:
-        out += part
-
-
-def _complex(obj: complex, out: bytearray, typed: bool, depth: int) -> None:
-    _tagged(out, b"c", f"{obj.real.hex()},{obj.imag.hex()}".encode())
-
-
-def _text(tag: bytes) -> _Writer:
-    def write(obj: Any, out: bytearray, typed: bool, depth: int) -> None:
-        _tagged(out, tag, str(obj).encode())
-
-    return write
-
-
-def _datetime(obj: dt.date | dt.time, out: bytearray, typed: bool, depth: int) -> None:
-    _tagged(out, b"t" + type(obj).__name__.encode(), obj.isoformat().encode())
-
-
-def _timedelta(obj: dt.timedelta, out: bytearray, typed: bool, depth: int) -> None:
-    _tagged(out, b"td", f"{obj.days},{obj.seconds},{obj.microseconds}".encode())
-
-
-def _qualname(cls: type) -> bytes:
-    return f"{cls.__module__}:{cls.__qualname__}".encode()
-
-
-_EXACT: dict[type, _Writer] = {
-    int: _int,
-    bool: _bool,
-    float: _float,
-    str: _str,
-    bytes: _bytes,
-    bytearray: _bytes,
-    memoryview: _bytes,
-    type(None): _none,
-    tuple: _sequence(b"("),
-    list: _sequence(b"["),
-    set: _set,
-    frozenset: _set,
-    dict: _dict,
-    complex: _complex,
-    Decimal: _text(b"dec"),
-    Fraction: _text(b"frac"),
-    uuid.UUID: _text(b"uuid"),
-    dt.datetime: _datetime,
-    dt.date: _datetime,
-    dt.time: _datetime,
-    dt.timedelta: _timedelta,
-    range: _text(b"range"),
-}
-
-
-def _numpy(obj: Any, out: bytearray, typed: bool, depth: int) -> bool:
-    """Hash NumPy arrays and scalars by content, only if NumPy is already imported."""
-    np = sys.modules.get("numpy")
-    if np is None:
-        return False
-    if isinstance(obj, np.ndarray):
-        header = f"{obj.dtype.str}|{obj.shape}".encode()
-        if obj.dtype.hasobject:
-            _tagged(out, b"nd-obj", header)
-            _write(obj.tolist(), out, typed, depth + 1)
-        else:
-            h = hashlib.blake2b(digest_size=32)
-            h.update(memoryview(np.ascontiguousarray(obj)).cast("B"))
-            _tagged(out, b"nd", header + b"|" + h.digest())
-        return True
-    if isinstance(obj, np.generic):
-        _tagged(out, b"np", obj.dtype.str.encode())
-        _write(obj.item(), out, typed, depth + 1)
-        return True
-    return False
-
-
-def _pandas(obj: Any, out: bytearray, typed: bool, depth: int) -> bool:
-    """Hash pandas objects by content (values, index, names, dtypes)."""
-    pd = sys.modules.get("pandas")
-    if pd is None or not isinstance(obj, (pd.DataFrame, pd.Series, pd.Index)):
-        return False
-    hashed = pd.util.hash_pandas_object(obj, index=not isinstance(obj, pd.Index)).to_numpy()
-    if isinstance(obj, pd.DataFrame):
-        meta: Any = (list(obj.columns), [str(t) for t in obj.dtypes])
-    else:
-        meta = (obj.name, str(obj.dtype))
-    _tagged(out, b"pd" + type(obj).__name__.encode(), hashlib.blake2b(hashed.tobytes()).digest())
-    _write(meta, out, typed, depth + 1)
-    return True
-
-
-def _write(obj: Any, out: bytearray, typed: bool, depth: int) -> None:
-    if depth > _MAX_DEPTH:
-        msg = "argument is nested too deeply (or refers to itself) to be keyed"
-        raise CacheKeyError(msg)
-    cls = type(obj)
-    writer = _EXACT.get(cls)
-    if writer is not None:
-        writer(obj, out, typed, depth)
-        return
-    cache_key = getattr(cls, "__cache_key__", None)
-    if cache_key is not None and not isinstance(obj, type):
-        out += b"K" + _qualname(cls)
-        _write(obj.__cache_key__(), out, typed, depth + 1)
-        return
-    if getattr(cls, "__persistent_hash__", None) is not None and not isinstance(obj, type):
-        out += b"H" + _qualname(cls)
-        _int(int(obj.__persistent_hash__()), out, typed, depth)
-        return
-    _write_other(obj, cls, out, typed, depth)
-
-
-def _write_other(obj: Any, cls: type, out: bytearray, typed: bool, depth: int) -> None:
-    if isinstance(obj, enum.Enum):
-        _tagged(out, b"E" + _qualname(cls), str(obj.name).encode())
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out += b"DC" + _qualname(cls)
-        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.compare}
-        _dict(fields, out, typed, depth + 1)
-    elif hasattr(cls, "model_dump") and hasattr(cls, "model_fields"):  # pydantic v2 model
-        out += b"PM" + _qualname(cls)
-        _write(obj.model_dump(mode="python"), out, typed, depth + 1)
-    elif isinstance(obj, PurePath):
-        _tagged(out, b"p" + type(obj).__name__.encode(), obj.as_posix().encode())
-    elif isinstance(obj, type):
-        _tagged(out, b"cls", _qualname(obj))
-    elif _numpy(obj, out, typed, depth) or _pandas(obj, out, typed, depth):
-        pass
-    else:
-        for base, writer in _SUBCLASS_WRITERS:
-            if isinstance(obj, base):
-                writer(obj, out, typed, depth)
-                return
-        msg = f"cannot key a {cls.__module__}.{cls.__qualname__} object"
-        raise CacheKeyError(msg)
-
-
-_SUBCLASS_WRITERS: tuple[tuple[type, _Writer], ...] = (
-    (bool, _bool),
-    (int, _int),
-    (float, _float),
-    (str, _str),
-    (bytes, _bytes),
-    (tuple, _sequence(b"(")),
-    (list, _sequence(b"[")),
-    (dict, _dict),
-    (frozenset, _set),
-    (set, _set),
-    (dt.datetime, _datetime),
-    (dt.date, _datetime),
-)
-
-
-def encode(obj: Any, *, typed: bool = False) -> bytes:
-    """Canonical bytes for ``obj``: equal for equal values in any process.
-
-    Raises:
-        CacheKeyError: ``obj`` (or something inside it) cannot be keyed.
-
-    >>> encode({"b": 1, "a": 2}) == encode({"a": 2, "b": 1})
-    True
+    Compared by identity (the interpreter's own ``==`` and ``hash``), never
+    equal to any user value, and never reused: a new object can never find
+    entries keyed by an old token.
     """
-    out = bytearray()
-    _write(obj, out, typed, 0)
-    return bytes(out)
 
+    __slots__ = ("number",)
 
-def stable_digest(*parts: Any, typed: bool = False) -> str:
-    """A 128-bit hex digest of ``parts``, stable across processes and machines.
+    def __init__(self) -> None:
+        self.number = next(_tokens)
 
-    >>> len(stable_digest("ns", (1, "a")))
-    32
-    """
-    return hashlib.blake2b(encode(parts, typed=typed), digest_size=16).hexdigest()
-
-
-def namespaced_digest(namespace: Any, *, typed: bool = False) -> Callable[[Any], str]:
-    """A fast ``values -> stable_digest(namespace, values)`` for one fixed namespace.
-
-    The namespace is encoded and hashed once; each call then only encodes and
-    hashes the arguments (the persistent hit path does this on every call).
-
-    >>> namespaced_digest("ns")((1, "a")) == stable_digest("ns", (1, "a"))
-    True
-    """
-    prefix = bytearray(b"(")
-    _len(prefix, 2)
-    _write(namespace, prefix, typed, 1)
-    seed = hashlib.blake2b(bytes(prefix), digest_size=16)
-
-    def digest(values: Any) -> str:
-        out = bytearray()
-        _write(values, out, typed, 1)
-        h = seed.copy()
-        h.update(out)
-        return h.hexdigest()
-
-    return digest
-
-
-class _StripDocstrings(ast.NodeTransformer):
-    """Drop docstrings and decorators: neither changes what a function computes."""
-
-    def _strip(self, node: Any) -> Any:
-        body = node.body
-        if (
-            body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]
-        if hasattr(node, "decorator_list"):
-            node.decorator_list = []
-        self.generic_visit(node)
-        return node
-
-    visit_Module = _strip  # noqa: N815 - ast.NodeTransformer's naming
-    visit_FunctionDef = _strip  # noqa: N815
-    visit_AsyncFunctionDef = _strip  # noqa: N815
-    visit_ClassDef = _strip  # noqa: N815
-
-
-def _code_fingerprint(code: Any, out: list[bytes]) -> None:
-    out.append(code.co_code)
-    out.append(repr(code.co_names).encode())
-    for const in code.co_consts:
-        if inspect.iscode(const):
-            _code_fingerprint(const, out)
-        else:
-            out.append(repr(const).encode())
-
-
-def source_digest(func: Callable[..., Any]) -> str:
-    """A digest of what ``func`` computes: its normalized source code.
-
-    Comments, docstrings, blank lines, formatting and decorators are ignored
-    (the source is parsed and dumped with ``ast``), so reformatting keeps a
-    persistent cache while editing the body starts a fresh one. Without
-    source (a REPL, ``exec``), the bytecode is used instead, which is stable
-    for one Python version.
-
-    >>> def f(x):
-    ...     return x + 1  # a comment
-    >>> def g(x):
-    ...     "Docs."
-    ...     return (x +
-    ...             1)
-    >>> source_digest(f) == source_digest(g)
-    True
-    """
-    target = inspect.unwrap(func)
-    try:
-        source = textwrap.dedent(inspect.getsource(target))
-        tree = _StripDocstrings().visit(ast.parse(source))
-        for node in ast.walk(tree):  # the name is the cache's name already, not its code
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                node.name = "_"
-                break
-        text = ast.dump(tree, include_attributes=False).encode()
-    except (OSError, TypeError, SyntaxError, IndentationError):
-        parts: list[bytes] = []
-        code = getattr(target, "__code__", None)
-        if code is None:
-            return ""
-        _code_fingerprint(code, parts)
-        text = b"\0".join(parts)
-    return hashlib.blake2b(text, digest_size=8).hexdigest()
-
-
-def describe_unkeyable(names: Iterable[str], values: Iterable[Any], typed: bool) -> CacheKeyError:
-    """Find the first argument that cannot be encoded and build the error that names it."""
-    for name, value in zip(names, values, strict=False):  # a user key= has no names
-        try:
-            encode(value, typed=typed)
-        except CacheKeyError as exc:
-            return CacheKeyError(
-                f"cannot build a cache key from argument {name!r}: {exc}; "
-                f"pass ignore=({name!r},) to leave it out of the key, key= to build keys "
-                "yourself, or give its class a __cache_key__() method"
-            )
-    return CacheKeyError("cannot build a cache key from these arguments; pass key= or ignore=")
+    def __repr__(self) -> str:
+        return f"Token({self.number})"
 
 
 class _Tag:
-    """Marks a frozen container inside a memory key; never equal to user data."""
+    """Marks a frozen container inside a plain key; equal only to itself."""
 
     __slots__ = ("name",)
 
@@ -425,45 +73,361 @@ class _Tag:
         return f"<{self.name}>"
 
 
-_LIST, _DICT, _SET, _ARRAY = _Tag("list"), _Tag("dict"), _Tag("set"), _Tag("ndarray")
+_LIST, _DICT, _SET, _FROZENSET, _KEYED = (
+    _Tag("list"),
+    _Tag("dict"),
+    _Tag("set"),
+    _Tag("frozenset"),
+    _Tag("keyed"),
+)
+_SAFE = _PLAIN | {Token, DigestKey, _Tag}
 
 
-def _freeze(value: Any) -> Any:
-    cls = type(value)
-    if cls is tuple:
-        return tuple([_freeze(item) for item in value])
-    if cls is list:
-        return (_LIST, tuple([_freeze(item) for item in value]))
-    if cls is dict:
-        return (_DICT, frozenset([(k, _freeze(v)) for k, v in value.items()]))
-    if cls is set:
-        return (_SET, frozenset(value))
-    np = sys.modules.get("numpy")
-    if np is not None and cls is np.ndarray and not value.dtype.hasobject:
-        digest = hashlib.blake2b(memoryview(np.ascontiguousarray(value)).cast("B")).digest()
-        return (_ARRAY, value.dtype.str, value.shape, digest)
-    return value
+def _has_own_key(cls: type) -> bool:
+    return (
+        getattr(cls, "__cache_key__", None) is not None
+        or getattr(cls, "__persistent_hash__", None) is not None
+    )
 
 
-def memory_key(key: Any, *, typed: bool = False) -> Hashable:
-    """A hashable in-process key for a call whose arguments are not all hashable.
+class KeyPlan:
+    """How one decorated function's calls become keys (built once, at decoration).
 
-    Lists, dicts, sets and NumPy arrays are frozen into tagged tuples (cheap,
-    and equal exactly when the values are equal); anything else unhashable is
-    replaced by its stable content digest.
-
-    Raises:
-        CacheKeyError: some argument cannot be keyed at all.
-
-    >>> memory_key(([1, 2], {"a": 1})) == memory_key(([1, 2], {"a": 1}))
-    True
+    Attributes used by the generated wrapper: ``sig`` (the wrapper's parameter
+    list), ``key`` (the raw key expression), ``args``/``kwargs`` (the call of
+    the original function), ``names`` (the parameters in the key, in order).
     """
-    if not typed:
-        try:
-            frozen: Hashable = _freeze(key)
-            hash(frozen)
-        except TypeError:
-            pass
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        config: CacheConfig,
+        *,
+        in_process: bool,
+        namespace: tuple[str, ...],
+    ) -> None:
+        self.func = func
+        self.config = config
+        self.in_process = in_process
+        self.typed = config.typed
+        self.params = _parameters(func)
+        names = [p.name for p in self.params]
+        for name in names:
+            if name.startswith(RESERVED_PREFIX):
+                msg = f"parameter {name!r}: names starting with {RESERVED_PREFIX!r} are reserved"
+                raise ConfigurationError(msg)
+        unknown = [name for name in config.ignore if name not in names]
+        if unknown:
+            msg = (
+                f"CacheConfig.ignore: invalid value {config.ignore!r}: {', '.join(unknown)} "
+                f"is not a parameter of {func.__qualname__}{_signature_text(func)}"
+            )
+            raise ConfigurationError(msg)
+        first = self.params[0] if self.params else None
+        self.method = (
+            first is not None
+            and first.name == "self"
+            and first.kind in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD)
+            and "self" not in config.ignore
+        )
+        self.sig = signature_source(self.params)
+        self.args, self.kwargs = call_source(self.params)
+        self.names: list[str] = []
+        parts: list[str] = []
+        for p in self.params:
+            if p.name in config.ignore:
+                continue
+            if p.kind is p.VAR_KEYWORD:
+                expr = f"_tc_kw({p.name})"
+            elif p is first and self.method and in_process:
+                expr = f"_tc_inst({p.name})"
+            else:
+                expr = p.name
+            parts.append(expr)
+            self.names.append(p.name)
+            if self.typed and in_process:
+                if p.kind is p.VAR_POSITIONAL:
+                    parts.append(f"tuple(map(type, {p.name}))")
+                elif p.kind is not p.VAR_KEYWORD:
+                    parts.append(f"type({p.name})")
+        if config.key is not None:
+            self.key = f"_tc_userkey({call_spelling(self.params)})"
+            self.names = []
         else:
-            return frozen
-    return DigestKey(stable_digest(key, typed=typed))
+            self.key = "(" + "".join(part + ", " for part in parts) + ")"
+        self.namespace = namespace
+        self._digest = namespaced_digest(namespace, typed=self.typed)
+        self._memo: dict[tuple[Any, ...], str] = {}
+        self._interned: dict[Any, Token] = {}
+        self._intern_limit = max(1024, 2 * (config.maxsize or 0))
+        self._instances: dict[int, tuple[weakref.ref[Any], Token]] = {}
+        self._ilock = threading.Lock()
+        #: Called with an instance's token when the instance dies (drops its entries).
+        self.on_instance_death: Callable[[Token], None] | None = None
+        self.keyof = self._compile_keyof()
+
+    # -- the generated key function --------------------------------------------------
+
+    def namespace_for_template(self) -> dict[str, Any]:
+        """What the generated code refers to by name."""
+        return {
+            "_tc_inst": self.instance,
+            "_tc_kw": _typed_items if self.typed else _sorted_items,
+            "_tc_userkey": self.config.key,
+            "_tc_nokw": _NO_KWARGS,
+        }
+
+    def _compile_keyof(self) -> Callable[..., Any]:
+        """``keyof(*args, **kwargs)``: the raw key of a call, bound like the function."""
+        source = f"def _tc_keyof({self.sig}):\n    return {self.key}\n"
+        namespace = self.namespace_for_template()
+        exec(source, namespace)
+        keyof: Callable[..., Any] = namespace["_tc_keyof"]
+        copy_defaults(self.func, keyof)
+        return keyof
+
+    # -- raw key -> store key ---------------------------------------------------------
+
+    def store_key(self, raw: Any) -> Hashable:
+        """The key a store of this plan's kind sees for the raw key ``raw``."""
+        return self.plain(raw) if self.in_process else self.digest(raw)
+
+    def key_of_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+        """The store key of the call ``f(*args, **kwargs)`` (for the ``cache_*`` controls)."""
+        return self.store_key(self.keyof(*args, **kwargs))
+
+    def plain(self, raw: Any) -> Hashable:
+        """An in-process key made only of interpreter-compared parts (see the module doc).
+
+        Raises:
+            CacheKeyError: an argument cannot be keyed; the message names it.
+        """
+        if type(raw) is tuple:
+            for value in raw:
+                if type(value) not in _SAFE:
+                    break
+            else:
+                return raw
+        try:
+            return self._plain(raw, 0)
+        except (CacheKeyError, RecursionError):
+            raise self._unkeyable(raw) from None
+
+    def _plain(self, value: Any, depth: int) -> Any:
+        cls = type(value)
+        if cls in _SAFE:
+            return value
+        if depth > 64:
+            msg = "argument is nested too deeply (or refers to itself) to be keyed"
+            raise CacheKeyError(msg)
+        if cls is tuple:
+            return tuple([self._plain(item, depth + 1) for item in value])
+        if cls is list:
+            return (_LIST, tuple([self._plain(item, depth + 1) for item in value]))
+        if cls is dict:
+            items = [(self._plain(k, depth + 1), self._plain(v, depth + 1)) for k, v in value.items()]
+            return (_DICT, frozenset(items))
+        if cls is set or cls is frozenset:
+            tag = _SET if cls is set else _FROZENSET
+            return (tag, frozenset([self._plain(item, depth + 1) for item in value]))
+        if _has_own_key(cls) or not _hashable(value):
+            # By content, with the class: never by identity, never by a user __eq__.
+            return (_KEYED, DigestKey(stable_digest(value, typed=self.typed)))
+        return self._intern(value)
+
+    def _intern(self, value: Any) -> Token:
+        """A token standing for ``value`` (compared by its own ``__eq__`` outside any lock).
+
+        The table is bounded: when full it starts afresh with new tokens, so
+        old entries are never hit again (a miss, never a wrong value).
+        """
+        table = self._interned
+        token = table.get(value)
+        if token is None:
+            if len(table) >= self._intern_limit:
+                table.clear()
+            token = table.setdefault(value, Token())
+        return token
+
+    def instance(self, obj: Any) -> Hashable:
+        """The key part for ``self`` in an in-process cache; never a strong reference.
+
+        ``__cache_key__``/``__persistent_hash__`` key by value (with the class).
+        Any other instance gets a token that is never reused, held through a
+        weak reference, so a new object at a dead one's address can never find
+        the dead one's entries.
+        """
+        if _has_own_key(type(obj)):
+            return (_KEYED, DigestKey(stable_digest(obj, typed=self.typed)))
+        slot = self._instances.get(id(obj))
+        if slot is not None and slot[0]() is obj:
+            return slot[1]
+        token = Token()
+        try:
+            ref = weakref.ref(obj, lambda _ref, t=token, i=id(obj): self._died(i, t))
+        except TypeError:
+            msg = (
+                f"cannot cache {self.func.__qualname__} per instance: "
+                f"{type(obj).__qualname__} objects do not support weak references; give the "
+                "class a __cache_key__() method or pass ignore=('self',)"
+            )
+            raise CacheKeyError(msg) from None
+        with self._ilock:
+            self._instances[id(obj)] = (ref, token)
+        return token
+
+    def _died(self, oid: int, token: Token) -> None:
+        with self._ilock:
+            slot = self._instances.get(oid)
+            if slot is not None and slot[1] is token:
+                del self._instances[oid]
+        if self.on_instance_death is not None:
+            self.on_instance_death(token)
+
+    def digest(self, raw: Any) -> str:
+        """The stable digest a shared store keeps this call under.
+
+        Digests of short tuples of small scalars are remembered (hashing them
+        again costs a tenth of a Redis round trip); nothing large is kept
+        alive by the memo, and ``typed=True`` is never remembered.
+
+        Raises:
+            CacheKeyError: an argument cannot be keyed; the message names it.
+        """
+        memo = self._memo
+        if not self.typed and type(raw) is tuple and _memoable(raw):
+            digest = memo.get(raw)
+            if digest is None:
+                digest = self._checked_digest(raw)
+                if len(memo) >= _MEMO_SIZE:
+                    memo.clear()
+                memo[raw] = digest
+            return digest
+        return self._checked_digest(raw)
+
+    def _checked_digest(self, raw: Any) -> str:
+        try:
+            return self._digest(raw)
+        except (CacheKeyError, RecursionError):
+            raise self._unkeyable(raw) from None
+
+    def _unkeyable(self, raw: Any) -> CacheKeyError:
+        values = raw if isinstance(raw, tuple) else (raw,)
+        return describe_unkeyable(self.names, values, self.typed)
+
+    def forget(self) -> None:
+        """Drop remembered digests and interned values (after ``cache_clear``)."""
+        self._memo.clear()
+        self._interned.clear()
+
+    def after_fork(self) -> None:
+        """A forked child gets a fresh lock (the parent's may have been held)."""
+        self._ilock = threading.Lock()
+
+
+def _memoable(raw: tuple[Any, ...]) -> bool:
+    for value in raw:
+        cls = type(value)
+        if cls is str:
+            if len(value) > _MEMO_STR:
+                return False
+        elif cls not in _MEMO_TYPES:
+            return False
+    return True
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+_NO_KWARGS: dict[str, Any] = {}
+
+
+def _sorted_items(kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """``**kwargs`` as a hashable, order-insensitive tuple."""
+    return tuple(sorted(kwargs.items()))
+
+
+def _typed_items(kwargs: dict[str, Any]) -> tuple[tuple[str, Any, type], ...]:
+    return tuple(sorted((k, v, type(v)) for k, v in kwargs.items()))
+
+
+def _parameters(func: Callable[..., Any]) -> list[inspect.Parameter]:
+    try:
+        return list(inspect.signature(func, follow_wrapped=False).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature
+        return [
+            inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+            inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+        ]
+
+
+def _signature_text(func: Callable[..., Any]) -> str:
+    try:
+        return str(inspect.signature(func))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def signature_source(params: list[inspect.Parameter]) -> str:
+    """A parameter list accepting what ``params`` accepts (defaults are copied afterwards)."""
+    parts: list[str] = []
+    star_done = False
+    for i, p in enumerate(params):
+        if p.kind is p.KEYWORD_ONLY and not star_done:
+            parts.append("*")
+            star_done = True
+        if p.kind is p.VAR_POSITIONAL:
+            parts.append("*" + p.name)
+            star_done = True
+        elif p.kind is p.VAR_KEYWORD:
+            parts.append("**" + p.name)
+        else:
+            parts.append(p.name + ("=None" if p.default is not p.empty else ""))
+        nxt = params[i + 1] if i + 1 < len(params) else None
+        if p.kind is p.POSITIONAL_ONLY and (nxt is None or nxt.kind is not p.POSITIONAL_ONLY):
+            parts.append("/")
+    return ", ".join(parts)
+
+
+def call_source(params: list[inspect.Parameter]) -> tuple[str, str]:
+    """Source of the positional tuple and keyword dict that call the original function."""
+    positional = [
+        ("*" + p.name) if p.kind is p.VAR_POSITIONAL else p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    keywords = [
+        ("**" + p.name) if p.kind is p.VAR_KEYWORD else f"{p.name!r}: {p.name}"
+        for p in params
+        if p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD)
+    ]
+    args = "(" + "".join(part + ", " for part in positional) + ")"
+    kwargs = ("{" + ", ".join(keywords) + "}") if keywords else "_tc_nokw"
+    return args, kwargs
+
+
+def call_spelling(params: list[inspect.Parameter]) -> str:
+    """Source of a call passing every parameter on as it was bound."""
+    parts = []
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL:
+            parts.append("*" + p.name)
+        elif p.kind is p.VAR_KEYWORD:
+            parts.append("**" + p.name)
+        elif p.kind is p.KEYWORD_ONLY:
+            parts.append(f"{p.name}={p.name}")
+        else:
+            parts.append(p.name)
+    return ", ".join(parts)
+
+
+def copy_defaults(source: Callable[..., Any], *targets: Callable[..., Any]) -> None:
+    """Give generated functions the original's defaults (the source says ``=None``)."""
+    for target in targets:
+        target.__defaults__ = getattr(source, "__defaults__", None)  # type: ignore[attr-defined]
+        target.__kwdefaults__ = getattr(source, "__kwdefaults__", None)  # type: ignore[attr-defined]

@@ -1,75 +1,102 @@
 """Live caches by name, with their counters: ``get_stats``, ``clear_cache``, ``list_caches``.
 
-``CacheEngineManager`` (``engines/``) holds engine *classes*; this registry
-holds the *caches* decorators created. Two functions given the same ``name``
-share one entry, hence one engine.
+``CacheEngineManager`` (``engines/``) holds store *classes*; this registry
+holds the *caches* decorators created: a name, a store, and the members
+(decorated functions) using it, each seen only through :class:`Member`'s
+three callables. The registry imports nothing from the call path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from twat_cache.engines.base import AsyncCacheEngine
 from twat_cache.exceptions import CacheOperationError
 
 if TYPE_CHECKING:
     from twat_cache.config import CacheConfig
-    from twat_cache.engines.base import AnyEngine
-    from twat_cache.wrapper import CacheCore
+    from twat_cache.engines.base import Store
 
-__all__ = ["CacheRegistry", "clear_cache", "get_stats", "list_caches", "registry"]
+__all__ = ["CacheEntry", "CacheRegistry", "Member", "clear_cache", "get_stats", "list_caches"]
+
+
+class Member(Protocol):
+    """What the registry needs of a function using a cache."""
+
+    def counts(self) -> tuple[int, int, int]:
+        """(hits, misses, errors) in this process."""
+
+    def timings(self) -> dict[str, float | None]:
+        """``mean_miss_seconds`` and ``saved_seconds``."""
+
+    def reset(self) -> None:
+        """Zero the counters after the cache was cleared."""
 
 
 @dataclass(eq=False)
 class CacheEntry:
-    """One named cache: its engine, its config and the decorated functions using it."""
+    """One named cache: its store, its config and the functions using it."""
 
     name: str
-    engine: AnyEngine
+    store: Store
     config: CacheConfig
     fallback: str | None = None
-    cores: weakref.WeakSet[CacheCore] = field(default_factory=weakref.WeakSet)
+    members: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
+
+    @property
+    def engine(self) -> Store:
+        """The store (the name users know from ``f.engine``)."""
+        return self.store
 
     def stats(self) -> dict[str, Any]:
         """Counters summed over every function sharing this cache."""
         hits = misses = errors = 0
-        for core in list(self.cores):
-            h, m, e = core.counts()
+        miss_seconds = 0.0
+        timed = saved = 0.0
+        for member in list(self.members):
+            h, m, e = member.counts()
             hits, misses, errors = hits + h, misses + m, errors + e
+            t = member.timings()
+            saved += t["saved_seconds"] or 0.0
+            if t["mean_miss_seconds"] is not None:
+                miss_seconds += t["mean_miss_seconds"] * m
+                timed += m
         calls = hits + misses
         try:
-            size = len(self.engine)
-        except Exception:  # a broken engine must not break a stats call
+            size = len(self.store)
+        except Exception:  # a broken store must not break a stats call
             size = -1
+            errors += 1
         stats: dict[str, Any] = {
             "hits": hits,
             "misses": misses,
             "hit_rate": hits / calls if calls else 0.0,
             "size": size,
             "maxsize": self.config.maxsize,
-            "engine": self.engine.name,
+            "engine": self.store.name,
             "errors": errors,
             "fallback": self.fallback,
+            "mean_miss_seconds": miss_seconds / timed if timed else None,
+            "saved_seconds": saved,
+            "bytes": None,
+            "fleet": None,
         }
         try:
-            stats.update(self.engine.stats())
-        except Exception:  # engine extras are optional
+            stats.update(self.store.stats())
+        except Exception:  # store extras are optional
             stats["errors"] += 1
         return stats
 
     def clear(self) -> None:
         """Drop every entry and reset the counters of each function using this cache."""
-        if isinstance(self.engine, AsyncCacheEngine):
-            self.engine.clear_sync()  # called from plain code: its clear() is a coroutine
-        else:
-            self.engine.clear()
-        for core in list(self.cores):
-            core.reset()
+        self.store.clear()
+        for member in list(self.members):
+            member.reset()
 
 
 class CacheRegistry:
@@ -83,7 +110,7 @@ class CacheRegistry:
         self,
         name: str,
         shared: bool,
-        make: Callable[[], tuple[AnyEngine, str | None]],
+        make: Callable[[], tuple[Store, str | None]],
         config: CacheConfig,
     ) -> CacheEntry:
         """The entry for ``name``: reused when ``shared`` (an explicit name), else made anew.
@@ -96,8 +123,8 @@ class CacheRegistry:
             entry = self._entries.get(name)
             if entry is not None and shared:
                 return entry
-            engine, fallback = make()
-            entry = CacheEntry(name, engine, config, fallback)
+            store, fallback = make()
+            entry = CacheEntry(name, store, config, fallback)
             self._entries[name] = entry
             return entry
 
@@ -119,20 +146,25 @@ class CacheRegistry:
             return list(self._entries.values())
 
     def reset(self) -> None:
-        """Forget every cache (closing their engines); tests start from here."""
+        """Forget every cache (closing their stores); tests start from here."""
         with self._lock:
             entries = list(self._entries.values())
             self._entries.clear()
         for entry in entries:
             with contextlib.suppress(Exception):  # closing is best effort
-                entry.engine.close()
+                entry.store.close()
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
 
 registry = CacheRegistry()
+if hasattr(os, "register_at_fork"):  # a lock held by another thread at fork is never released
+    os.register_at_fork(after_in_child=registry._after_fork)
 
 
 def get_stats(name: str | None = None) -> Any:
-    """Hits, misses, hit_rate, size, maxsize, engine and errors, for one cache or all.
+    """Hits, misses, hit_rate, size, maxsize, engine, errors and timings, for one cache or all.
 
     Raises:
         CacheOperationError: no cache has that name.
@@ -145,12 +177,22 @@ def get_stats(name: str | None = None) -> Any:
 def clear_cache(name: str | None = None) -> None:
     """Drop every entry of one registered cache, or of all of them.
 
+    Clears every cache it can reach even when one fails, then raises one
+    error naming those it could not clear.
+
     Raises:
-        CacheOperationError: no cache has that name.
+        CacheOperationError: no cache has that name, or some could not be cleared.
     """
     entries = [registry.get(name)] if name is not None else registry.entries()
+    failed: list[str] = []
     for entry in entries:
-        entry.clear()
+        try:
+            entry.clear()
+        except Exception as exc:
+            failed.append(f"{entry.name!r} ({type(exc).__name__}: {exc})")
+    if failed:
+        msg = f"could not clear {len(failed)} cache(s): " + "; ".join(failed)
+        raise CacheOperationError(msg)
 
 
 def list_caches() -> list[str]:

@@ -1,21 +1,131 @@
-"""In-process engines of the ``mcache`` chain: cachebox > cachetools > functools."""
+"""In-process stores of the ``mcache`` chain: cachebox > cachetools > functools.
+
+Each keeps live Python objects in ``mapping``, which the generated hit path
+reads directly. With a ``ttl`` (any policy) every entry is stamped
+``(value, deadline)``, so expiry is per entry and exact, and the policy
+(LRU, LFU, FIFO, RR) stays the library's own; expired entries are dropped
+when read and swept every so often, so an unbounded cache does not grow
+with dead entries. Keys are always plain (see ``keys.py``): no user code
+runs inside a store's lock.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator, MutableMapping
 from typing import Any, ClassVar
 
+from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
-from twat_cache.engines.base import MemoryEngine
+from twat_cache.engines.base import Store
 
-__all__ = ["CacheBoxEngine", "CacheToolsEngine", "FunctoolsEngine"]
+__all__ = ["CacheBoxEngine", "CacheToolsEngine", "FunctoolsEngine", "MemoryStore"]
+
+_SWEEP_EVERY = 1024
 
 
-class CacheBoxEngine(MemoryEngine):
+class MemoryStore(Store):
+    """The in-process store contract over one mapping; subclasses build the mapping."""
+
+    in_process: ClassVar[bool] = True
+
+    def __init__(self, config: CacheConfig) -> None:
+        super().__init__(config)
+        self.stamped = config.ttl is not None
+        self.keep = config.maxsize != 0  # as lru_cache(maxsize=0): never store
+        #: Deadlines of entries given their own ttl in an unstamped store (CacheContext).
+        self._deadlines: dict[Hashable, float] = {}
+        self._sets = 0
+        self.mapping = self.make_mapping(config)
+
+    def make_mapping(self, config: CacheConfig) -> MutableMapping[Hashable, Any]:
+        """The library's cache object (bounded by ``maxsize``, with the config's policy)."""
+        raise NotImplementedError
+
+    def get(self, key: Hashable) -> Any:
+        try:
+            stored = self.mapping[key]
+        except KeyError:
+            return MISSING
+        if self.stamped:
+            value, deadline = stored
+            if deadline <= time.monotonic():
+                self._drop(key)
+                return MISSING
+            return value
+        if self._deadlines:
+            deadline = self._deadlines.get(key)
+            if deadline is not None and deadline <= time.monotonic():
+                self._drop(key)
+                return MISSING
+        return stored
+
+    def set(self, key: Hashable, value: Any, ttl: float | None) -> None:
+        if not self.keep or ttl == 0:
+            return
+        deadline = math.inf if ttl is None else time.monotonic() + ttl
+        if self.stamped:
+            self.mapping[key] = (value, deadline)
+        else:
+            self.mapping[key] = value
+            if ttl is not None:
+                self._deadlines[key] = deadline
+            elif self._deadlines:
+                self._deadlines.pop(key, None)
+        self._sets += 1
+        if self._sets >= _SWEEP_EVERY:
+            self._sets = 0
+            self.sweep()
+
+    def sweep(self) -> int:
+        """Drop expired entries; how many went."""
+        now = time.monotonic()
+        if self.stamped:
+            dead = [k for k, (_, deadline) in list(self.mapping.items()) if deadline <= now]
+        else:
+            dead = [k for k, deadline in list(self._deadlines.items()) if deadline <= now]
+        for key in dead:
+            self._drop(key)
+        return len(dead)
+
+    def _drop(self, key: Hashable) -> bool:
+        self._deadlines.pop(key, None)
+        try:
+            del self.mapping[key]
+        except KeyError:
+            return False
+        return True
+
+    def delete(self, key: Hashable) -> bool:
+        return self._drop(key)
+
+    def clear(self) -> None:
+        self.mapping.clear()
+        self._deadlines.clear()
+
+    def __len__(self) -> int:
+        return len(self.mapping)
+
+    # Nothing blocks here: the coroutine forms call straight through (no thread pool).
+    async def aget(self, key: Hashable) -> Any:
+        return self.get(key)
+
+    async def aset(self, key: Hashable, value: Any, ttl: float | None) -> None:
+        self.set(key, value, ttl)
+
+    async def adelete(self, key: Hashable) -> bool:
+        return self.delete(key)
+
+    async def aclear(self) -> None:
+        self.clear()
+
+
+class CacheBoxEngine(MemoryStore):
     """cachebox's Rust caches: thread-safe, the fastest hit of the chain."""
 
     name: ClassVar[str] = "cachebox"
@@ -25,35 +135,27 @@ class CacheBoxEngine(MemoryEngine):
         "lfu": "LFUCache",
         "fifo": "FIFOCache",
         "rr": "RRCache",
+        "ttl": "FIFOCache",  # expiry by the stamps; the oldest goes first when full
     }
 
-    @classmethod
-    def unsupported(cls, config: CacheConfig) -> str | None:
-        if config.ttl is not None and config.policy not in ("ttl", "fifo"):
-            return f"cachebox has no {config.policy.upper()} cache with expiry (ttl)"
-        return None
-
-    def __init__(self, config: CacheConfig) -> None:
+    def make_mapping(self, config: CacheConfig) -> MutableMapping[Hashable, Any]:
         import cachebox  # optional engine: imported on use, never at import
 
-        super().__init__(config)
-        maxsize = config.maxsize or 0  # cachebox: 0 means unbounded
-        cache: Any
-        if config.ttl is not None:  # ttl=0 never reaches it: MemoryEngine.store skips it
-            cache = cachebox.TTLCache(maxsize, config.ttl or 1e-9)
-        else:
-            cache = getattr(cachebox, self._CLASSES[config.policy])(maxsize)
-        self.mapping = cache
+        cache: MutableMapping[Hashable, Any] = getattr(cachebox, self._CLASSES[config.policy])(
+            config.maxsize or 0  # cachebox: 0 means unbounded
+        )
+        return cache
 
 
 class _Locked(MutableMapping[Hashable, Any]):
-    """A cachetools cache behind one lock: its reads reorder entries and are not thread-safe."""
+    """A cachetools cache behind one re-entrant lock: its reads reorder entries."""
 
-    __slots__ = ("_cache", "_lock")
+    __slots__ = ("__weakref__", "_cache", "_lock")
 
     def __init__(self, cache: MutableMapping[Hashable, Any]) -> None:
         self._cache = cache
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        _locked.add(self)
 
     def __getitem__(self, key: Hashable) -> Any:
         with self._lock:
@@ -78,55 +180,44 @@ class _Locked(MutableMapping[Hashable, Any]):
         with self._lock:
             self._cache.clear()
 
+    def after_fork(self) -> None:
+        self._lock = threading.RLock()
 
-class CacheToolsEngine(MemoryEngine):
-    """cachetools' caches (LRU, LFU, FIFO, RR, and LRU with expiry), guarded by a lock."""
+
+class CacheToolsEngine(MemoryStore):
+    """cachetools' caches (LRU, LFU, FIFO, RR), guarded by a lock."""
 
     name: ClassVar[str] = "cachetools"
     requires: ClassVar[str | None] = "cachetools"
 
-    @classmethod
-    def unsupported(cls, config: CacheConfig) -> str | None:
-        if config.ttl is not None and config.policy not in ("lru", "ttl"):
-            return f"cachetools has no {config.policy.upper()} cache with expiry (ttl)"
-        return None
-
-    def __init__(self, config: CacheConfig) -> None:
+    def make_mapping(self, config: CacheConfig) -> MutableMapping[Hashable, Any]:
         import cachetools  # imported on use, like every engine
 
-        super().__init__(config)
         maxsize: float = math.inf if config.maxsize is None else max(config.maxsize, 1)
-        cache: MutableMapping[Hashable, Any]
-        if config.ttl is not None:
-            cache = cachetools.TTLCache(maxsize, config.ttl)
-        else:
-            cache_cls = {
-                "lru": cachetools.LRUCache,
-                "lfu": cachetools.LFUCache,
-                "fifo": cachetools.FIFOCache,
-                "rr": cachetools.RRCache,
-            }[config.policy]
-            cache = cache_cls(maxsize)
-        self.mapping = _Locked(cache)
+        cache_cls = {
+            "lru": cachetools.LRUCache,
+            "lfu": cachetools.LFUCache,
+            "fifo": cachetools.FIFOCache,
+            "rr": cachetools.RRCache,
+            "ttl": cachetools.FIFOCache,
+        }[config.policy]
+        return _Locked(cache_cls(maxsize))
 
 
 class _Ordered(MutableMapping[Hashable, Any]):
-    """LRU or FIFO order over the stdlib's ``OrderedDict``, with optional expiry."""
+    """LRU or FIFO order over the stdlib's ``OrderedDict``."""
 
-    __slots__ = ("_data", "_lock", "_lru", "_maxsize", "_ttl")
+    __slots__ = ("__weakref__", "_data", "_lock", "_lru", "_maxsize")
 
-    def __init__(self, maxsize: int | None, ttl: float | None, lru: bool) -> None:
-        self._data: OrderedDict[Hashable, tuple[Any, float]] = OrderedDict()
+    def __init__(self, maxsize: int | None, lru: bool) -> None:
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
         self._maxsize = maxsize
-        self._ttl = ttl
         self._lru = lru
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        _locked.add(self)
 
     def __getitem__(self, key: Hashable) -> Any:
-        value, deadline = self._data[key]
-        if deadline and deadline <= time.monotonic():
-            self._data.pop(key, None)
-            raise KeyError(key)
+        value = self._data[key]
         if self._lru:
             try:
                 self._data.move_to_end(key)
@@ -135,9 +226,8 @@ class _Ordered(MutableMapping[Hashable, Any]):
         return value
 
     def __setitem__(self, key: Hashable, value: Any) -> None:
-        deadline = time.monotonic() + self._ttl if self._ttl is not None else 0.0
         with self._lock:
-            self._data[key] = (value, deadline)
+            self._data[key] = value
             self._data.move_to_end(key)
             if self._maxsize is not None:
                 while len(self._data) > self._maxsize:
@@ -157,8 +247,11 @@ class _Ordered(MutableMapping[Hashable, Any]):
         with self._lock:
             self._data.clear()
 
+    def after_fork(self) -> None:
+        self._lock = threading.RLock()
 
-class FunctoolsEngine(MemoryEngine):
+
+class FunctoolsEngine(MemoryStore):
     """The standard library only: LRU or FIFO order, optional expiry; always available."""
 
     name: ClassVar[str] = "functools"
@@ -169,6 +262,18 @@ class FunctoolsEngine(MemoryEngine):
             return f"functools has no {config.policy.upper()} policy"
         return None
 
-    def __init__(self, config: CacheConfig) -> None:
-        super().__init__(config)
-        self.mapping = _Ordered(config.maxsize, config.ttl, lru=config.policy != "fifo")
+    def make_mapping(self, config: CacheConfig) -> MutableMapping[Hashable, Any]:
+        return _Ordered(config.maxsize, lru=config.policy == "lru")
+
+
+_locked: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A lock another thread held at fork is never released in the child: make new ones."""
+    for mapping in list(_locked):
+        mapping.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,205 @@
+"""Decoration: key plan + store -> the one wrapper for this case, with its controls.
+
+Everything is decided here, once: the store (first usable of the chain, kept
+in the registry under the cache's name), the key plan, and which wrapper
+serves the calls — the generated memory hit path, the digest-keyed store
+path, or the per-call-options path — each sync or async to match the
+function. The wrapper gets the ``lru_cache``-style controls of API.md 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from twat_cache._types import CacheInfo
+from twat_cache.call.memory import memory_wrapper, store_wrapper
+from twat_cache.call.options import options_wrapper, store_at
+from twat_cache.call.store import CallPath
+from twat_cache.codeversion import source_digest
+from twat_cache.config import CacheConfig
+from twat_cache.engines import CacheEngineManager, get_engine_manager
+from twat_cache.engines.base import Store
+from twat_cache.keys import KeyPlan
+from twat_cache.registry import CacheEntry, registry
+from twat_cache.serializers import resolve_serializer
+
+__all__ = ["make_cached", "make_passthrough"]
+
+
+def default_name(func: Callable[..., Any]) -> str:
+    """A function's cache name: its module and qualified name."""
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def namespace_of(func: Callable[..., Any], config: CacheConfig, name: str, store: Store) -> tuple[str, ...]:
+    """What, beside the arguments, a stable digest covers.
+
+    Stored results outlive the process: unless ``version=`` says otherwise, a
+    persistent cache's entries belong to one version of the function's code.
+    """
+    if config.version is not None:
+        return (name, config.version)
+    if store.persistent and config.name is None:
+        return (name, "", source_digest(func))
+    return (name, "")
+
+
+def open_entry(
+    func: Callable[..., Any],
+    config: CacheConfig,
+    chain: tuple[str, ...],
+    manager: CacheEngineManager | None = None,
+) -> CacheEntry:
+    """The registry entry (store included) a function with ``config`` uses."""
+    manager = manager or get_engine_manager()
+    manager.check(config)
+    name = config.name or default_name(func)
+    if config.backend is not None:
+        chain = ("backend",)
+    # Stores see the cache's name (their folder, their key prefix) and a serializer
+    # object: "typed" needs the function's return annotation, and a missing one fails here.
+    store_config = config.model_copy(
+        update={"name": name, "serializer": resolve_serializer(config.serializer, func)}
+    )
+    is_async = inspect.iscoroutinefunction(func)
+
+    def make() -> tuple[Store, str | None]:
+        selection = manager.select(chain, store_config, asynchronous=is_async)
+        return selection.engine, selection.fallback
+
+    return registry.attach(name, shared=config.name is not None, make=make, config=config)
+
+
+def make_path(func: Callable[..., Any], config: CacheConfig, entry: CacheEntry) -> CallPath:
+    """The call path of ``func`` over ``entry``'s store."""
+    store = entry.store
+    plan = KeyPlan(
+        func,
+        config,
+        in_process=store.in_process,
+        namespace=namespace_of(func, config, entry.name, store),
+    )
+    path = CallPath(func, config, entry.name, store, plan)
+    entry.members.add(path)
+    return path
+
+
+def make_cached(
+    func: Callable[..., Any],
+    config: CacheConfig,
+    chain: tuple[str, ...],
+    manager: CacheEngineManager | None = None,
+    why: str | None = None,
+) -> Any:
+    """Wrap ``func`` with a cache from the first usable engine of ``chain``.
+
+    ``why`` explains the chain (``ucache`` passes its reasons).
+    """
+    entry = open_entry(func, config, chain, manager)
+    if config.backend is not None:
+        why = "backend= was given: that object stores the entries"
+    elif why is None:
+        why = f"the decorator's chain {' > '.join(chain)}"
+    path = make_path(func, config, entry)
+    whereof: Callable[..., Any] | None = None
+    if config.call_options or config.location_arg is not None:
+        wrapper, whereof = options_wrapper(path)
+    elif path.store.in_process:
+        wrapper = memory_wrapper(path)
+    else:
+        wrapper = store_wrapper(path)
+    controls = Controls(path, entry, why, whereof)
+    controls.attach(wrapper)
+    return wrapper
+
+
+class Controls:
+    """``cache_info``, ``cache_clear``, ``cache_parameters``, ``cache_delete``,
+    ``cache_refresh`` and ``cache_bypass`` of one wrapper."""
+
+    def __init__(
+        self,
+        path: CallPath,
+        entry: CacheEntry,
+        why: str,
+        whereof: Callable[..., Any] | None,
+    ) -> None:
+        self.path = path
+        self.entry = entry
+        self.why = why
+        self.whereof = whereof
+
+    def attach(self, wrapper: Any) -> None:
+        path = self.path
+        wrapper.cache_info = path.cache_info
+        wrapper.cache_clear = self.entry.clear
+        wrapper.cache_parameters = self.cache_parameters
+        wrapper.cache_delete = self.cache_delete
+        wrapper.cache_refresh = self.cache_refresh
+        wrapper.cache_bypass = self.cache_bypass
+        wrapper.engine = path.store
+        wrapper._twat_core = self  # the registry's view, the CLI and explain_selection
+
+    def cache_parameters(self) -> dict[str, Any]:
+        params = self.path.config.public_dict()
+        params["preferred_engine"] = params.pop("engine")
+        params.update(
+            name=self.entry.name,
+            engine=self.path.store.name,
+            fallback=self.entry.fallback,
+            is_async=self.path.is_async,
+        )
+        return params
+
+    def _target(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Store, Hashable]:
+        path = self.path
+        key = path.plan.key_of_call(args, kwargs)
+        store = path.store if self.whereof is None else store_at(path, self.whereof(*args, **kwargs))
+        return store, key
+
+    def cache_delete(self, *args: Any, **kwargs: Any) -> Any:
+        """Drop one entry: True if it was there (awaitable for an ``async def`` function)."""
+        store, key = self._target(args, kwargs)
+        if self.path.is_async:
+            return self.path.adrop(store, key)
+        return self.path.drop(store, key)
+
+    def cache_refresh(self, *args: Any, **kwargs: Any) -> Any:
+        """Recompute, overwrite and return the new value (awaitable for ``async def``)."""
+        store, key = self._target(args, kwargs)
+        if self.path.is_async:
+            return self.path.arun(store, key, args, kwargs, read=False)
+        return self.path.run(store, key, args, kwargs, read=False)
+
+    def cache_bypass(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function; touch no entry."""
+        return self.path.func(*args, **kwargs)
+
+
+def make_passthrough(func: Callable[..., Any], config: CacheConfig) -> Any:
+    """``TWAT_CACHE_DISABLE=1``: call straight through, with the same controls (joblib's
+    ``NotMemorizedFunc``)."""
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await func(*args, **kwargs)
+
+    else:
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
+
+    w: Any = wrapper
+    w.cache_info = lambda: CacheInfo(0, 0, config.maxsize, 0)
+    w.cache_clear = lambda: None
+    w.cache_parameters = lambda: {**config.public_dict(), "engine": "disabled"}
+    w.cache_delete = lambda *a, **k: False
+    w.cache_refresh = func
+    w.cache_bypass = func
+    w.engine = None
+    return wrapper
