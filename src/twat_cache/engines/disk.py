@@ -20,9 +20,9 @@ from typing import Any, ClassVar
 
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
-from twat_cache.engines.persistent import PersistentEngine
+from twat_cache.engines.persistent import EntryFiles, PersistentEngine, deadline
 from twat_cache.exceptions import CacheOperationError, SerializationError
-from twat_cache.paths import ensure_folder, prune_to_size, remove_path, secure_file
+from twat_cache.paths import ensure_folder, remove_path, secure_file
 from twat_cache.serializers import HEAD_SIZE, frame_expiry
 
 __all__ = ["DiskCacheEngine", "KleptoEngine"]
@@ -163,20 +163,24 @@ class DiskCacheEngine(PersistentEngine):
         if _corrupt(exc) and self.repair:
             self._reset()
 
-    # -- the engine contract -----------------------------------------------------
-
-    def get(self, key: Any) -> Any:
+    def _row(self, query: str, *params: Any) -> Any:
+        """One row read through this thread's read connection (``None`` before any write)."""
         local = self._local
         con = getattr(local, "con", None)
         if con is None or local.epoch is not self._epoch:
             con = self._reader()
             if con is None:
-                return MISSING
+                return None
         try:
-            row = con.execute(_SELECT, (key, time.time())).fetchone()
+            return con.execute(query, params).fetchone()
         except sqlite3.DatabaseError as exc:
             self._failed(exc)
             raise
+
+    # -- the store contract ------------------------------------------------------
+
+    def get(self, key: Any) -> Any:
+        row = self._row(_SELECT, key, time.time())
         if row is None:
             return MISSING
         mode, data = row
@@ -187,7 +191,7 @@ class DiskCacheEngine(PersistentEngine):
 
     def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
         data = self.codec.encode(key, value)  # a serialization error touches no file
-        if ttl == 0:
+        if ttl is not None and ttl <= 0:
             return  # expires at once: nothing to keep
         try:
             self._store(create=True).set(key, data, expire=ttl, retry=True)
@@ -235,18 +239,7 @@ class DiskCacheEngine(PersistentEngine):
             raise
 
     def _scalar(self, query: str, *params: Any) -> Any:
-        """One value read through this thread's read connection (``None`` before any write)."""
-        local = self._local
-        con = getattr(local, "con", None)
-        if con is None or local.epoch is not self._epoch:
-            con = self._reader()
-            if con is None:
-                return None
-        try:
-            row = con.execute(query, params).fetchone()
-        except sqlite3.DatabaseError as exc:
-            self._failed(exc)
-            raise
+        row = self._row(query, *params)
         return None if row is None else row[0]
 
     def expired(self) -> int:
@@ -271,34 +264,16 @@ class DiskCacheEngine(PersistentEngine):
 _KLEPTO_PREFIX = "K_"
 _KLEPTO_TEMP = ".I_"
 _KLEPTO_FILE = "output.json"
-_STALE_TEMP = 3600.0
-
-
 #: Base64 characters covering the frame header at the start of an entry's JSON string.
 _KLEPTO_HEAD_CHARS = 4 * -(-HEAD_SIZE // 3)
 
 
-def _klepto_expiry(entry: Path) -> float | None:
-    """The deadline in the frame header of a klepto entry (reads a few bytes, not the value)."""
-    try:
-        with open(entry / _KLEPTO_FILE, "rb") as f:
-            start = f.read(1 + _KLEPTO_HEAD_CHARS)
-    except OSError:
-        return None
-    if start[:1] != b'"':
-        return None
-    try:
-        return frame_expiry(base64.b64decode(start[1:], validate=True))
-    except (binascii.Error, ValueError):
-        return None
-
-
-class KleptoEngine(PersistentEngine):
+class KleptoEngine(EntryFiles):
     """klepto's ``dir_archive``: a folder per key, written to a temp folder and renamed.
 
     Entries are stored as JSON text (the framed bytes in base64), so klepto
     never unpickles; expiry travels in the frame, and ``size_limit`` is
-    enforced here by removing the oldest entries.
+    enforced by :class:`EntryFiles` (the oldest entries go first).
     """
 
     name: ClassVar[str] = "klepto"
@@ -312,7 +287,6 @@ class KleptoEngine(PersistentEngine):
         self._archives = klepto.archives
         self._archive: Any = None
         self._lock = threading.Lock()
-        self._approx_bytes: int | None = None
 
     def _open(self, create: bool) -> Any:
         archive = self._archive
@@ -334,6 +308,32 @@ class KleptoEngine(PersistentEngine):
 
     def _entry(self, key: str) -> Path:
         return self.folder / f"{_KLEPTO_PREFIX}{key}"
+
+    # -- what EntryFiles needs -------------------------------------------------------
+
+    def _is_entry(self, name: str) -> bool:
+        return name.startswith(_KLEPTO_PREFIX)
+
+    def _is_temp(self, name: str) -> bool:
+        return name.startswith(_KLEPTO_TEMP)
+
+    def _entry_stat(self, path: Path) -> os.stat_result:
+        return os.stat(path / _KLEPTO_FILE)
+
+    def _expiry(self, path: Path) -> float | None:
+        try:
+            with open(path / _KLEPTO_FILE, "rb") as f:
+                start = f.read(1 + _KLEPTO_HEAD_CHARS)
+        except OSError:
+            return None
+        if start[:1] != b'"':
+            return None
+        try:
+            return frame_expiry(base64.b64decode(start[1:], validate=True))
+        except (binascii.Error, ValueError):
+            return None
+
+    # -- the store contract -----------------------------------------------------------
 
     def get(self, key: Any) -> Any:
         archive = self._open(create=False)
@@ -360,11 +360,10 @@ class KleptoEngine(PersistentEngine):
         return value
 
     def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
-        if ttl == 0:
-            self.codec.encode(key, value)  # still report values the serializer refuses
-            return
-        expire = time.time() + ttl if ttl else 0.0
-        text = base64.b64encode(self.codec.encode(key, value, expire)).decode("ascii")
+        data = self.codec.encode(key, value, deadline(ttl))  # a refused value touches no file
+        if ttl is not None and ttl <= 0:
+            return  # expires at once: nothing to keep
+        text = base64.b64encode(data).decode("ascii")
         archive = self._open(create=True)
         archive[key] = text
         entry = self._entry(key)
@@ -379,83 +378,7 @@ class KleptoEngine(PersistentEngine):
             remove_path(entry)
             msg = f"klepto could not store the entry in {self.folder} (disk full?)"
             raise CacheOperationError(msg)
-        self.wrote()
-        if self.config.size_limit is not None:
-            self._enforce_limit(len(text))
-
-    def _entries(self) -> list[tuple[float, int, Path]]:
-        entries: list[tuple[float, int, Path]] = []
-        now = time.time()
-        with os.scandir(self.folder) as listing:
-            for item in listing:
-                path = Path(item.path)
-                try:
-                    if item.name.startswith(_KLEPTO_PREFIX):
-                        st = os.stat(path / _KLEPTO_FILE)
-                        entries.append((st.st_mtime, st.st_size, path))
-                    elif (
-                        self.repair
-                        and item.name.startswith(_KLEPTO_TEMP)
-                        and now - item.stat().st_mtime > _STALE_TEMP
-                    ):
-                        remove_path(path)  # left by a killed or racing writer
-                except FileNotFoundError:
-                    entries.append((0.0, 0, path))  # a half-removed entry goes first
-        return entries
-
-    def _enforce_limit(self, added: int) -> None:
-        limit = self.config.size_limit
-        assert limit is not None
-        if self._approx_bytes is not None:
-            self._approx_bytes += added
-            if self._approx_bytes <= limit:
-                return
-        self._approx_bytes, _ = prune_to_size(self._entries(), limit)
-
-    def _expired(self, entries: list[tuple[float, int, Path]]) -> list[Path]:
-        now = time.time()
-        return [
-            path
-            for _, _, path in entries
-            if (expire := _klepto_expiry(path)) is not None and 0 < expire <= now
-        ]
-
-    def expired(self) -> int:
-        if not self.folder.is_dir():
-            return 0
-        return len(self._expired(self._entries()))
-
-    def prune(self) -> int:
-        removed = super().prune()
-        if not self.folder.is_dir():
-            return removed
-        entries = self._entries()
-        doomed = set(self._expired(entries))
-        removed += sum(remove_path(path) for path in doomed)
-        if self.config.size_limit is not None:
-            live = [entry for entry in entries if entry[2] not in doomed]
-            self._approx_bytes, culled = prune_to_size(live, self.config.size_limit)
-            removed += culled
-        return removed
+        self._stored(len(text))
 
     def delete(self, key: Any) -> bool:
         return remove_path(self._entry(key))
-
-    def clear(self) -> None:
-        super().clear()
-        if self.folder.is_dir():
-            with os.scandir(self.folder) as listing:
-                doomed = [
-                    Path(item.path)
-                    for item in listing
-                    if item.name.startswith((_KLEPTO_PREFIX, _KLEPTO_TEMP))
-                ]
-            for path in doomed:
-                remove_path(path)
-        self._approx_bytes = None
-
-    def __len__(self) -> int:
-        if not self.folder.is_dir():
-            return 0
-        with os.scandir(self.folder) as listing:
-            return sum(1 for item in listing if item.name.startswith(_KLEPTO_PREFIX))

@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
-from twat_cache.engines.persistent import PersistentEngine
+from twat_cache.engines.persistent import EntryFiles, deadline
 from twat_cache.exceptions import SerializationError
-from twat_cache.paths import atomic_write, ensure_folder, prune_to_size, remove_path
+from twat_cache.paths import atomic_write, ensure_folder, remove_path
 from twat_cache.serializers import (
     FLAG_COMPRESSED,
     HEAD_SIZE,
@@ -92,7 +92,7 @@ def _bytes_view(array: Any) -> memoryview:
     return memoryview(array.T).cast("B")
 
 
-class JoblibEngine(PersistentEngine):
+class JoblibEngine(EntryFiles):
     """Files under the cache folder: ``.npy``-layout arrays, joblib pickles, serializer bytes."""
 
     name: ClassVar[str] = "joblib"
@@ -106,7 +106,6 @@ class JoblibEngine(PersistentEngine):
         self._native = isinstance(self.codec.serializer, PickleSerializer)
         self._trusted: dict[str, tuple[int, int, int, int]] = {}
         self._lock = threading.Lock()
-        self._approx_bytes: int | None = None
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}{_SUFFIX}"
@@ -127,9 +126,9 @@ class JoblibEngine(PersistentEngine):
     def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
         kind = self._kind(value)
         payload = self.codec.dumps(value) if kind == KIND_SERIALIZED else b""
-        if ttl == 0:
+        if ttl is not None and ttl <= 0:
             return  # expires at once: nothing to keep
-        expire = time.time() + ttl if ttl else 0.0
+        expire = deadline(ttl)
         compressed = self.config.compress and kind == KIND_SERIALIZED
         if compressed:
             payload = zlib.compress(payload, _ZLIB_LEVEL)
@@ -151,11 +150,8 @@ class JoblibEngine(PersistentEngine):
             block = head + tagger.digest()
             os.pwrite(fd, block + bytes(_HEADER_BLOCK - len(block)), 0)
             size = _HEADER_BLOCK + out.size
-        with self._lock:
-            self._trusted.pop(str(path), None)
-        self.wrote()
-        if self.config.size_limit is not None:
-            self._enforce_limit(size)
+        self._forget(path)
+        self._stored(size)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -254,87 +250,31 @@ class JoblibEngine(PersistentEngine):
                 self._trusted.clear()
             self._trusted[str(path)] = identity
 
-    # -- housekeeping ---------------------------------------------------------------------
+    # -- what EntryFiles needs ---------------------------------------------------------
 
-    def _files(self) -> list[tuple[float, int, Path]]:
-        entries: list[tuple[float, int, Path]] = []
-        stale = time.time() - 3600
-        with os.scandir(self.folder) as listing:
-            for item in listing:
-                try:
-                    st = item.stat()
-                except FileNotFoundError:
-                    continue
-                if item.name.endswith(_SUFFIX):
-                    entries.append((st.st_mtime, st.st_size, Path(item.path)))
-                elif self.repair and item.name.endswith(".part") and st.st_mtime < stale:
-                    remove_path(Path(item.path))  # left by a killed writer
-        return entries
+    def _is_entry(self, name: str) -> bool:
+        return name.endswith(_SUFFIX)
 
-    def _enforce_limit(self, added: int) -> None:
-        limit = self.config.size_limit
-        assert limit is not None
+    def _is_temp(self, name: str) -> bool:
+        return name.endswith(".part")
+
+    def _expiry(self, path: Path) -> float | None:
+        try:
+            with open(path, "rb") as f:
+                return frame_expiry(f.read(HEAD_SIZE))
+        except OSError:
+            return None
+
+    def _forget(self, path: Path) -> None:
         with self._lock:
-            if self._approx_bytes is not None:
-                self._approx_bytes += added
-                if self._approx_bytes <= limit:
-                    return
-            self._approx_bytes, _ = prune_to_size(self._files(), limit)
-
-    def _expired(self, entries: list[tuple[float, int, Path]]) -> list[Path]:
-        now = time.time()
-        doomed = []
-        for _, _, path in entries:
-            try:
-                with open(path, "rb") as f:
-                    expire = frame_expiry(f.read(HEAD_SIZE))
-            except OSError:
-                continue
-            if expire is not None and 0 < expire <= now:
-                doomed.append(path)
-        return doomed
-
-    def expired(self) -> int:
-        if not self.folder.is_dir():
-            return 0
-        return len(self._expired(self._files()))
-
-    def prune(self) -> int:
-        removed = super().prune()
-        if not self.folder.is_dir():
-            return removed
-        entries = self._files()
-        doomed = set(self._expired(entries))
-        with self._lock:
-            for path in doomed:
-                self._trusted.pop(str(path), None)
-        removed += sum(remove_path(path) for path in doomed)
-        if self.config.size_limit is not None:
-            live = [entry for entry in entries if entry[2] not in doomed]
-            with self._lock:
-                self._approx_bytes, culled = prune_to_size(live, self.config.size_limit)
-            removed += culled
-        return removed
+            self._trusted.pop(str(path), None)
 
     def delete(self, key: Any) -> bool:
-        with self._lock:
-            self._trusted.pop(str(self._path(key)), None)
-        return remove_path(self._path(key))
+        path = self._path(key)
+        self._forget(path)
+        return remove_path(path)
 
     def clear(self) -> None:
-        super().clear()
         with self._lock:
             self._trusted.clear()
-            self._approx_bytes = None
-        if not self.folder.is_dir():
-            return
-        with os.scandir(self.folder) as listing:
-            doomed = [Path(i.path) for i in listing if i.name.endswith((_SUFFIX, ".part"))]
-        for path in doomed:
-            remove_path(path)
-
-    def __len__(self) -> int:
-        if not self.folder.is_dir():
-            return 0
-        with os.scandir(self.folder) as listing:
-            return sum(1 for item in listing if item.name.endswith(_SUFFIX))
+        super().clear()

@@ -1,10 +1,14 @@
-"""What every on-disk engine shares: its folder, its codec, its manifest, the process lock.
+"""What every on-disk store shares: its folder, its codec, its manifest, the process lock.
 
-The folder is worked out when the engine is built (at decoration) but created
+The folder is worked out when the store is built (at decoration) but created
 only by the first write; reads of a cache that was never written are misses
 that touch nothing. The first write also leaves a small manifest
 (:data:`MANIFEST`) in the folder, so that another process (the command line)
 can find the cache and reopen it with the same engine.
+
+:class:`EntryFiles` is the housekeeping of stores keeping one file (or folder)
+per entry, with the deadline in the entry's frame header: expiry, ``prune``
+and ``size_limit`` are worked out here once, for klepto and the file store.
 """
 
 from __future__ import annotations
@@ -14,14 +18,23 @@ import json
 import os
 import threading
 import time
+from abc import abstractmethod
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from twat_cache.config import CacheConfig
-from twat_cache.engines.base import CacheEngine
-from twat_cache.paths import KeyLock, atomic_write, cache_folder, ensure_folder, open_lock_file
+from twat_cache.engines.base import CacheEngine, Store
+from twat_cache.paths import (
+    KeyLock,
+    atomic_write,
+    cache_folder,
+    ensure_folder,
+    open_lock_file,
+    prune_to_size,
+    remove_path,
+)
 from twat_cache.serializers import (
     Codec,
     JsonSerializer,
@@ -30,7 +43,7 @@ from twat_cache.serializers import (
     codec_for,
 )
 
-__all__ = ["MANIFEST", "Manifest", "PersistentEngine"]
+__all__ = ["MANIFEST", "EntryFiles", "Manifest", "PersistentEngine", "deadline"]
 
 #: Per-call folders (``cache_path=``, ``location_arg=``) kept open at once per cache.
 _MAX_SIBLINGS = 16
@@ -38,6 +51,19 @@ _MAX_SIBLINGS = 16
 MANIFEST = "twat_cache.json"
 _MANIFEST_FORMAT = 1
 _MANIFEST_MAX_BYTES = 64 * 1024
+#: Temp files or folders older than this were left by a killed writer.
+STALE_TEMP = 3600.0
+
+
+def deadline(ttl: float | None) -> float:
+    """The frame header's deadline for an entry living ``ttl`` seconds (``0.0``: never).
+
+    >>> deadline(None)
+    0.0
+    >>> deadline(60) > 0
+    True
+    """
+    return 0.0 if ttl is None else time.time() + ttl
 
 
 def _serializer_name(serializer: Any) -> str:
@@ -139,15 +165,23 @@ class Manifest:
             return cls.loads(f.read(_MANIFEST_MAX_BYTES))
 
 
-class PersistentEngine(CacheEngine):
-    """An engine storing framed bytes under a cache folder.
+class PersistentEngine(Store, CacheEngine):
+    """A store keeping framed bytes under a cache folder, read by any process.
 
     Subclasses implement ``get``/``set``/``delete``/``clear``/``__len__`` for
     one folder; this class adds the same cache under other roots (:meth:`at`)
-    and the lock that makes processes compute a cold key once.
+    and the lock that makes processes compute a cold key once (:meth:`key_lock`).
+
+    ``set(key, value, ttl)``: ``ttl`` seconds of life, ``None`` for no expiry,
+    ``0`` keeps nothing (the value is still serialized, so a value the
+    serializer refuses is reported the same way whatever the ttl).
+
+    ``CacheEngine`` is a base only while ``wrapper.py`` still calls engines
+    through it; the ``call`` package needs ``Store`` alone.
     """
 
     persistent: ClassVar[bool] = True
+    shared: ClassVar[bool] = True
     #: Prefixes of the sub-folders holding entries, which a scan for caches need not enter.
     entry_dirs: ClassVar[tuple[str, ...]] = ()
 
@@ -164,6 +198,14 @@ class PersistentEngine(CacheEngine):
         #: Drop damaged files and temp files of killed writers when met. The command
         #: line turns this off for commands that only report, which delete nothing.
         self.repair = True
+
+    @abstractmethod
+    def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
+        """Keep ``value`` for ``ttl`` seconds (``None``: no expiry; ``0`` or less: not kept).
+
+        The default exists only for ``wrapper.py``'s ``CacheEngine`` calls, which
+        always pass the config's ttl anyway.
+        """
 
     def wrote(self) -> None:
         """Called after each stored entry: the first one leaves the folder's manifest.
@@ -271,3 +313,123 @@ class PersistentEngine(CacheEngine):
         except OSError:  # the folder vanished while we walked it
             return total
         return total
+
+
+class EntryFiles(PersistentEngine):
+    """A persistent store keeping each entry in its own file or folder under :attr:`folder`.
+
+    Subclasses say which names are entries (:meth:`_is_entry`) and temp
+    leftovers of writers (:meth:`_is_temp`), how to stat an entry
+    (:meth:`_entry_stat`) and read its deadline (:meth:`_expiry`); this class
+    does the rest of the housekeeping: expiry (:meth:`expired`, :meth:`prune`),
+    ``size_limit`` (oldest entries go first), ``clear`` and the entry count.
+    """
+
+    def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
+        super().__init__(config, base)
+        self._limit_lock = threading.Lock()
+        #: Bytes the entries hold, as last counted plus what was written since
+        #: (``None``: not counted yet); a full scan happens only past the limit.
+        self._approx_bytes: int | None = None
+
+    @abstractmethod
+    def _is_entry(self, name: str) -> bool:
+        """True for the name of an entry in the folder."""
+
+    @abstractmethod
+    def _is_temp(self, name: str) -> bool:
+        """True for the name of a writer's temp file or folder."""
+
+    def _entry_stat(self, path: Path) -> os.stat_result:
+        """The stat of the file holding the entry at ``path`` (its size is the entry's)."""
+        return os.stat(path)
+
+    @abstractmethod
+    def _expiry(self, path: Path) -> float | None:
+        """The deadline in the entry's frame header (``0.0``: never), ``None`` if unreadable."""
+
+    def _forget(self, path: Path) -> None:
+        """Called before the entry at ``path`` is removed by housekeeping."""
+
+    def _stored(self, size: int) -> None:
+        """Called after an entry of ``size`` bytes landed: manifest, then ``size_limit``."""
+        self.wrote()
+        if self.config.size_limit is not None:
+            self._enforce_limit(size)
+
+    def _entries(self) -> list[tuple[float, int, Path]]:
+        """``(mtime, size, path)`` of every entry; stale temp leftovers are removed on the way."""
+        entries: list[tuple[float, int, Path]] = []
+        stale = time.time() - STALE_TEMP
+        with os.scandir(self.folder) as listing:
+            for item in listing:
+                path = Path(item.path)
+                try:
+                    if self._is_entry(item.name):
+                        st = self._entry_stat(path)
+                        entries.append((st.st_mtime, st.st_size, path))
+                    elif self.repair and self._is_temp(item.name) and item.stat().st_mtime < stale:
+                        remove_path(path)  # left by a killed or racing writer
+                except FileNotFoundError:
+                    entries.append((0.0, 0, path))  # a half-removed entry goes first
+        return entries
+
+    def _enforce_limit(self, added: int) -> None:
+        limit = self.config.size_limit
+        assert limit is not None
+        with self._limit_lock:
+            if self._approx_bytes is not None:
+                self._approx_bytes += added
+                if self._approx_bytes <= limit:
+                    return
+            self._approx_bytes, _ = prune_to_size(self._entries(), limit)
+
+    def _expired(self, entries: list[tuple[float, int, Path]]) -> list[Path]:
+        now = time.time()
+        return [
+            path
+            for _, _, path in entries
+            if (expire := self._expiry(path)) is not None and 0 < expire <= now
+        ]
+
+    def expired(self) -> int:
+        if not self.folder.is_dir():
+            return 0
+        return len(self._expired(self._entries()))
+
+    def prune(self) -> int:
+        removed = super().prune()
+        if not self.folder.is_dir():
+            return removed
+        entries = self._entries()
+        doomed = set(self._expired(entries))
+        for path in doomed:
+            self._forget(path)
+            removed += remove_path(path)
+        if self.config.size_limit is not None:
+            live = [entry for entry in entries if entry[2] not in doomed]
+            with self._limit_lock:
+                self._approx_bytes, culled = prune_to_size(live, self.config.size_limit)
+            removed += culled
+        return removed
+
+    def clear(self) -> None:
+        super().clear()
+        with self._limit_lock:
+            self._approx_bytes = None
+        if not self.folder.is_dir():
+            return
+        with os.scandir(self.folder) as listing:
+            doomed = [
+                Path(item.path)
+                for item in listing
+                if self._is_entry(item.name) or self._is_temp(item.name)
+            ]
+        for path in doomed:
+            remove_path(path)
+
+    def __len__(self) -> int:
+        if not self.folder.is_dir():
+            return 0
+        with os.scandir(self.folder) as listing:
+            return sum(1 for item in listing if self._is_entry(item.name))
