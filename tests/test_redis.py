@@ -38,7 +38,7 @@ def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
 
 
 def test_sync_hit_and_miss_on_the_server(redis_url, calls):
-    """engine="redis" stores under twat_cache:<name>:, a second call is a hit."""
+    """engine="redis" stores under twat_cache:<len>:<name>:, a second call is a hit."""
 
     @mcache(engine="redis", redis_url=redis_url, name="sq")
     def square(x):
@@ -52,7 +52,7 @@ def test_sync_hit_and_miss_on_the_server(redis_url, calls):
     assert square.cache_parameters()["engine"] == "redis"
     keys = _keys(redis_url)
     assert len(keys) == 1
-    assert keys[0].startswith(b"twat_cache:sq:")
+    assert keys[0].startswith(b"twat_cache:2:sq:")
 
 
 def test_redis_url_from_environment_selects_redis(redis_url, monkeypatch, calls):
@@ -102,7 +102,7 @@ def test_native_ttl(redis_url, calls):
         return x
 
     slow(1)
-    (key,) = _keys(redis_url, "twat_cache:ttl:*")
+    (key,) = _keys(redis_url, "twat_cache:3:ttl:*")
     assert 0 < _client(redis_url).pttl(key) <= 60_000
 
     @mcache(engine="redis", redis_url=redis_url, name="short", ttl=0.1)
@@ -171,7 +171,7 @@ def test_signed_values_refuse_tampered_entries(redis_url, monkeypatch, calls):
 
     assert f(1) == {"x": 1}
     client = _client(redis_url)
-    (key,) = _keys(redis_url, "twat_cache:signed:*")
+    (key,) = _keys(redis_url, "twat_cache:6:signed:*")
     stored = client.get(key)
     forged = stored.replace(b"K\x01", b"K\x02")  # the pickled 1 becomes a 2
     assert forged != stored
@@ -207,7 +207,7 @@ print(build(5))
     lock_ttl = None
     client = _client(redis_url)
     while lock_ttl is None and time.monotonic() < deadline:
-        for key in client.scan_iter(match="twat_cache-lock:xproc:*"):
+        for key in client.scan_iter(match="twat_cache-lock:5:xproc:*"):
             lock_ttl = client.pttl(key)
         time.sleep(0.02)
     outputs = [proc.communicate(timeout=60)[0].strip() for proc in procs]
@@ -230,7 +230,7 @@ def test_pools_are_shared_per_url(redis_url):
 
     assert f(1) == g(1) == 1
     assert f.engine.server is g.engine.server
-    assert f.engine.client.connection_pool is g.engine.client.connection_pool
+    assert f.engine.server.client.connection_pool is g.engine.server.client.connection_pool
     assert f.engine.prefix != g.engine.prefix
 
 
@@ -408,3 +408,64 @@ def test_required_redis_turns_a_missing_server_into_a_failure(tmp_path):
     optional = _pytest_with({**url, "TWAT_CACHE_REQUIRE_REDIS": ""}, tmp_path)
     assert optional.returncode == 0, optional.stdout
     assert "1 skipped" in optional.stdout
+
+
+def test_overlapping_names_never_share_keys(redis_url):
+    """Clearing cache "users" leaves "users:v2" whole; each size counts only its own entries."""
+
+    @mcache(engine="redis", redis_url=redis_url, name="users")
+    def users(x):
+        return x
+
+    @mcache(engine="redis", redis_url=redis_url, name="users:v2")
+    def users_v2(x):
+        return -x
+
+    for i in range(10):
+        users(i)
+    for i in range(7):
+        users_v2(i)
+    assert users.cache_info().currsize == 10
+    assert users_v2.cache_info().currsize == 7
+    users.cache_clear()
+    assert users.cache_info().currsize == 0
+    assert users_v2.cache_info().currsize == 7
+    assert [users_v2(i) for i in range(7)] == [-i for i in range(7)]
+    assert users_v2.cache_info().hits == 7
+
+
+def test_expiry_is_in_the_value_not_only_in_px(redis_url):
+    """The deadline travels in the stored frame: past it, a value is a miss even if Redis kept it.
+
+    Redis's PX is whole milliseconds (rounded up), so a sub-millisecond ttl
+    relies on this check; here the key is re-stored without PX to prove it.
+    """
+    with CacheContext("redis", redis_url=redis_url, name="tiny") as c:
+        c.set("k", "v", ttl=0.2)
+        (key,) = _keys(redis_url, "twat_cache:4:tiny:*")
+        client = _client(redis_url)
+        assert 0 < client.pttl(key) <= 200
+        client.set(key, client.get(key))  # same bytes, no expiry on the server
+        assert c.get("k") == "v"
+        time.sleep(0.3)
+        assert client.exists(key)
+        assert c.get("k", default="gone") == "gone"
+
+
+def test_sub_millisecond_ttl_is_never_served_late(redis_url):
+    """ttl=0.0004 s (under Redis's 1 ms): stored, and a miss once 0.4 ms have passed."""
+    with CacheContext("redis", redis_url=redis_url, name="tiny") as c:
+        for _ in range(20):
+            c.set("k", "v", ttl=0.0004)
+            time.sleep(0.0005)
+            assert c.get("k", default="gone") == "gone"
+
+
+def test_ttl_zero_keeps_nothing(redis_url):
+    """set(ttl=0) stores nothing and drops what was there: the entry expires at once."""
+    with CacheContext("redis", redis_url=redis_url, name="zero") as c:
+        c.set("k", "old", ttl=None)
+        assert c.get("k") == "old"
+        c.set("k", "new", ttl=0)
+        assert c.get("k", default="gone") == "gone"
+        assert _keys(redis_url, "twat_cache:4:zero:*") == []

@@ -12,17 +12,17 @@ import os
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from twat_cache.exceptions import ConfigurationError
 
-__all__ = ["ENV_VARS", "CacheConfig", "Policy", "create_cache_config"]
+__all__ = ["ENV_VARS", "CacheConfig", "Policy", "RedisTarget", "create_cache_config"]
 
 Policy = Literal["lru", "lfu", "fifo", "rr", "ttl"]
 SerializerName = Literal["pickle", "json", "typed"]
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 #: Environment variable -> config field, read by :func:`create_cache_config` at decoration.
 ENV_VARS: Mapping[str, str] = {
@@ -62,6 +62,17 @@ class CacheConfig(BaseModel):
     engine: Annotated[str, Field(min_length=1)] | None = None
     backend: Any = None
     redis_url: str | None = None
+    #: A ready redis-py client (``Redis``, ``RedisCluster`` or their asyncio forms),
+    #: or a zero-argument callable returning one, resolved on first use.
+    redis_client: Any = None
+    #: Seconds to open a connection / to wait for an answer: a loaded server answering
+    #: in 300 ms is slow, not down; with the breaker below, a dead or frozen server
+    #: costs a call at most ``redis_breaker_failures`` such waits (1.5 s by default).
+    redis_connect_timeout: Annotated[float, Field(gt=0, le=60)] = 0.5
+    redis_timeout: Annotated[float, Field(gt=0, le=60)] = 0.5
+    #: Consecutive connection failures or timeouts before the shared cache is switched
+    #: off for a cool-down (0.5 s, doubling to 4 s) and then probed again.
+    redis_breaker_failures: Annotated[int, Field(ge=1, le=100, strict=True)] = 3
     secure: bool = True
     lock: bool = True
     version: str | None = None
@@ -142,10 +153,21 @@ class CacheConfig(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(REDIS_SCHEMES):
-            msg = "must start with redis://, rediss:// or unix://"
-            raise ValueError(msg)
+        if value is not None:
+            parse_redis_url(value)
         return value
+
+    @field_validator("redis_client")
+    @classmethod
+    def _redis_client(cls, value: Any) -> Any:
+        # A client is checked by its class's module, so validation imports nothing.
+        if value is None or callable(value) or type(value).__module__.startswith("redis."):
+            return value
+        msg = (
+            "must be a redis-py client (Redis, RedisCluster or their redis.asyncio forms) "
+            "or a zero-argument callable returning one"
+        )
+        raise ValueError(msg)
 
     @field_validator("policy", mode="before")
     @classmethod
@@ -155,13 +177,99 @@ class CacheConfig(BaseModel):
     def public_dict(self) -> dict[str, Any]:
         """The config as plain values, for ``cache_parameters()`` and the CLI."""
         data = self.model_dump()
-        for field in ("key", "backend", "serializer"):
+        for field in ("key", "backend", "serializer", "redis_client"):
             value = data[field]
             if value is not None and not isinstance(value, str):
                 data[field] = getattr(value, "__qualname__", type(value).__qualname__)
         if data["cache_dir"] is not None:
             data["cache_dir"] = str(data["cache_dir"])
         return data
+
+
+class RedisTarget(NamedTuple):
+    """What a ``redis_url`` points at, parsed once (at decoration, and by the store)."""
+
+    kind: Literal["server", "cluster", "sentinel"]
+    #: ``(host, port)`` of each cluster node or sentinel; empty for a plain server URL.
+    nodes: tuple[tuple[str, int], ...]
+    #: The Sentinel service (master group) name; ``None`` otherwise.
+    service: str | None
+    db: int
+    username: str | None
+    password: str | None
+
+
+_REDIS_SCHEMES_TEXT = "redis://, rediss://, unix://, redis+cluster:// or redis+sentinel://"
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Parse a ``redis_url``; a plain server URL is left to redis-py's own parser.
+
+    ``redis+cluster://[user:password@]host:port[,host:port...]`` and
+    ``redis+sentinel://[user:password@]host:port[,host:port...]/service_name[/db]``
+    (default ports 6379 and 26379).
+
+    Raises:
+        ValueError: the URL's scheme, host list, service name or db is invalid.
+
+    >>> parse_redis_url("redis+sentinel://a:26379,b/mymaster/2").nodes
+    (('a', 26379), ('b', 26379))
+    """
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisTarget("server", (), None, 0, None, None)
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("redis+cluster", "redis+sentinel"):
+        msg = f"must start with {_REDIS_SCHEMES_TEXT}"
+        raise ValueError(msg)
+    if "?" in rest or "#" in rest:
+        msg = f"{scheme}:// URLs take no query or fragment"
+        raise ValueError(msg)
+    netloc, _, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    default_port = 26379 if scheme == "redis+sentinel" else 6379
+    nodes = tuple(_host_port(part, default_port) for part in hosts.split(","))
+    parts = [part for part in path.split("/") if part] if path else []
+    if scheme == "redis+cluster":
+        if parts:
+            msg = "a redis+cluster:// URL has no path (a cluster has only db 0)"
+            raise ValueError(msg)
+        return RedisTarget("cluster", nodes, None, 0, username, password)
+    if not parts or len(parts) > 2:
+        msg = "a redis+sentinel:// URL needs /service_name or /service_name/db after the hosts"
+        raise ValueError(msg)
+    db = 0
+    if len(parts) == 2:
+        if not parts[1].isdigit():
+            msg = f"db {parts[1]!r} after the service name must be a number >= 0"
+            raise ValueError(msg)
+        db = int(parts[1])
+    return RedisTarget("sentinel", nodes, unquote(parts[0]), db, username, password)
+
+
+def _host_port(text: str, default_port: int) -> tuple[str, int]:
+    """``(host, port)`` of ``host``, ``host:port`` or ``[ipv6]:port``."""
+    if text.startswith("["):
+        host, bracket, tail = text[1:].partition("]")
+        port_text = tail.removeprefix(":") if bracket and tail.startswith(":") else None
+        if not bracket or (tail and port_text is None):
+            host = ""
+    else:
+        host, colon, port_text_raw = text.partition(":")
+        port_text = port_text_raw if colon else None
+    if not host or any(char.isspace() for char in host):
+        msg = f"bad host {text!r}: expected host:port[,host:port...]"
+        raise ValueError(msg)
+    if port_text is None:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        msg = f"bad port in {text!r}: expected a number from 1 to 65535"
+        raise ValueError(msg)
+    return host, int(port_text)
 
 
 def _configuration_error(exc: ValidationError) -> ConfigurationError:

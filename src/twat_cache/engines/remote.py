@@ -1,61 +1,83 @@
-"""The ``redis`` engine: redis-py for sync functions, ``redis.asyncio`` for async ones.
+"""The ``redis`` store: redis-py for plain calls, ``redis.asyncio`` for coroutines, one object.
 
-Used only when asked for (``engine="redis"``, ``redis_url=`` or
-``TWAT_CACHE_REDIS_URL``), never as a silent fallback.
+Used only when asked for (``engine="redis"``, ``redis_url=``, ``redis_client=``
+or ``TWAT_CACHE_REDIS_URL``), never as a silent fallback.
 
-- One connection pool per URL for sync calls (shared by every cache of the
-  process, closed when the last engine using it closes) and one per URL and
-  event loop for coroutines (closed when that loop shuts down its async
-  generators, as ``asyncio.run`` does).
-- Keys live under ``twat_cache:<cache name>:``; ``clear`` deletes only those,
-  with ``SCAN``, never ``FLUSHDB``. Expiry is Redis's own (``SET ... PX``);
-  ``size_limit`` is left to the server's ``maxmemory`` policy.
-- Faults: connect and read timeouts well under a second, one retry on a
-  broken connection only (a server restart), and a circuit breaker per URL:
-  after a failure every operation fails at once for a cool-down (0.5 s,
-  doubling up to 4 s) and then one call probes the server again, so a dead or
-  frozen server costs each call at most one timeout and caching resumes by
-  itself within seconds of the server's return. The wrapper counts and logs
-  each failure; this module only raises.
+- Deployments: one server (``redis://``, ``rediss://``, ``unix://``), Redis
+  Cluster (``redis+cluster://h:p,h:p``, redis-py's ``RedisCluster``), Sentinel
+  (``redis+sentinel://h:p,h:p/service[/db]``, the master found through
+  ``Sentinel.master_for``, so a failover is followed on the next connection),
+  or a ready client given as ``redis_client=`` (or a factory, called on first use).
+- One :class:`_Server` per deployment and fault settings, shared by every cache
+  of the process: the sync client, one ``redis.asyncio`` client per event loop
+  (closed when that loop shuts down its async generators, as ``asyncio.run``
+  does) and the circuit breaker.
+- Keys live under ``twat_cache:<length>:<cache name>:``. The length makes the
+  prefix unambiguous: clearing cache ``users`` never matches ``users:v2``'s
+  keys. ``clear`` and ``len`` SCAN every primary (``RedisCluster.scan_iter``
+  visits each) and never FLUSHDB. ``size_limit`` is the server's ``maxmemory``.
+- Expiry: ``SET ... PX`` rounded up to the next millisecond, and the deadline
+  is also written into the value's frame, which the codec checks on read, so
+  an entry is never served after its ttl, however short.
+- Faults: connect and read timeouts (``redis_connect_timeout``,
+  ``redis_timeout``), one retry on a broken connection only (a restart), and a
+  breaker that opens after ``redis_breaker_failures`` consecutive connection
+  failures or timeouts: then every operation fails at once for a cool-down
+  (0.5 s, doubling up to 4 s) and one call probes the server again, so caching
+  resumes by itself. Every operation goes through :meth:`RedisStore._run` or
+  :meth:`RedisStore._arun`, the one place that checks and feeds the breaker.
+  This module only raises; the call path counts and logs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Hashable
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
+from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
+from twat_cache._threads import executor, run_sync
 from twat_cache._types import MISSING
-from twat_cache.config import CacheConfig
-from twat_cache.engines.base import AsyncCacheEngine, CacheEngine
+from twat_cache.config import CacheConfig, RedisTarget, parse_redis_url
+from twat_cache.engines.base import AsyncCacheEngine, CacheEngine, Store
 from twat_cache.exceptions import CacheOperationError
 from twat_cache.serializers import codec_for
 
-if TYPE_CHECKING:
-    import redis
-    import redis.asyncio
-
-__all__ = ["AsyncRedisEngine", "RedisEngine"]
+__all__ = ["AsyncRedisEngine", "RedisEngine", "RedisStore", "name_prefix"]
 
 KEY_ROOT = "twat_cache:"
 LOCK_ROOT = "twat_cache-lock:"
-CONNECT_TIMEOUT = 0.25
-READ_TIMEOUT = 0.5
 COOL_DOWN = (0.5, 4.0)
+_SCAN_BATCH = 1000
+
+T = TypeVar("T")
 
 
 def redact(url: str) -> str:
     """``url`` without its password, for logs and stats."""
     parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        password = parts.password
+    except ValueError:  # a host list such as h1:1,h2:2 has no single port to parse
+        password = None
+    if password is None and "@" not in parts.netloc:
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def name_prefix(root: str, name: str) -> str:
+    """``root``, the UTF-8 length of ``name``, then ``name``: no cache's prefix starts another's.
+
+    >>> name_prefix("twat_cache:", "users"), name_prefix("twat_cache:", "users:v2")
+    ('twat_cache:5:users:', 'twat_cache:8:users:v2:')
+    """
+    return f"{root}{len(name.encode())}:{name}:"
 
 
 def _glob_escape(text: str) -> str:
@@ -65,137 +87,248 @@ def _glob_escape(text: str) -> str:
 
 
 class _Breaker:
-    """Closed, open (fail at once) or half-open (one call probes) for one server."""
+    """Closed, open (fail at once) or half-open (one call probes) for one deployment."""
 
-    __slots__ = ("_cool", "_lock", "open_until", "trips", "url")
+    __slots__ = ("_cool", "_lock", "failures", "label", "open_until", "threshold", "trips")
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.open_until = 0.0  # 0.0: closed, the hot path reads only this
+    def __init__(self, label: str, threshold: int) -> None:
+        self.label = label
+        self.threshold = threshold
+        self.open_until = 0.0  # 0.0: closed; with ``failures``, all the hot path reads
+        self.failures = 0  # consecutive, reset by any answer from the server
         self._cool = 0.0
         self._lock = threading.Lock()
         self.trips = 0
 
     def check(self) -> None:
         """Raise at once while open; let one caller through to probe when the cool-down ends."""
-        if not self.open_until:
-            return
         with self._lock:
             now = time.monotonic()
             if now < self.open_until:
                 msg = (
-                    f"redis at {redact(self.url)} is unreachable; not trying again for "
+                    f"redis at {self.label} is unreachable; not trying again for "
                     f"{self.open_until - now:.1f} s (circuit open)"
                 )
                 raise CacheOperationError(msg)
             self.open_until = now + self._cool  # others keep failing fast while this call probes
 
     def success(self) -> None:
-        if self.open_until:
-            with self._lock:
-                self.open_until = 0.0
-                self._cool = 0.0
-
-    def failure(self) -> None:
         with self._lock:
+            self.failures = 0
+            self.open_until = 0.0
+            self._cool = 0.0
+
+    def failure(self, at_once: bool = False) -> None:
+        """Count a failure; open after ``threshold`` in a row (``at_once``: open now)."""
+        with self._lock:
+            self.failures += 1
+            if not at_once and self.failures < self.threshold:
+                return
             self._cool = min(max(self._cool * 2, COOL_DOWN[0]), COOL_DOWN[1])
             self.open_until = time.monotonic() + self._cool
             self.trips += 1
 
     @property
     def state(self) -> str:
-        return "closed" if not self.open_until else "open"
+        return "open" if self.open_until else "closed"
 
 
-async def _close_with_loop(pool: redis.asyncio.ConnectionPool) -> AsyncGenerator[None, None]:
-    """Parked async generator: the loop's ``shutdown_asyncgens`` closes the pool in time."""
+async def _close_with_loop(client: Any) -> AsyncGenerator[None, None]:
+    """Parked async generator: the loop's ``shutdown_asyncgens`` closes the client in time."""
     try:
         yield
     finally:
-        await pool.disconnect()
+        await client.aclose()
+
+
+def _is_async_client(client: Any) -> bool:
+    return type(client).__module__.startswith("redis.asyncio")
 
 
 class _Server:
-    """Everything shared by the caches of one URL: pools, clients and the breaker."""
+    """Everything shared by the caches of one deployment: clients and the breaker.
 
-    def __init__(self, url: str) -> None:
+    The sync client is made on first use (a ``RedisCluster`` connects when
+    built, so building it is a fault like any other); coroutines get one client
+    per event loop. A client given as ``redis_client=`` serves both: a sync
+    client runs coroutines' operations in the shared thread pool, an asyncio
+    client runs plain calls' operations on the shared background loop.
+    """
+
+    def __init__(self, key: tuple[Any, ...], config: CacheConfig) -> None:
         import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
 
-        self.url = url
+        self.key = key
         self.users = 0
-        self.breaker = _Breaker(url)
-        self.pool = redis.ConnectionPool.from_url(
-            url,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=READ_TIMEOUT,
-            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-        )
-        self.client = redis.Redis(connection_pool=self.pool)
+        self.url = config.redis_url
+        self.given = config.redis_client
+        self.target: RedisTarget | None = None
+        if self.given is None:
+            assert self.url is not None
+            self.target = parse_redis_url(self.url)
+        self.label = redact(self.url) if self.url is not None else "redis_client"
+        self.connect_timeout = config.redis_connect_timeout
+        self.timeout = config.redis_timeout
+        self.breaker = _Breaker(self.label, config.redis_breaker_failures)
         self.errors: tuple[type[BaseException], ...] = (
             redis.ConnectionError,
             redis.TimeoutError,
+            redis.exceptions.ClusterError,
+            redis.exceptions.RedisClusterException,
+            asyncio.TimeoutError,
             OSError,
         )
+        #: The client plain calls use, and whether its methods are plain calls.
+        self.client: Any = None
+        self.sync_native = True
+        #: Whether coroutines get a native ``redis.asyncio`` client.
+        self.async_native = True
+        self._given_async: Any = None
+        self._lock = threading.Lock()
         self._aclients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, AsyncGenerator[None, None]]
+            asyncio.AbstractEventLoop, tuple[Any, AsyncGenerator[None, None]]
         ] = weakref.WeakKeyDictionary()
+        self._last: tuple[asyncio.AbstractEventLoop | None, Any] = (None, None)
 
-    async def aclient(self) -> redis.asyncio.Redis:
-        """The client of this URL for the running event loop (made on first use there)."""
-        loop = asyncio.get_running_loop()
-        entry = self._aclients.get(loop)
-        if entry is not None:
-            return entry[0]
+    # -- clients -------------------------------------------------------------------
+
+    def connect(self) -> Any:
+        """The client plain calls use, made (or the factory called) on first use."""
+        with self._lock:
+            if self.client is None:
+                if self.given is not None:
+                    self._adopt(self.given() if callable(self.given) else self.given)
+                else:
+                    self.client = self._make_client(asynchronous=False)
+            return self.client
+
+    def _adopt(self, client: Any) -> None:
+        if _is_async_client(client):
+            self.sync_native = False
+            self._given_async = client
+        else:
+            self.async_native = False
+        self.client = client
+
+    def _make_client(self, asynchronous: bool) -> Any:
+        """A client for this URL: redis-py's, or its ``redis.asyncio`` twin."""
+        import redis
         import redis.asyncio
-        from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        pool = redis.asyncio.ConnectionPool.from_url(
-            self.url,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=READ_TIMEOUT,
-            retry=Retry(NoBackoff(), 1, supported_errors=(redis.asyncio.ConnectionError,)),
-        )
-        client = redis.asyncio.Redis(connection_pool=pool)
-        closer = _close_with_loop(pool)
-        await closer.__anext__()
-        entry = self._aclients.setdefault(loop, (client, closer))
-        if entry[0] is not client:  # another task of this loop won the race
-            await closer.aclose()
+        # Typed Any: redis-py's cluster and sentinel modules are not fully annotated.
+        cluster: Any
+        sentinel: Any
+        if asynchronous:
+            from redis.asyncio import cluster, sentinel
+            from redis.asyncio.retry import Retry as AsyncRetry
+
+            retry_cls: Any = AsyncRetry
+            plain: Any = redis.asyncio.Redis
+        else:
+            from redis import cluster, sentinel
+            from redis.retry import Retry
+
+            retry_cls = Retry
+            plain = redis.Redis
+        target = self.target
+        assert target is not None
+        assert self.url is not None
+        common: dict[str, Any] = {
+            "socket_connect_timeout": self.connect_timeout,
+            "socket_timeout": self.timeout,
+        }
+        if target.kind == "cluster":
+            return cluster.RedisCluster(
+                startup_nodes=[cluster.ClusterNode(host, port) for host, port in target.nodes],
+                username=target.username,
+                password=target.password,
+                retry=retry_cls(NoBackoff(), 0),  # a retry would double each timeout
+                **common,
+            )
+        retry = retry_cls(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+        if target.kind == "sentinel":
+            found = sentinel.Sentinel(list(target.nodes), sentinel_kwargs=dict(common), **common)
+            return found.master_for(
+                target.service,
+                db=target.db,
+                username=target.username,
+                password=target.password,
+                retry=retry,
+            )
+        return plain.from_url(self.url, retry=retry, **common)
+
+    async def aclient(self) -> Any:
+        """The ``redis.asyncio`` client for the running event loop (made on first use there)."""
+        loop = asyncio.get_running_loop()
+        last_loop, client = self._last
+        if last_loop is loop:
+            return client
+        if self.given is not None:
+            if self._given_async is None:
+                self.connect()
+            return self._given_async
+        entry = self._aclients.get(loop)
+        if entry is None:
+            client = self._make_client(asynchronous=True)
+            closer = _close_with_loop(client)
+            await closer.__anext__()
+            entry = self._aclients.setdefault(loop, (client, closer))
+            if entry[0] is not client:  # another task of this loop won the race
+                await closer.aclose()
+        self._last = (loop, entry[0])
         return entry[0]
 
-    def failed(self) -> None:
-        """Trip the breaker and drop pooled sockets, which may be stale after a restart."""
-        self.breaker.failure()
-        try:
-            self.pool.disconnect()
-        except Exception:  # dropping sockets is best effort
-            return
+    # -- faults --------------------------------------------------------------------
 
-    async def afailed(self) -> None:
-        self.breaker.failure()
-        entry = self._aclients.get(asyncio.get_running_loop())
-        if entry is not None:
+    def failed(self, exc: Exception) -> None:
+        """Feed the breaker; a connection fault also drops pooled sockets (stale after restarts)."""
+        if not isinstance(exc, self.errors):
+            self.breaker.success()  # the server answered (with an error): it is up
+            return
+        self.breaker.failure(at_once=self.client is None and self.given is None)
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is not None and self.sync_native:
             try:
-                await entry[0].connection_pool.disconnect()
+                pool.disconnect()
+            except Exception:  # dropping sockets is best effort
+                return
+
+    async def afailed(self, exc: Exception) -> None:
+        if not isinstance(exc, self.errors):
+            self.breaker.success()
+            return
+        self.breaker.failure()
+        pool = getattr(self._last[1], "connection_pool", None)
+        if pool is not None and self._last[0] is asyncio.get_running_loop():
+            try:
+                await pool.disconnect()
             except Exception:  # dropping sockets is best effort
                 return
 
     def close(self) -> None:
-        self.pool.disconnect()
+        """Close the clients this module made (a client given by the user stays open)."""
+        client, self.client = self.client, None
+        if client is not None and self.given is None:
+            client.close()
 
 
-_servers: dict[str, _Server] = {}
+_servers: dict[tuple[Any, ...], _Server] = {}
 _servers_lock = threading.Lock()
 
 
-def _acquire(url: str) -> _Server:
+def _acquire(config: CacheConfig) -> _Server:
+    # A given client is shared by identity (the config holds it, so the id stays valid).
+    key = (
+        config.redis_url if config.redis_client is None else id(config.redis_client),
+        config.redis_connect_timeout,
+        config.redis_timeout,
+        config.redis_breaker_failures,
+    )
     with _servers_lock:
-        server = _servers.get(url)
+        server = _servers.get(key)
         if server is None:
-            server = _servers[url] = _Server(url)
+            server = _servers[key] = _Server(key, config)
         server.users += 1
         return server
 
@@ -203,114 +336,212 @@ def _acquire(url: str) -> _Server:
 def _release(server: _Server) -> None:
     with _servers_lock:
         server.users -= 1
-        if server.users > 0 or _servers.get(server.url) is not server:
+        if server.users > 0 or _servers.get(server.key) is not server:
             return
-        del _servers[server.url]
+        del _servers[server.key]
     server.close()
 
 
-class RedisEngine(CacheEngine):
-    """A cache stored on a Redis (or Valkey) server, shared by processes and machines."""
+# -- the operations, each as a plain-call and a coroutine twin ---------------------------
+# Module functions (not lambdas): the guard calls them with the client of the moment.
+
+
+def _get(client: Any, name: str) -> Any:
+    return client.get(name)
+
+
+async def _aget(client: Any, name: str) -> Any:
+    return await client.get(name)
+
+
+def _set(client: Any, name: str, data: bytes, px: int | None) -> Any:
+    return client.set(name, data, px=px)
+
+
+async def _aset(client: Any, name: str, data: bytes, px: int | None) -> Any:
+    return await client.set(name, data, px=px)
+
+
+def _delete(client: Any, name: str) -> int:
+    return int(client.delete(name))
+
+
+async def _adelete(client: Any, name: str) -> int:
+    return int(await client.delete(name))
+
+
+def _clear(client: Any, match: str) -> None:
+    # RedisCluster.scan_iter visits every primary; its unlink splits keys by slot.
+    keys = list(client.scan_iter(match=match, count=_SCAN_BATCH))
+    for start in range(0, len(keys), _SCAN_BATCH):
+        client.unlink(*keys[start : start + _SCAN_BATCH])
+
+
+async def _aclear(client: Any, match: str) -> None:
+    keys = [key async for key in client.scan_iter(match=match, count=_SCAN_BATCH)]
+    for start in range(0, len(keys), _SCAN_BATCH):
+        await client.unlink(*keys[start : start + _SCAN_BATCH])
+
+
+def _count(client: Any, match: str) -> int:
+    return sum(1 for _ in client.scan_iter(match=match, count=_SCAN_BATCH))
+
+
+async def _acount(client: Any, match: str) -> int:
+    return len([key async for key in client.scan_iter(match=match, count=_SCAN_BATCH)])
+
+
+def _lock(client: Any, name: str, timeout: float) -> Any:
+    lock = client.lock(name, timeout=timeout, sleep=0.02, blocking_timeout=timeout)
+    return lock if lock.acquire() else None
+
+
+async def _alock(client: Any, name: str, timeout: float) -> Any:
+    lock = client.lock(name, timeout=timeout, sleep=0.02, blocking_timeout=timeout)
+    return lock if await lock.acquire() else None
+
+
+def _unlock(client: Any, lock: Any) -> None:
+    lock.release()
+
+
+async def _aunlock(client: Any, lock: Any) -> None:
+    await lock.release()
+
+
+class RedisStore(Store):
+    """A cache stored on Redis or Valkey (one server, Cluster or Sentinel), shared by processes."""
 
     name: ClassVar[str] = "redis"
     requires: ClassVar[str | None] = "redis"
+    shared: ClassVar[bool] = True
+    native_async: ClassVar[bool] = True
+    #: Read by the old call path (wrapper.py); removed when call/ lands.
+    in_memory: ClassVar[bool] = False
     #: Seconds before a cross-process compute lock expires on its own (a crashed holder).
     lock_timeout: ClassVar[float] = 60.0
 
     @classmethod
     def unsupported(cls, config: CacheConfig) -> str | None:
-        if config.redis_url is None:
-            return "no redis_url given (pass redis_url= or set TWAT_CACHE_REDIS_URL)"
+        if config.redis_url is None and config.redis_client is None:
+            return "no redis_url given (pass redis_url=, redis_client= or set TWAT_CACHE_REDIS_URL)"
         return None
 
     def __init__(self, config: CacheConfig) -> None:
         super().__init__(config)
-        assert config.redis_url is not None
         self.codec = codec_for(config.serializer, config.compress, config.secure)
-        self.prefix = f"{KEY_ROOT}{config.name or 'default'}:"
-        self.lock_prefix = f"{LOCK_ROOT}{config.name or 'default'}:"
-        self.server = _acquire(config.redis_url)
+        name = config.name or "default"
+        self.prefix = name_prefix(KEY_ROOT, name)
+        self.lock_prefix = name_prefix(LOCK_ROOT, name)
+        self._match = _glob_escape(self.prefix) + "*"
+        self.server = _acquire(config)
         self.breaker = self.server.breaker
-        self.client = self.server.client
         self._async: AsyncRedisEngine | None = None
         self._closed = False
 
-    def _failed(self, exc: BaseException) -> None:
-        if isinstance(exc, self.server.errors):
-            self.server.failed()
-        else:  # the server answered (with an error): it is up
-            self.breaker.success()
+    # -- the one fault guard -----------------------------------------------------------
+
+    def _run(self, fn: Callable[..., T], afn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``fn(client, *args)`` behind the breaker (``afn`` for an asyncio-only client)."""
+        server = self.server
+        breaker = server.breaker
+        if breaker.open_until:
+            breaker.check()
+        try:
+            client = server.client if server.client is not None else server.connect()
+            if server.sync_native:
+                result = fn(client, *args)
+            else:
+                result = run_sync(cast(Any, afn(client, *args)))
+        except Exception as exc:
+            server.failed(exc)
+            raise
+        if breaker.failures:
+            breaker.success()
+        return result
+
+    async def _arun(self, fn: Callable[..., T], afn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """The coroutine form of :meth:`_run` (``fn`` in the pool for a sync-only client)."""
+        server = self.server
+        breaker = server.breaker
+        if breaker.open_until:
+            breaker.check()
+        try:
+            if server.async_native:
+                result = await afn(await server.aclient(), *args)
+            else:
+                client = server.client if server.client is not None else server.connect()
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(executor(), fn, client, *args)
+        except Exception as exc:
+            await server.afailed(exc)
+            raise
+        if breaker.failures:
+            breaker.success()
+        return result
+
+    # -- the store contract --------------------------------------------------------------
+
+    def _frame(self, key: str, value: Any, ttl: float | None) -> tuple[bytes, int | None]:
+        """The framed value and its PX: rounded up, the frame's deadline cuts it exactly."""
+        if ttl is None:
+            return self.codec.encode(key, value), None
+        return self.codec.encode(key, value, time.time() + ttl), max(1, math.ceil(ttl * 1000))
 
     def get(self, key: Hashable) -> Any:
-        self.breaker.check()
-        try:
-            data = self.client.get(self.prefix + str(key))
-        except Exception as exc:
-            self._failed(exc)
-            raise
-        self.breaker.success()
+        skey = str(key)
+        data = self._run(_get, _aget, self.prefix + skey)
         if data is None:
             return MISSING
-        return self.codec.decode(str(key), cast(bytes, data))  # responses are never decoded
+        return self.codec.decode(skey, data)  # responses are bytes: never decoded
 
-    def set(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
-        ttl = self.config.ttl if ttl is None else ttl
-        if ttl == 0:
-            return  # expires at once: never stored
-        data = self.codec.encode(str(key), value)
-        self.breaker.check()
-        try:
-            self.client.set(self.prefix + str(key), data, px=_millis(ttl))
-        except Exception as exc:
-            self._failed(exc)
-            raise
-        self.breaker.success()
+    def set(self, key: Hashable, value: Any, ttl: float | None) -> None:
+        skey = str(key)
+        if ttl is not None and ttl <= 0:  # expires at once: nothing is kept, not even the old
+            self._run(_delete, _adelete, self.prefix + skey)
+            return
+        data, px = self._frame(skey, value, ttl)
+        self._run(_set, _aset, self.prefix + skey, data, px)
 
     def delete(self, key: Hashable) -> bool:
-        self.breaker.check()
-        try:
-            done = self.client.delete(self.prefix + str(key))
-        except Exception as exc:
-            self._failed(exc)
-            raise
-        self.breaker.success()
-        return bool(done)
-
-    def _keys(self) -> list[bytes]:
-        return list(self.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=1000))
+        return bool(self._run(_delete, _adelete, self.prefix + str(key)))
 
     def clear(self) -> None:
-        self.breaker.check()
-        try:
-            keys = self._keys()
-            for start in range(0, len(keys), 1000):
-                self.client.unlink(*keys[start : start + 1000])
-        except Exception as exc:
-            self._failed(exc)
-            raise
-        self.breaker.success()
+        self._run(_clear, _aclear, self._match)
 
     def __len__(self) -> int:
-        self.breaker.check()
-        try:
-            size = len(self._keys())
-        except Exception as exc:
-            self._failed(exc)
-            raise
-        self.breaker.success()
-        return size
+        return self._run(_count, _acount, self._match)
 
     def key_lock(self, key: str) -> _KeyLock:
-        return _KeyLock(self, key)
+        return _KeyLock(self, self.lock_prefix + key)
 
-    def async_engine(self) -> AsyncRedisEngine:
-        if self._async is None:
-            self._async = AsyncRedisEngine(self)
-        return self._async
+    async def aget(self, key: Hashable) -> Any:
+        skey = str(key)
+        data = await self._arun(_get, _aget, self.prefix + skey)
+        if data is None:
+            return MISSING
+        return self.codec.decode(skey, data)
+
+    async def aset(self, key: Hashable, value: Any, ttl: float | None) -> None:
+        skey = str(key)
+        if ttl is not None and ttl <= 0:
+            await self._arun(_delete, _adelete, self.prefix + skey)
+            return
+        data, px = self._frame(skey, value, ttl)
+        await self._arun(_set, _aset, self.prefix + skey, data, px)
+
+    async def adelete(self, key: Hashable) -> bool:
+        return bool(await self._arun(_delete, _adelete, self.prefix + str(key)))
+
+    async def aclear(self) -> None:
+        await self._arun(_clear, _aclear, self._match)
+
+    def akey_lock(self, key: str) -> _AsyncKeyLock:
+        return _AsyncKeyLock(self, self.lock_prefix + key)
 
     def stats(self) -> dict[str, Any]:
         return {
-            "redis_url": redact(self.server.url),
+            "redis_url": self.server.label,
             "prefix": self.prefix,
             "breaker": self.breaker.state,
             "breaker_trips": self.breaker.trips,
@@ -322,143 +553,90 @@ class RedisEngine(CacheEngine):
             self._closed = True
             _release(self.server)
 
+    # -- the old call path's twin; removed when call/ lands ------------------------------
+
+    def async_engine(self) -> AsyncRedisEngine:
+        """The coroutine face wrapper.py expects (removed when call/ lands)."""
+        if self._async is None:
+            self._async = AsyncRedisEngine(self)
+        return self._async
+
+
+#: The old name, kept until call/ lands.
+RedisEngine = RedisStore
+# wrapper.py asserts isinstance(engine, CacheEngine); removed when call/ lands.
+CacheEngine.register(RedisStore)
+
 
 class _KeyLock:
     """A Redis lock around one key's computation; expires after ``lock_timeout``."""
 
-    def __init__(self, engine: RedisEngine, key: str) -> None:
-        self.engine = engine
-        self.lock = engine.client.lock(
-            engine.lock_prefix + key,
-            timeout=engine.lock_timeout,
-            sleep=0.02,
-            blocking_timeout=engine.lock_timeout,
-        )
-        self.acquired = False
+    __slots__ = ("_held", "_name", "_store")
+
+    def __init__(self, store: RedisStore, name: str) -> None:
+        self._store = store
+        self._name = name
+        self._held: Any = None
 
     def __enter__(self) -> bool:
-        self.engine.breaker.check()
-        try:
-            self.acquired = bool(self.lock.acquire())
-        except Exception as exc:
-            self.engine._failed(exc)
-            raise
-        return self.acquired
+        self._held = self._store._run(_lock, _alock, self._name, self._store.lock_timeout)
+        return self._held is not None
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.acquired:
-            self.lock.release()
-
-
-class AsyncRedisEngine(AsyncCacheEngine):
-    """The coroutine side of :class:`RedisEngine`: same keys, codec and breaker."""
-
-    name: ClassVar[str] = "redis"
-
-    def __init__(self, engine: RedisEngine) -> None:
-        super().__init__(engine.config)
-        self.engine = engine
-        self.server = engine.server
-        self.breaker = engine.breaker
-        self.prefix = engine.prefix
-        self.codec = engine.codec
-
-    async def _failed(self, exc: BaseException) -> None:
-        if isinstance(exc, self.server.errors):
-            await self.server.afailed()
-        else:
-            self.breaker.success()
-
-    async def get(self, key: Hashable) -> Any:
-        self.breaker.check()
-        try:
-            data = await (await self.server.aclient()).get(self.prefix + str(key))
-        except Exception as exc:
-            await self._failed(exc)
-            raise
-        self.breaker.success()
-        if data is None:
-            return MISSING
-        return self.codec.decode(str(key), cast(bytes, data))  # responses are never decoded
-
-    async def set(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
-        ttl = self.config.ttl if ttl is None else ttl
-        if ttl == 0:
-            return
-        data = self.codec.encode(str(key), value)
-        self.breaker.check()
-        try:
-            client = await self.server.aclient()
-            await client.set(self.prefix + str(key), data, px=_millis(ttl))
-        except Exception as exc:
-            await self._failed(exc)
-            raise
-        self.breaker.success()
-
-    async def delete(self, key: Hashable) -> bool:
-        self.breaker.check()
-        try:
-            done = await (await self.server.aclient()).delete(self.prefix + str(key))
-        except Exception as exc:
-            await self._failed(exc)
-            raise
-        self.breaker.success()
-        return bool(done)
-
-    async def clear(self) -> None:
-        self.breaker.check()
-        try:
-            client = await self.server.aclient()
-            match = _glob_escape(self.prefix) + "*"
-            keys = [key async for key in client.scan_iter(match=match, count=1000)]
-            for start in range(0, len(keys), 1000):
-                await client.unlink(*keys[start : start + 1000])
-        except Exception as exc:
-            await self._failed(exc)
-            raise
-        self.breaker.success()
-
-    def clear_sync(self) -> None:
-        self.engine.clear()
-
-    def close(self) -> None:
-        self.engine.close()
-
-    def __len__(self) -> int:
-        return len(self.engine)
-
-    def key_lock(self, key: str) -> _AsyncKeyLock:
-        return _AsyncKeyLock(self, key)
+        held, self._held = self._held, None
+        if held is not None:
+            self._store._run(_unlock, _aunlock, held)
 
 
 class _AsyncKeyLock:
-    """The ``redis.asyncio`` form of :class:`_KeyLock`."""
+    """The coroutine form of :class:`_KeyLock`."""
 
-    def __init__(self, engine: AsyncRedisEngine, key: str) -> None:
-        self.engine = engine
-        self.name = engine.engine.lock_prefix + key
-        self.lock: Any = None
-        self.acquired = False
+    __slots__ = ("_held", "_name", "_store")
+
+    def __init__(self, store: RedisStore, name: str) -> None:
+        self._store = store
+        self._name = name
+        self._held: Any = None
 
     async def __aenter__(self) -> bool:
-        engine = self.engine
-        engine.breaker.check()
-        try:
-            client = await engine.server.aclient()
-            timeout = engine.engine.lock_timeout
-            self.lock = client.lock(
-                self.name, timeout=timeout, sleep=0.02, blocking_timeout=timeout
-            )
-            self.acquired = bool(await self.lock.acquire())
-        except Exception as exc:
-            await engine._failed(exc)
-            raise
-        return self.acquired
+        self._held = await self._store._arun(_lock, _alock, self._name, self._store.lock_timeout)
+        return self._held is not None
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self.acquired:
-            await self.lock.release()
+        held, self._held = self._held, None
+        if held is not None:
+            await self._store._arun(_unlock, _aunlock, held)
 
 
-def _millis(ttl: float | None) -> int | None:
-    return None if ttl is None else max(1, int(ttl * 1000))
+class AsyncRedisEngine(AsyncCacheEngine):
+    """The coroutine face wrapper.py expects of :class:`RedisStore`; removed when call/ lands."""
+
+    name: ClassVar[str] = "redis"
+
+    def __init__(self, store: RedisStore) -> None:
+        super().__init__(store.config)
+        self.store = store
+
+    async def get(self, key: Hashable) -> Any:
+        return await self.store.aget(key)
+
+    async def set(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
+        await self.store.aset(key, value, ttl)
+
+    async def delete(self, key: Hashable) -> bool:
+        return await self.store.adelete(key)
+
+    async def clear(self) -> None:
+        await self.store.aclear()
+
+    def clear_sync(self) -> None:
+        self.store.clear()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def key_lock(self, key: str) -> _AsyncKeyLock:
+        return self.store.akey_lock(key)
