@@ -21,7 +21,7 @@ from twat_cache import (
     mcache,
 )
 from twat_cache.engines import CHAINS
-from twat_cache.engines.base import AsyncCacheEngine, CacheEngine
+from twat_cache.engines.base import Store
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -214,25 +214,26 @@ def test_cancelling_the_computing_task_hands_over_to_a_waiter(calls):
     assert calls == [3, 3]  # the cancelled computation, then one waiter's
 
 
-def test_acache_on_a_sync_function_uses_the_memory_chain(calls):
-    """aiocache is async-only, so a sync function gets the memory chain (and is told why)."""
+def test_acache_on_a_sync_function_works(calls):
+    """Every store serves sync and async functions: acache on a plain function caches."""
 
-    @acache
+    @acache(ttl=60)
     def f(x):
         calls(x)
         return x
 
-    assert [f(1), f(1)] == [1, 1]
-    assert calls == [1]
-    assert f.cache_parameters()["engine"] in CHAINS["mcache"]
-    assert "async-only" in f.cache_parameters()["fallback"]
+    assert [f(1), f(1), f(2)] == [1, 1, 2]
+    assert calls == [1, 2]
+    assert f.cache_parameters()["engine"] == "aiocache"
+    assert f.cache_info().hits == 1
 
 
-def test_async_only_engine_is_skipped_for_sync_functions():
-    """The engine manager never hands an async-only engine to a sync caller."""
+def test_every_engine_is_one_store_contract():
+    """aiocache and redis implement the same contract, with native coroutines where they have them."""
     manager = get_engine_manager()
-    assert issubclass(manager.engine_class("aiocache"), AsyncCacheEngine)
-    assert issubclass(manager.engine_class("redis"), CacheEngine)
+    for name in ("aiocache", "redis", "diskcache", "cachebox"):
+        assert issubclass(manager.engine_class(name), Store)
+    assert manager.engine_class("redis").native_async
     assert "aiocache" in manager.available()
 
 
@@ -363,7 +364,7 @@ def _disk_engines() -> list[Any]:
     found = []
     for name in dict.fromkeys(names):
         cls = manager.engine_class(name)
-        if not cls.in_memory and cls.is_available():
+        if not cls.in_process and cls.is_available():
             found.append(name)
     return found or [
         pytest.param(None, marks=pytest.mark.skip(reason="no bcache/fcache engine in this build"))

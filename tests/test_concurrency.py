@@ -28,7 +28,7 @@ def test_32_threads_one_cold_key_compute_once(calls):
         results = list(pool.map(lambda _: call(), range(32)))
     assert results == [42] * 32
     assert calls == [21]
-    assert not slow._twat_core._pending  # the per-key lock table is empty afterwards
+    assert not len(slow._twat_core.path.flights)  # the per-key lock table is empty afterwards
 
 
 def test_lock_false_lets_threads_compute(calls):
@@ -65,8 +65,8 @@ def test_different_keys_do_not_wait_on_each_other():
         assert slow.result(timeout=5) == "slow"
 
 
-def test_failed_owner_lets_a_waiter_take_over(calls):
-    """When the computing call raises, waiting calls retry; nothing failed is cached."""
+def test_failed_computation_reaches_every_waiter_at_once(calls):
+    """Callers who joined a computation that raises get that exception; nothing is cached."""
     barrier = threading.Barrier(8)
 
     @mcache
@@ -86,9 +86,11 @@ def test_failed_owner_lets_a_waiter_take_over(calls):
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: call(), range(8)))
-    assert results.count("error") == 1
-    assert results.count(1) == 7
-    assert len(calls) == 2
+    # Each caller either joined the failing computation or came after it and computed anew.
+    assert results.count("error") + results.count(1) == 8
+    assert results.count("error") >= 1
+    assert len(calls) == 1 + (results.count(1) > 0)
+    assert flaky(1) == 1  # the failure was not stored
 
 
 def test_pending_table_does_not_grow(calls):
@@ -100,7 +102,7 @@ def test_pending_table_does_not_grow(calls):
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(f, range(5000)))
-    assert not f._twat_core._pending
+    assert not len(f._twat_core.path.flights)
 
 
 def test_recursive_function_does_not_deadlock():
@@ -131,7 +133,7 @@ def test_200_tasks_one_cold_key_compute_once(calls):
 
     assert asyncio.run(main()) == [2] * 200
     assert calls == [1]
-    assert not fetch._twat_core._apending
+    assert not len(fetch._twat_core.path.flights)
 
 
 def test_cancelled_owner_does_not_hang_waiters(calls):

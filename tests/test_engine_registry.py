@@ -71,16 +71,29 @@ def test_fallback_is_logged_once_per_cause(log):
     """Choosing a later engine logs one WARNING naming wanted, used and why."""
     for _ in range(3):
 
-        @mcache(ttl=60)  # cachebox has no LRU cache with expiry
+        @mcache(policy="rr", engine="functools")  # functools has no RR policy
         def f(x):
             return x
 
         assert f(1) == 1
     fallback = [m for m in log if "wanted engine" in m]
     assert len(fallback) == 1
+    assert "'functools'" in fallback[0]
     assert "'cachebox'" in fallback[0]
-    assert "'cachetools'" in fallback[0]
-    assert "expiry" in fallback[0]
+
+
+def test_ttl_with_any_policy_is_served_by_the_first_engine_quietly(log):
+    """A ttl is served by cachebox for every policy: no fallback, nothing logged."""
+    for policy in ("lru", "lfu", "fifo", "rr", "ttl"):
+
+        @mcache(ttl=60, policy=policy)
+        def f(x):
+            return x
+
+        assert f(1) == 1
+        assert f.cache_parameters()["engine"] == "cachebox"
+        assert f.cache_parameters()["fallback"] is None
+    assert not [m for m in log if "wanted engine" in m]
     assert "ttl" in f.cache_parameters()["fallback"]
     assert f.cache_parameters()["engine"] == "cachetools"
 

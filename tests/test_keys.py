@@ -14,11 +14,11 @@ from pydantic import BaseModel
 
 from tests.conftest import run_python
 from twat_cache import CacheKeyError, mcache
-from twat_cache.keys import DigestKey, encode, memory_key, stable_digest
+from twat_cache.encoding import DigestKey, encode, memory_key, stable_digest
 
 _KEY_SCRIPT = """
 import datetime as dt, pathlib
-from twat_cache.keys import stable_digest
+from twat_cache.encoding import stable_digest
 print(stable_digest("ns", (1, 2.5, "text", b"raw", None, True, (1, [2, 3]),
       {"b": 1, "a": {3, 4}}, frozenset({"x"}), dt.datetime(2024, 1, 2, 3, 4, 5),
       pathlib.PurePosixPath("/tmp/x"))))

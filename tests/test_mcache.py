@@ -18,7 +18,7 @@ from twat_cache import (
     mcache,
     register_engine,
 )
-from twat_cache.engines.base import MemoryEngine
+from twat_cache.engines.memory import MemoryStore
 
 
 def test_bare_and_called_forms(calls):
@@ -275,7 +275,7 @@ def test_disable_calls_straight_through(monkeypatch, calls):
     assert f.cache_clear() is None
 
 
-class FlakyEngine(MemoryEngine):
+class FlakyEngine(MemoryStore):
     """A memory engine whose storage fails the way a broken cache would."""
 
     name: ClassVar[str] = "flaky"
@@ -287,9 +287,8 @@ class FlakyEngine(MemoryEngine):
         def __setitem__(self, key, value):
             raise OSError("disk on fire")
 
-    def __init__(self, config: CacheConfig) -> None:
-        super().__init__(config)
-        self.mapping = self._Broken()
+    def make_mapping(self, config: CacheConfig) -> Any:
+        return self._Broken()
 
 
 def test_engine_faults_never_reach_the_caller(calls, log):

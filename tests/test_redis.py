@@ -89,7 +89,7 @@ def test_async_function_uses_redis_asyncio_and_computes_once(redis_url, calls):
     assert again == [7]
     assert calls == [7]
     assert fetch.cache_parameters()["engine"] == "redis"
-    assert type(fetch._twat_core.aengine).__name__ == "AsyncRedisEngine"
+    assert fetch.engine.native_async  # redis.asyncio, no thread pool
     assert fetch.cache_info().hits == 1
 
 

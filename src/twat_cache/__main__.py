@@ -127,7 +127,6 @@ def _engine_report() -> dict[str, Any]:
     """Each engine (installed? usable? why not?) and what each decorator's chain picks."""
     from twat_cache.config import create_cache_config
     from twat_cache.engines import CHAINS, get_engine_manager
-    from twat_cache.engines.base import AsyncCacheEngine
     from twat_cache.engines.persistent import PersistentEngine
 
     manager = get_engine_manager()
@@ -146,7 +145,7 @@ def _engine_report() -> dict[str, Any]:
                 reason = f"installed but fails to import ({type(exc).__name__}: {exc})"
         if reason is None:
             reason = cls.unsupported(config)
-        is_async = issubclass(cls, AsyncCacheEngine)
+        is_async = False  # every store serves sync and async functions
         engines.append(
             {
                 "name": name,

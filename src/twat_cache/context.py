@@ -1,52 +1,49 @@
-"""``CacheContext`` and ``engine_context``: one engine used by hand, with the decorators' keys.
+"""``CacheContext`` and ``engine_context``: one store used by hand, with the decorators' keys.
 
 Why the same keys: an entry a context writes under ``k`` is the entry a
 decorated one-parameter function ``f`` with the same ``name`` (and folder or
-server) stores for ``f(k)``, and the other way round. Keys are built by the
-same code as the decorators' (``wrapper.CacheCore``), so the two can never
-drift apart.
+server) stores for ``f(k)``, and the other way round. Keys come from the same
+:class:`~twat_cache.keys.KeyPlan` as the decorators', so the two can never
+drift apart. ``ttl`` means what it means everywhere: omitted, the context's
+own ``ttl``; ``None`` there, no expiry.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
 from twat_cache._types import MISSING
+from twat_cache.call.build import namespace_of
 from twat_cache.config import create_cache_config
 from twat_cache.engines import choose_chain, get_engine_manager
-from twat_cache.engines.adapters import ThreadedEngine, executor
-from twat_cache.engines.base import AnyEngine, AsyncCacheEngine, CacheEngine, MemoryEngine
-from twat_cache.exceptions import CacheOperationError
+from twat_cache.engines.base import Store, _in_pool
+from twat_cache.keys import KeyPlan
 from twat_cache.registry import CacheEntry, registry
-from twat_cache.wrapper import CacheCore
+from twat_cache.serializers import resolve_serializer
 
 __all__ = ["CacheContext", "engine_context"]
 
 _DEFAULT_NAME = "twat_cache.context"
+_UNSET: Any = object()
 
 
-def _sync_key(key: Any) -> Any:
+def _key_of(key: Any) -> Any:
     """Placeholder with one parameter: ``c.get(k)`` is keyed as a call ``f(k)``."""
     return key
 
 
-async def _async_key(key: Any) -> Any:
-    return key
-
-
 class CacheContext:
-    """One engine, chosen by name, with get/set/delete/clear and ``in``; closed on exit.
+    """One store, chosen by name, with get/set/delete/clear and ``in``; closed on exit.
 
     Takes the decorators' options (``folder_name``, ``ttl``, ``redis_url``,
-    ``name``, ...). A memory engine given a ``name`` is the very cache that
-    decorators with that ``name`` use; other engines share entries through
+    ``name``, ...). A memory store given a ``name`` is the very cache that
+    decorators with that ``name`` use; other stores share entries through
     their storage (folder, server) and are closed when the context exits.
-    An async-only engine (``"aiocache"``) is used with ``async with`` and the
-    ``a``-prefixed methods, which every engine offers.
+    Every store also offers the ``a``-prefixed coroutine methods and
+    ``async with``.
 
     >>> with CacheContext(engine_name="functools", name="doc") as c:
     ...     c.set("k", 1)
@@ -60,84 +57,81 @@ class CacheContext:
             options["engine"] = engine_name
         config = create_cache_config(**options)
         self.name = config.name or _DEFAULT_NAME
-        named = config.model_copy(update={"name": self.name})
+        named = config.model_copy(
+            update={"name": self.name, "serializer": resolve_serializer(config.serializer, None)}
+        )
         manager = get_engine_manager()
         manager.check(config)
-        chain, _ = choose_chain(_sync_key, config, given)
-
-        def make() -> tuple[AnyEngine, str | None]:
-            selection = manager.select(chain, named, asynchronous=True)
-            return selection.engine, selection.fallback
-
+        chain, _ = choose_chain(_key_of, config, given)
         entry: CacheEntry | None = None
         self._owned = False
         if config.name is not None and config.name in registry.names():
             shared = registry.get(config.name)
-            if shared.engine.in_memory:  # memory is shared only by being the same object
+            if shared.store.in_process:  # memory is shared only by being the same object
                 entry = shared
         if entry is None:
-            engine, fallback = make()
-            if engine.in_memory and config.name is not None:
+            selection = manager.select(chain, named)
+            store, fallback = selection.engine, selection.fallback
+            if store.in_process and config.name is not None:
                 entry = registry.attach(
-                    self.name, shared=True, make=lambda: (engine, fallback), config=config
+                    self.name, shared=True, make=lambda: (store, fallback), config=config
                 )
             else:
-                entry = CacheEntry(self.name, engine, config, fallback)
+                entry = CacheEntry(self.name, store, config, fallback)
                 self._owned = True
-        self.engine: AnyEngine = entry.engine
+        self.store: Store = entry.store
         self.config = config
-        placeholder = _async_key if isinstance(self.engine, AsyncCacheEngine) else _sync_key
-        self._core = CacheCore(placeholder, config, entry)
-        self._aengine: AsyncCacheEngine | None = None
-        if isinstance(self.engine, AsyncCacheEngine):
-            self._aengine = self.engine
-        elif not isinstance(self.engine, MemoryEngine):
-            twin = self.engine.async_engine()
-            self._aengine = twin if twin is not None else ThreadedEngine(self.engine)
+        self._plan = KeyPlan(
+            _key_of,
+            config,
+            in_process=self.store.in_process,
+            namespace=namespace_of(_key_of, config, self.name, self.store),
+        )
         self._closed = False
 
-    # -- keys and engine access --------------------------------------------------
+    @property
+    def engine(self) -> Store:
+        """The store in use (its ``name`` is the engine's, e.g. ``"diskcache"``)."""
+        return self.store
 
     def _key(self, key: Any) -> Hashable:
-        return self._core.key_for((key,), {})
+        return self._plan.key_of_call((key,), {})
 
-    def _sync(self) -> CacheEngine:
-        if not isinstance(self.engine, CacheEngine):
-            msg = (
-                f"engine {self.engine.name!r} is async-only: use `async with` and "
-                "await c.aget(), c.aset(), c.adelete(), c.aclear()"
-            )
-            raise CacheOperationError(msg)
-        return self.engine
+    def _ttl(self, ttl: Any) -> float | None:
+        if ttl is _UNSET:
+            return self.config.ttl
+        if ttl is None:
+            return None
+        return create_cache_config(ttl=ttl).ttl
 
     # -- sync API ----------------------------------------------------------------------
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default``."""
-        value = self._sync().get(self._key(key))
+        value = self.store.get(self._key(key))
         return default if value is MISSING else value
 
-    def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
-        """Store ``value`` under ``key`` (``ttl`` defaults to the context's)."""
-        self._sync().set(self._key(key), value, self.config.ttl if ttl is None else ttl)
+    def set(self, key: Any, value: Any, ttl: Any = _UNSET) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (omitted: the context's ttl)."""
+        self.store.set(self._key(key), value, self._ttl(ttl))
 
     def delete(self, key: Any) -> bool:
         """Drop ``key``; True if it was there."""
-        return self._sync().delete(self._key(key))
+        return self.store.delete(self._key(key))
 
     def clear(self) -> None:
         """Drop every entry of this cache (only this cache's, on a shared store)."""
-        self._sync().clear()
+        self.store.clear()
 
     def __contains__(self, key: Any) -> bool:
-        return self._sync().get(self._key(key)) is not MISSING
+        return self.store.get(self._key(key)) is not MISSING
 
     def close(self) -> None:
         """Release the engine's files or connections (a shared memory cache stays)."""
         if not self._closed:
             self._closed = True
             if self._owned:
-                self.engine.close()
+                self.store.close()
 
     def __enter__(self) -> CacheContext:
         return self
@@ -154,30 +148,20 @@ class CacheContext:
 
     async def aget(self, key: Any, default: Any = None) -> Any:
         """The coroutine form of :meth:`get`; never blocks the loop."""
-        if self._aengine is None:
-            return self.get(key, default)
-        value = await self._aengine.get(self._key(key))
+        value = await self.store.aget(self._key(key))
         return default if value is MISSING else value
 
-    async def aset(self, key: Any, value: Any, ttl: float | None = None) -> None:
+    async def aset(self, key: Any, value: Any, ttl: Any = _UNSET) -> None:
         """The coroutine form of :meth:`set`."""
-        if self._aengine is None:
-            self.set(key, value, ttl)
-            return
-        await self._aengine.set(self._key(key), value, self.config.ttl if ttl is None else ttl)
+        await self.store.aset(self._key(key), value, self._ttl(ttl))
 
     async def adelete(self, key: Any) -> bool:
         """The coroutine form of :meth:`delete`."""
-        if self._aengine is None:
-            return self.delete(key)
-        return await self._aengine.delete(self._key(key))
+        return await self.store.adelete(self._key(key))
 
     async def aclear(self) -> None:
         """The coroutine form of :meth:`clear`."""
-        if self._aengine is None:
-            self.clear()
-            return
-        await self._aengine.clear()
+        await self.store.aclear()
 
     async def acontains(self, key: Any) -> bool:
         """The coroutine form of ``key in c``."""
@@ -188,11 +172,7 @@ class CacheContext:
         if not self._closed:
             self._closed = True
             if self._owned:
-                if isinstance(self.engine, AsyncCacheEngine):
-                    await self.engine.aclose()
-                else:
-                    loop = asyncio.get_running_loop()
-                    await loop.run_in_executor(executor(), self.engine.close)
+                await _in_pool(self.store.close)
 
     async def __aenter__(self) -> CacheContext:
         return self
@@ -206,7 +186,7 @@ class CacheContext:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"<CacheContext name={self.name!r} engine={self.engine.name!r}>"
+        return f"<CacheContext name={self.name!r} engine={self.store.name!r}>"
 
 
 @contextmanager

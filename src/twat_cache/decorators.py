@@ -14,7 +14,7 @@ from twat_cache.config import Policy, caching_disabled, create_cache_config
 from twat_cache.engines import CHAINS, choose_chain
 from twat_cache.engines.backend import check_backend
 from twat_cache.exceptions import ConfigurationError
-from twat_cache.wrapper import make_cached, make_passthrough
+from twat_cache.call import make_cached, make_passthrough
 
 __all__ = ["CacheOptions", "acache", "bcache", "fcache", "mcache", "ucache"]
 

@@ -209,9 +209,10 @@ class KeyPlan:
             else:
                 return raw
         try:
-            return self._plain(raw, 0)
+            key: Hashable = self._plain(raw, 0)
         except (CacheKeyError, RecursionError):
             raise self._unkeyable(raw) from None
+        return key
 
     def _plain(self, value: Any, depth: int) -> Any:
         cls = type(value)
@@ -263,8 +264,13 @@ class KeyPlan:
         if slot is not None and slot[0]() is obj:
             return slot[1]
         token = Token()
+        oid = id(obj)
+
+        def died(_ref: weakref.ref[Any]) -> None:
+            self._died(oid, token)
+
         try:
-            ref = weakref.ref(obj, lambda _ref, t=token, i=id(obj): self._died(i, t))
+            ref = weakref.ref(obj, died)
         except TypeError:
             msg = (
                 f"cannot cache {self.func.__qualname__} per instance: "
@@ -429,5 +435,5 @@ def call_spelling(params: list[inspect.Parameter]) -> str:
 def copy_defaults(source: Callable[..., Any], *targets: Callable[..., Any]) -> None:
     """Give generated functions the original's defaults (the source says ``=None``)."""
     for target in targets:
-        target.__defaults__ = getattr(source, "__defaults__", None)  # type: ignore[attr-defined]
-        target.__kwdefaults__ = getattr(source, "__kwdefaults__", None)  # type: ignore[attr-defined]
+        target.__defaults__ = getattr(source, "__defaults__", None)
+        target.__kwdefaults__ = getattr(source, "__kwdefaults__", None)

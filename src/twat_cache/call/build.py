@@ -64,10 +64,9 @@ def open_entry(
     store_config = config.model_copy(
         update={"name": name, "serializer": resolve_serializer(config.serializer, func)}
     )
-    is_async = inspect.iscoroutinefunction(func)
 
     def make() -> tuple[Store, str | None]:
-        selection = manager.select(chain, store_config, asynchronous=is_async)
+        selection = manager.select(chain, store_config)
         return selection.engine, selection.fallback
 
     return registry.attach(name, shared=config.name is not None, make=make, config=config)

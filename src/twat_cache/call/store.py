@@ -37,6 +37,8 @@ from twat_cache.keys import KeyPlan, Token
 
 __all__ = ["POLICY", "CallPath"]
 
+#: A failed read: computed without storing, so a failing store costs one fault per call.
+FAULT: Any = object()
 #: What each policy means for one call: (read the cache, write the cache).
 POLICY = {"disabled": (False, False), "refreshing": (False, True), "readonly": (True, False)}
 
@@ -110,13 +112,15 @@ class CallPath:
     # -- one guarded store operation each ------------------------------------------------
 
     def lookup(self, store: Store, key: Hashable) -> Any:
+        """The stored value, ``MISSING``, or ``FAULT`` when the store failed (skip writing)."""
         try:
             return store.get(key)
         except Exception as exc:
             damaged = self._read_failed(exc)
-        if damaged:
+        if damaged:  # a damaged entry: drop it, then recompute and store afresh
             self.drop(store, key)
-        return MISSING
+            return MISSING
+        return FAULT
 
     def save(self, store: Store, key: Hashable, value: Any) -> None:
         try:
@@ -141,7 +145,8 @@ class CallPath:
             damaged = self._read_failed(exc)
         if damaged:
             await self.adrop(store, key)
-        return MISSING
+            return MISSING
+        return FAULT
 
     async def asave(self, store: Store, key: Hashable, value: Any) -> None:
         try:
@@ -160,7 +165,7 @@ class CallPath:
             return False
 
     def _read_failed(self, exc: Exception) -> bool:
-        """Count a failed read; True when the entry itself is damaged (drop it, recompute)."""
+        """Count a failed read; True when the entry itself is damaged, not the store."""
         self.fault("read", exc)
         return isinstance(exc, SerializationError)
 
@@ -194,7 +199,9 @@ class CallPath:
         """Read (unless ``read`` is false), else compute, and store (when ``write``)."""
         if read:
             value = self.lookup(store, key)
-            if value is not MISSING:
+            if value is FAULT:  # the store is failing: one fault per call, no write after it
+                write = False
+            elif value is not MISSING:
                 self.hits += 1
                 return value
         if not write:
@@ -252,7 +259,7 @@ class CallPath:
         try:
             if read:
                 value = self.lookup(store, key)  # another thread or process stored it meanwhile
-                if value is not MISSING:
+                if value is not MISSING and value is not FAULT:
                     self.hits += 1
                     return value
             self.misses += 1
@@ -300,7 +307,9 @@ class CallPath:
     ) -> Any:
         if read:
             value = await self.alookup(store, key)
-            if value is not MISSING:
+            if value is FAULT:
+                write = False
+            elif value is not MISSING:
                 self.hits += 1
                 return value
         if not write:
@@ -356,7 +365,7 @@ class CallPath:
         try:
             if read:
                 value = await self.alookup(store, key)
-                if value is not MISSING:
+                if value is not MISSING and value is not FAULT:
                     self.hits += 1
                     return value
             self.misses += 1

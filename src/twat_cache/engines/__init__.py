@@ -13,21 +13,19 @@ import importlib
 import inspect
 import threading
 import typing
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from twat_cache._log import warn_once
 from twat_cache.config import CacheConfig
-from twat_cache.engines.base import AnyEngine, AsyncCacheEngine, CacheEngine, MemoryEngine
+from twat_cache.engines.base import CacheEngine, Store
 from twat_cache.exceptions import ConfigurationError, EngineNotAvailableError
 
 __all__ = [
-    "BACKEND_CHAIN",
     "CHAINS",
     "CacheEngine",
     "CacheEngineManager",
-    "MemoryEngine",
     "Selection",
     "choose_chain",
     "explain_selection",
@@ -46,15 +44,12 @@ CHAINS: Final[dict[str, tuple[str, ...]]] = {
     "fcache": ("joblib", "klepto", *MEMORY_CHAIN),
 }
 
-#: The chain of a cache given ``backend=``: the user's storage, nothing else.
-BACKEND_CHAIN: Final = ("backend",)
-
 _BUILTIN: Final = {
     "cachebox": "twat_cache.engines.memory:CacheBoxEngine",
     "cachetools": "twat_cache.engines.memory:CacheToolsEngine",
     "functools": "twat_cache.engines.memory:FunctoolsEngine",
     "aiocache": "twat_cache.engines.aio:AioCacheEngine",
-    "redis": "twat_cache.engines.remote:RedisEngine",
+    "redis": "twat_cache.engines.remote:RedisStore",
     "backend": "twat_cache.engines.adapters:BackendEngine",
     "diskcache": "twat_cache.engines.disk:DiskCacheEngine",
     "klepto": "twat_cache.engines.disk:KleptoEngine",
@@ -66,7 +61,7 @@ _BUILTIN: Final = {
 class Selection:
     """The engine a chain gave, and why each engine before it was passed over."""
 
-    engine: AnyEngine
+    engine: Store
     wanted: str
     skipped: tuple[str, ...] = field(default=())
 
@@ -83,9 +78,9 @@ class CacheEngineManager:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._specs: dict[str, str | type[AnyEngine]] = dict(_BUILTIN)
+        self._specs: dict[str, str | type[Store]] = dict(_BUILTIN)
 
-    def register(self, engine_cls: type[AnyEngine] | str, name: str | None = None) -> None:
+    def register(self, engine_cls: type[Store] | str, name: str | None = None) -> None:
         """Make an engine selectable by name (a class, or ``"module:Class"`` to import later)."""
         if isinstance(engine_cls, str):
             if name is None:
@@ -109,7 +104,7 @@ class CacheEngineManager:
         with self._lock:
             return list(self._specs)
 
-    def engine_class(self, name: str) -> type[AnyEngine]:
+    def engine_class(self, name: str) -> type[Store]:
         """The class registered as ``name``, importing its twat-cache module if needed."""
         with self._lock:
             spec = self._specs.get(name)
@@ -119,7 +114,7 @@ class CacheEngineManager:
             raise ConfigurationError(msg)
         if isinstance(spec, str):
             module, _, attr = spec.partition(":")
-            cls: type[AnyEngine] = getattr(importlib.import_module(module), attr)
+            cls: type[Store] = getattr(importlib.import_module(module), attr)
             with self._lock:
                 self._specs[name] = cls
             return cls
@@ -134,14 +129,11 @@ class CacheEngineManager:
         if config.engine is not None:
             self.engine_class(config.engine)
 
-    def select(
-        self, chain: Sequence[str], config: CacheConfig, *, asynchronous: bool = False
-    ) -> Selection:
+    def select(self, chain: Sequence[str], config: CacheConfig) -> Selection:
         """Build the first engine of ``chain`` (``config.engine`` first) able to serve ``config``.
 
         Each engine passed over is recorded with its reason; a fallback is
-        logged once per cause at WARNING. Engines whose operations are
-        coroutines are used only for ``asynchronous`` callers.
+        logged once per cause at WARNING.
 
         Raises:
             EngineNotAvailableError: no engine of the chain can serve the config.
@@ -156,13 +148,12 @@ class CacheEngineManager:
                 skipped.append(f"{name}: not installed (pip install {cls.requires})")
                 continue
             reason = cls.unsupported(config)
-            if reason is None and not asynchronous and issubclass(cls, AsyncCacheEngine):
-                reason = "async-only engine, and the function is not async"
             if reason is not None:
                 skipped.append(f"{name}: {reason}")
                 continue
             try:
-                engine: AnyEngine = cls(config)
+                made = cls(config)
+                engine = made if isinstance(made, Store) else _Foreign(made)
             except Exception as exc:  # an engine that cannot start is skipped, never fatal
                 skipped.append(f"{name}: failed to start ({type(exc).__name__}: {exc})")
                 continue
@@ -177,6 +168,36 @@ class CacheEngineManager:
         raise EngineNotAvailableError(msg)
 
 
+class _Foreign(Store):
+    """A registered engine written to API.md 5 without subclassing :class:`Store`."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine.config if hasattr(engine, "config") else CacheConfig())
+        self.engine = engine
+        self.name = engine.name  # type: ignore[misc]  # the instance's own name
+
+    def get(self, key: Hashable) -> Any:
+        return self.engine.get(key)
+
+    def set(self, key: Hashable, value: Any, ttl: float | None) -> None:
+        self.engine.set(key, value, ttl)
+
+    def delete(self, key: Hashable) -> bool:
+        return bool(self.engine.delete(key))
+
+    def clear(self) -> None:
+        self.engine.clear()
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __len__(self) -> int:
+        try:
+            return len(self.engine)
+        except TypeError:
+            return 0
+
+
 _manager = CacheEngineManager()
 
 
@@ -185,7 +206,7 @@ def get_engine_manager() -> CacheEngineManager:
     return _manager
 
 
-def register_engine(engine_cls: type[AnyEngine] | str, name: str | None = None) -> None:
+def register_engine(engine_cls: type[Store] | str, name: str | None = None) -> None:
     """Register a third-party engine so that ``engine="its name"`` selects it."""
     _manager.register(engine_cls, name)
 
@@ -200,8 +221,8 @@ _LOCATION_FIELDS: Final = ("folder_name", "cache_dir", "size_limit")
 def _chain_of(engine: str) -> tuple[str, tuple[str, ...]]:
     """The decorator chain an engine belongs to (the first that lists it)."""
     for kind in ("mcache", "bcache", "fcache", "acache"):
-        chain = CHAINS.get(kind)
-        if chain is not None and engine in chain:
+        chain = CHAINS[kind]
+        if engine in chain:
             return kind, chain
     return "mcache", MEMORY_CHAIN
 
@@ -268,10 +289,7 @@ def choose_chain(
             if large
             else f"{', '.join(location)} given: a persistent cache"
         )
-        persistent = CHAINS.get(kind)
-        if persistent is None:
-            return MEMORY_CHAIN, f"{why}; {kind}'s engines are not in this build: mcache's chain"
-        return persistent, f"{why}: {kind}'s chain"
+        return CHAINS[kind], f"{why}: {kind}'s chain"
     return MEMORY_CHAIN, "no engine, redis_url, location or large return type: mcache's chain"
 
 

@@ -155,7 +155,7 @@ class _Locked(MutableMapping[Hashable, Any]):
     def __init__(self, cache: MutableMapping[Hashable, Any]) -> None:
         self._cache = cache
         self._lock = threading.RLock()
-        _locked.add(self)
+        _locked[id(self)] = self
 
     def __getitem__(self, key: Hashable) -> Any:
         with self._lock:
@@ -214,7 +214,7 @@ class _Ordered(MutableMapping[Hashable, Any]):
         self._maxsize = maxsize
         self._lru = lru
         self._lock = threading.RLock()
-        _locked.add(self)
+        _locked[id(self)] = self
 
     def __getitem__(self, key: Hashable) -> Any:
         value = self._data[key]
@@ -266,12 +266,13 @@ class FunctoolsEngine(MemoryStore):
         return _Ordered(config.maxsize, lru=config.policy == "lru")
 
 
-_locked: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Every lock-guarded mapping, by id (mappings compare by content, so no WeakSet).
+_locked: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 
 
 def _after_fork_in_child() -> None:
     """A lock another thread held at fork is never released in the child: make new ones."""
-    for mapping in list(_locked):
+    for mapping in list(_locked.values()):
         mapping.after_fork()
 
 

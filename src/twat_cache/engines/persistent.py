@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from twat_cache.config import CacheConfig
-from twat_cache.engines.base import CacheEngine, Store
+from twat_cache.engines.base import Store
 from twat_cache.paths import (
     KeyLock,
     atomic_write,
@@ -165,7 +165,7 @@ class Manifest:
             return cls.loads(f.read(_MANIFEST_MAX_BYTES))
 
 
-class PersistentEngine(Store, CacheEngine):
+class PersistentEngine(Store):
     """A store keeping framed bytes under a cache folder, read by any process.
 
     Subclasses implement ``get``/``set``/``delete``/``clear``/``__len__`` for

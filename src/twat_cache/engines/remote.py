@@ -43,11 +43,11 @@ from urllib.parse import urlsplit, urlunsplit
 from twat_cache._threads import executor, run_sync
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig, RedisTarget, parse_redis_url
-from twat_cache.engines.base import AsyncCacheEngine, CacheEngine, Store
+from twat_cache.engines.base import Store
 from twat_cache.exceptions import CacheOperationError
 from twat_cache.serializers import codec_for
 
-__all__ = ["AsyncRedisEngine", "RedisEngine", "RedisStore", "name_prefix"]
+__all__ = ["RedisStore", "name_prefix"]
 
 KEY_ROOT = "twat_cache:"
 LOCK_ROOT = "twat_cache-lock:"
@@ -436,7 +436,6 @@ class RedisStore(Store):
         self._match = _glob_escape(self.prefix) + "*"
         self.server = _acquire(config)
         self.breaker = self.server.breaker
-        self._async: AsyncRedisEngine | None = None
         self._closed = False
 
     # -- the one fault guard -----------------------------------------------------------
@@ -553,20 +552,6 @@ class RedisStore(Store):
             self._closed = True
             _release(self.server)
 
-    # -- the old call path's twin; removed when call/ lands ------------------------------
-
-    def async_engine(self) -> AsyncRedisEngine:
-        """The coroutine face wrapper.py expects (removed when call/ lands)."""
-        if self._async is None:
-            self._async = AsyncRedisEngine(self)
-        return self._async
-
-
-#: The old name, kept until call/ lands.
-RedisEngine = RedisStore
-# wrapper.py asserts isinstance(engine, CacheEngine); removed when call/ lands.
-CacheEngine.register(RedisStore)
-
 
 class _KeyLock:
     """A Redis lock around one key's computation; expires after ``lock_timeout``."""
@@ -606,37 +591,3 @@ class _AsyncKeyLock:
         held, self._held = self._held, None
         if held is not None:
             await self._store._arun(_unlock, _aunlock, held)
-
-
-class AsyncRedisEngine(AsyncCacheEngine):
-    """The coroutine face wrapper.py expects of :class:`RedisStore`; removed when call/ lands."""
-
-    name: ClassVar[str] = "redis"
-
-    def __init__(self, store: RedisStore) -> None:
-        super().__init__(store.config)
-        self.store = store
-
-    async def get(self, key: Hashable) -> Any:
-        return await self.store.aget(key)
-
-    async def set(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
-        await self.store.aset(key, value, ttl)
-
-    async def delete(self, key: Hashable) -> bool:
-        return await self.store.adelete(key)
-
-    async def clear(self) -> None:
-        await self.store.aclear()
-
-    def clear_sync(self) -> None:
-        self.store.clear()
-
-    def close(self) -> None:
-        self.store.close()
-
-    def __len__(self) -> int:
-        return len(self.store)
-
-    def key_lock(self, key: str) -> _AsyncKeyLock:
-        return self.store.akey_lock(key)
