@@ -40,13 +40,17 @@ def test_all_is_sorted_and_complete():
     assert len(set(names)) == len(names)
     public = {n for n in dir(twat_cache) if not n.startswith("_")} - {
         "annotations",
+        "call",
+        "codeversion",
         "config",
         "context",
         "decorators",
+        "encoding",
         "engines",
         "exceptions",
         "keys",
         "paths",
+        "policy",
         "registry",
         "serializers",
         "wrapper",

@@ -90,7 +90,7 @@ def test_async_function_uses_redis_asyncio_and_computes_once(redis_url, calls):
     assert calls == [7]
     assert fetch.cache_parameters()["engine"] == "redis"
     assert fetch.engine.native_async  # redis.asyncio, no thread pool
-    assert fetch.cache_info().hits == 1
+    assert fetch.cache_info().hits == 50  # 49 callers served by the one computation, then a hit
 
 
 def test_native_ttl(redis_url, calls):

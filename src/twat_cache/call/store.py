@@ -37,7 +37,7 @@ from twat_cache.keys import KeyPlan, Token
 
 __all__ = ["POLICY", "CallPath"]
 
-#: A failed read: computed without storing, so a failing store costs one fault per call.
+#: A failed read: the call computes, and a write failing after it is not counted again.
 FAULT: Any = object()
 #: What each policy means for one call: (read the cache, write the cache).
 POLICY = {"disabled": (False, False), "refreshing": (False, True), "readonly": (True, False)}
@@ -100,33 +100,34 @@ class CallPath:
         with self._olock:
             self._owned.clear()
 
-    def fault(self, phase: str, exc: BaseException) -> None:
-        """Count a store fault and log it once per cause."""
-        self.errors += 1
+    def fault(self, phase: str, exc: BaseException, quiet: bool = False) -> None:
+        """Count a store fault (unless this call counted one already); log it once per cause."""
+        if not quiet:
+            self.errors += 1
         warn_once(
-            (self.name, phase, type(exc).__name__),
+            (self.name, type(exc).__name__),
             f"twat_cache: cache {self.name!r} ({self.store.name}) {phase} failed: "
             f"{type(exc).__name__}: {exc}; the function's own result is used",
         )
 
     # -- one guarded store operation each ------------------------------------------------
 
-    def lookup(self, store: Store, key: Hashable) -> Any:
-        """The stored value, ``MISSING``, or ``FAULT`` when the store failed (skip writing)."""
+    def lookup(self, store: Store, key: Hashable, quiet: bool = False) -> Any:
+        """The stored value, ``MISSING``, or ``FAULT`` when the store failed."""
         try:
             return store.get(key)
         except Exception as exc:
-            damaged = self._read_failed(exc)
+            damaged = self._read_failed(exc, quiet)
         if damaged:  # a damaged entry: drop it, then recompute and store afresh
             self.drop(store, key)
             return MISSING
         return FAULT
 
-    def save(self, store: Store, key: Hashable, value: Any) -> None:
+    def save(self, store: Store, key: Hashable, value: Any, quiet: bool = False) -> None:
         try:
             store.set(key, value, self.ttl)
         except Exception as exc:
-            self.fault("write", exc)
+            self.fault("write", exc, quiet)
             return
         if type(key) is tuple and key and type(key[0]) is Token:
             self._own(key)
@@ -138,21 +139,21 @@ class CallPath:
             self.fault("delete", exc)
             return False
 
-    async def alookup(self, store: Store, key: Hashable) -> Any:
+    async def alookup(self, store: Store, key: Hashable, quiet: bool = False) -> Any:
         try:
             return await store.aget(key)
         except Exception as exc:
-            damaged = self._read_failed(exc)
+            damaged = self._read_failed(exc, quiet)
         if damaged:
             await self.adrop(store, key)
             return MISSING
         return FAULT
 
-    async def asave(self, store: Store, key: Hashable, value: Any) -> None:
+    async def asave(self, store: Store, key: Hashable, value: Any, quiet: bool = False) -> None:
         try:
             await store.aset(key, value, self.ttl)
         except Exception as exc:
-            self.fault("write", exc)
+            self.fault("write", exc, quiet)
             return
         if type(key) is tuple and key and type(key[0]) is Token:
             self._own(key)
@@ -164,9 +165,9 @@ class CallPath:
             self.fault("delete", exc)
             return False
 
-    def _read_failed(self, exc: Exception) -> bool:
+    def _read_failed(self, exc: Exception, quiet: bool) -> bool:
         """Count a failed read; True when the entry itself is damaged, not the store."""
-        self.fault("read", exc)
+        self.fault("read", exc, quiet)
         return isinstance(exc, SerializationError)
 
     # -- the sync path ------------------------------------------------------------------------
@@ -197,10 +198,11 @@ class CallPath:
         write: bool = True,
     ) -> Any:
         """Read (unless ``read`` is false), else compute, and store (when ``write``)."""
+        quiet = False
         if read:
             value = self.lookup(store, key)
-            if value is FAULT:  # the store is failing: one fault per call, no write after it
-                write = False
+            if value is FAULT:  # counted once: a write that fails after it is not counted again
+                quiet = True
             elif value is not MISSING:
                 self.hits += 1
                 return value
@@ -210,7 +212,7 @@ class CallPath:
         if not self.lock:
             self.misses += 1
             value = self.timed_call(args, kwargs)
-            self.save(store, key, value)
+            self.save(store, key, value, quiet)
             return value
         me = threading.get_ident()
         while True:
@@ -229,7 +231,7 @@ class CallPath:
             # abandoned (the owner was interrupted): take over
         outcome, result = ABANDONED, None
         try:
-            result = self._compute(store, key, args, kwargs, read)
+            result = self._compute(store, key, args, kwargs, read, quiet)
             outcome = VALUE
             return result
         except Exception as exc:
@@ -245,6 +247,7 @@ class CallPath:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         read: bool,
+        quiet: bool,
     ) -> Any:
         """The owner's part: look again (under the cross-process lock), compute, store."""
         lock = None
@@ -258,13 +261,13 @@ class CallPath:
                 lock = None
         try:
             if read:
-                value = self.lookup(store, key)  # another thread or process stored it meanwhile
+                value = self.lookup(store, key, quiet)  # stored meanwhile by another thread or process
                 if value is not MISSING and value is not FAULT:
                     self.hits += 1
                     return value
             self.misses += 1
             value = self.timed_call(args, kwargs)
-            self.save(store, key, value)
+            self.save(store, key, value, quiet)
             return value
         finally:
             if lock is not None:
@@ -305,10 +308,11 @@ class CallPath:
         read: bool = True,
         write: bool = True,
     ) -> Any:
+        quiet = False
         if read:
             value = await self.alookup(store, key)
-            if value is FAULT:
-                write = False
+            if value is FAULT:  # counted once: a write that fails after it is not counted again
+                quiet = True
             elif value is not MISSING:
                 self.hits += 1
                 return value
@@ -318,7 +322,7 @@ class CallPath:
         if not self.lock:
             self.misses += 1
             value = await self.atimed_call(args, kwargs)
-            await self.asave(store, key, value)
+            await self.asave(store, key, value, quiet)
             return value
         me = asyncio.current_task()
         while True:
@@ -336,7 +340,7 @@ class CallPath:
                 raise flight.result
         outcome, result = ABANDONED, None
         try:
-            result = await self._acompute(store, key, args, kwargs, read)
+            result = await self._acompute(store, key, args, kwargs, read, quiet)
             outcome = VALUE
             return result
         except Exception as exc:
@@ -352,6 +356,7 @@ class CallPath:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         read: bool,
+        quiet: bool,
     ) -> Any:
         lock = None
         if store.persistent or store.shared:
@@ -364,13 +369,13 @@ class CallPath:
                 lock = None
         try:
             if read:
-                value = await self.alookup(store, key)
+                value = await self.alookup(store, key, quiet)
                 if value is not MISSING and value is not FAULT:
                     self.hits += 1
                     return value
             self.misses += 1
             value = await self.atimed_call(args, kwargs)
-            await self.asave(store, key, value)
+            await self.asave(store, key, value, quiet)
             return value
         finally:
             if lock is not None:
