@@ -10,11 +10,11 @@ from typing import Any, TypeVar, overload
 from typing_extensions import TypedDict, Unpack
 
 from twat_cache._types import AsyncCachedFunction, CacheDecorator, CachedFunction, P, R
+from twat_cache.call import make_cached, make_passthrough
 from twat_cache.config import Policy, caching_disabled, create_cache_config
 from twat_cache.engines import CHAINS, choose_chain
 from twat_cache.engines.backend import check_backend
 from twat_cache.exceptions import ConfigurationError
-from twat_cache.call import make_cached, make_passthrough
 
 __all__ = ["CacheOptions", "acache", "bcache", "fcache", "mcache", "ucache"]
 

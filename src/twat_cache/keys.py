@@ -226,7 +226,9 @@ class KeyPlan:
         if cls is list:
             return (_LIST, tuple([self._plain(item, depth + 1) for item in value]))
         if cls is dict:
-            items = [(self._plain(k, depth + 1), self._plain(v, depth + 1)) for k, v in value.items()]
+            items = [
+                (self._plain(k, depth + 1), self._plain(v, depth + 1)) for k, v in value.items()
+            ]
             return (_DICT, frozenset(items))
         if cls is set or cls is frozenset:
             tag = _SET if cls is set else _FROZENSET

@@ -7,16 +7,18 @@ path reads only that int and looks at the context variable when it is not 0.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 from collections.abc import Iterator
-import contextlib
 from contextlib import contextmanager
 
 __all__ = ["ACTIVE", "current", "disabled", "readonly", "refreshing"]
 
 ACTIVE = 0
-_state: contextvars.ContextVar[str | None] = contextvars.ContextVar("twat_cache_policy", default=None)
+_state: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "twat_cache_policy", default=None
+)
 _lock = threading.Lock()
 
 

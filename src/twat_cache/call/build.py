@@ -34,7 +34,9 @@ def default_name(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
 
 
-def namespace_of(func: Callable[..., Any], config: CacheConfig, name: str, store: Store) -> tuple[str, ...]:
+def namespace_of(
+    func: Callable[..., Any], config: CacheConfig, name: str, store: Store
+) -> tuple[str, ...]:
     """What, beside the arguments, a stable digest covers.
 
     Stored results outlive the process: unless ``version=`` says otherwise, a
@@ -156,7 +158,9 @@ class Controls:
     def _target(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Store, Hashable]:
         path = self.path
         key = path.plan.key_of_call(args, kwargs)
-        store = path.store if self.whereof is None else store_at(path, self.whereof(*args, **kwargs))
+        store = (
+            path.store if self.whereof is None else store_at(path, self.whereof(*args, **kwargs))
+        )
         return store, key
 
     def cache_delete(self, *args: Any, **kwargs: Any) -> Any:

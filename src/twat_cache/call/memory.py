@@ -19,25 +19,27 @@ from collections.abc import Callable
 from typing import Any
 
 from twat_cache import policy
-from twat_cache.call.store import CallPath
-from twat_cache.keys import copy_defaults
+from twat_cache.call.store import CallPath, Ticket
+from twat_cache.keys import call_spelling, copy_defaults
 
 __all__ = ["memory_wrapper", "store_wrapper"]
 
-_MEMORY = """
-def _tc_factory(_tc_map, _tc_slow):
+_WRAPPER = """
+def _tc_factory(_tc_map, _tc_begin, _tc_func, _tc_T):
     _tc_hits = 0
     {async_}def {name}({sig}):
         nonlocal _tc_hits
         _tc_k = {key}
-        if not _tc_pol.ACTIVE:
-            try:
-                {target} = _tc_map[_tc_k]
-            except Exception:
-                pass
-            else:
-{hit}
-        return {await_}_tc_slow(_tc_k, {args}, {kwargs})
+{hit_path}
+        _tc_t = {await_}_tc_begin(_tc_k)
+        if type(_tc_t) is not _tc_T:
+            return _tc_t
+        try:
+            _tc_v = {await_}_tc_func({call})
+        except BaseException as _tc_e:
+            {await_}_tc_t.{failed}(_tc_e)
+            raise
+        return {await_}_tc_t.{done}(_tc_v)
     def _tc_count():
         return _tc_hits
     def _tc_reset():
@@ -45,6 +47,15 @@ def _tc_factory(_tc_map, _tc_slow):
         _tc_hits = 0
     return {name}, _tc_count, _tc_reset
 """
+
+_HIT_PATH = """\
+        if not _tc_pol.ACTIVE:
+            try:
+                {target} = _tc_map[_tc_k]
+            except Exception:
+                pass
+            else:
+{hit}"""
 
 _PLAIN_HIT = """\
                 _tc_hits += 1
@@ -54,13 +65,6 @@ _STAMPED_HIT = """\
                 if _tc_d > _tc_now():
                     _tc_hits += 1
                     return _tc_v"""
-
-_STORE = """
-def _tc_factory(_tc_call):
-    {async_}def {name}({sig}):
-        return {await_}_tc_call({key}, {args}, {kwargs})
-    return {name}
-"""
 
 
 def _fills(path: CallPath) -> dict[str, str]:
@@ -73,8 +77,12 @@ def _fills(path: CallPath) -> dict[str, str]:
         "key": plan.key,
         "args": plan.args,
         "kwargs": plan.kwargs,
+        "call": call_spelling(plan.params),
         "async_": "async " if path.is_async else "",
         "await_": "await " if path.is_async else "",
+        "done": "adone" if path.is_async else "done",
+        "failed": "afailed" if path.is_async else "failed",
+        "hit_path": "",
     }
 
 
@@ -90,23 +98,28 @@ def _finish(wrapper: Callable[..., Any], func: Callable[..., Any]) -> Callable[.
     return wrapper
 
 
+def _build(path: CallPath, fills: dict[str, str], begin: Callable[..., Any]) -> Callable[..., Any]:
+    namespace = _namespace(path)
+    exec(_WRAPPER.format(**fills), namespace)
+    mapping = path.store.mapping if path.store.in_process else None
+    made = namespace["_tc_factory"](mapping, begin, path.func, Ticket)
+    wrapper, count, reset = made
+    if fills["hit_path"]:
+        path.fast_hits, path.reset_fast = count, reset
+    return _finish(wrapper, path.func)
+
+
 def memory_wrapper(path: CallPath) -> Callable[..., Any]:
     """The one-frame hit path over an in-process store's mapping."""
-    store = path.store
     fills = _fills(path)
-    stamped = store.stamped
-    fills["target"] = "_tc_v, _tc_d" if stamped else "_tc_v"
-    fills["hit"] = _STAMPED_HIT if stamped else _PLAIN_HIT
-    namespace = _namespace(path)
-    exec(_MEMORY.format(**fills), namespace)
-    slow = path.amemory_slow if path.is_async else path.memory_slow
-    wrapper, path.fast_hits, path.reset_fast = namespace["_tc_factory"](store.mapping, slow)
-    return _finish(wrapper, path.func)
+    stamped = path.store.stamped
+    fills["hit_path"] = _HIT_PATH.format(
+        target="_tc_v, _tc_d" if stamped else "_tc_v",
+        hit=_STAMPED_HIT if stamped else _PLAIN_HIT,
+    )
+    return _build(path, fills, path.abegin_memory if path.is_async else path.begin_memory)
 
 
 def store_wrapper(path: CallPath) -> Callable[..., Any]:
     """The wrapper of a store keyed by stable digests: straight into the call path."""
-    namespace = _namespace(path)
-    exec(_STORE.format(**_fills(path)), namespace)
-    wrapper = namespace["_tc_factory"](path.acall if path.is_async else path.call)
-    return _finish(wrapper, path.func)
+    return _build(path, _fills(path), path.abegin_store if path.is_async else path.begin_store)

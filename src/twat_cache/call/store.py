@@ -29,13 +29,13 @@ from typing import Any
 from twat_cache import policy
 from twat_cache._log import warn_once
 from twat_cache._types import MISSING, CacheInfo
-from twat_cache.call.flight import ABANDONED, ERROR, VALUE, Flights
+from twat_cache.call.flight import ABANDONED, ERROR, VALUE, Flight, Flights
 from twat_cache.config import CacheConfig
 from twat_cache.engines.base import Store
 from twat_cache.exceptions import SerializationError
 from twat_cache.keys import KeyPlan, Token
 
-__all__ = ["POLICY", "CallPath"]
+__all__ = ["POLICY", "CallPath", "Ticket"]
 
 #: A failed read: the call computes, and a write failing after it is not counted again.
 FAULT: Any = object()
@@ -170,23 +170,88 @@ class CallPath:
         self.fault("read", exc, quiet)
         return isinstance(exc, SerializationError)
 
-    # -- the sync path ------------------------------------------------------------------------
+    # -- a call in three steps: begin, the user's function, done (or failed) -----------------
+    #
+    # The generated wrapper calls the user's function itself, between ``begin`` and
+    # ``done``, so a cold recursive function costs two frames per level (the wrapper and
+    # the function), as deep as ``functools.lru_cache`` goes; and the user's exception
+    # never passes through an ``except`` block of ours.
 
-    def memory_slow(self, raw: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Everything the generated memory hit path does not do itself."""
+    def begin_memory(self, raw: Any) -> Any:
+        """A miss (or an unhashable key, or a policy block) of the memory hit path."""
         read, write = POLICY.get(policy.current() or "", (True, True))
-        if not (read or write):
-            return self.func(*args, **kwargs)
-        return self.run(self.store, self.plan.plain(raw), args, kwargs, read, write)
+        return self.begin(self.store, self.plan.plain(raw), read, write)
 
-    def call(self, raw: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def begin_store(self, raw: Any) -> Any:
         """A call on a store keyed by stable digests (disk, Redis, a backend)."""
-        read, write = (True, True)
+        read = write = True
         if policy.ACTIVE:
             read, write = POLICY.get(policy.current() or "", (True, True))
-            if not (read or write):
-                return self.func(*args, **kwargs)
-        return self.run(self.store, self.plan.digest(raw), args, kwargs, read, write)
+        return self.begin(self.store, self.plan.digest(raw), read, write)
+
+    def begin(self, store: Store, key: Hashable, read: bool = True, write: bool = True) -> Any:
+        """The stored value (a hit, or another caller's fresh result), or a :class:`Ticket`
+        telling the caller to compute. Raises the exception of a computation it waited for."""
+        quiet = False
+        if read:
+            value = self.lookup(store, key)
+            if value is FAULT:  # counted once: a write failing after it is not counted again
+                quiet = True
+            elif value is not MISSING:
+                self.hits += 1
+                return value
+        self.misses += 1
+        if not (write and self.lock):
+            return Ticket(self, store, key, None, None, write, quiet)
+        me = threading.get_ident()
+        while True:
+            flight, owner = self.flights.join(key, me)
+            if owner:
+                break
+            if flight.owner == me:  # re-entered with the same key: never wait for oneself
+                return Ticket(self, store, key, None, None, False, quiet)
+            self.flights.wait(flight)
+            if flight.outcome == VALUE:
+                self.misses -= 1
+                self.hits += 1
+                return flight.result
+            if flight.outcome == ERROR:
+                self.misses -= 1
+                raise flight.result
+            # abandoned (the owner was interrupted): take over
+        lock = None
+        try:
+            if store.persistent or store.shared:
+                lock = self._enter(store, key)
+            value = self.lookup(store, key, quiet) if read else MISSING
+        except BaseException:
+            self.flights.land(key, flight, ABANDONED, None)
+            raise
+        if value is not MISSING and value is not FAULT:  # stored meanwhile elsewhere
+            self._exit(lock)
+            self.flights.land(key, flight, VALUE, value)
+            self.misses -= 1
+            self.hits += 1
+            return value
+        return Ticket(self, store, key, flight, lock, True, quiet)
+
+    def _enter(self, store: Store, key: Hashable) -> Any:
+        """Enter the store's cross-process lock on ``key``; ``None`` if it has none or fails."""
+        try:
+            lock = store.key_lock(str(key))
+            if lock is not None:
+                lock.__enter__()
+        except Exception as exc:  # no lock (server down, timeout): compute anyway
+            self.fault("lock", exc)
+            return None
+        return lock
+
+    def _exit(self, lock: Any) -> None:
+        if lock is not None:
+            try:
+                lock.__exit__(None, None, None)
+            except Exception as exc:
+                self.fault("unlock", exc)
 
     def run(
         self,
@@ -197,107 +262,92 @@ class CallPath:
         read: bool = True,
         write: bool = True,
     ) -> Any:
-        """Read (unless ``read`` is false), else compute, and store (when ``write``)."""
+        """begin, call, done in one function (per-call options, ``cache_refresh``)."""
+        ticket = self.begin(store, key, read, write)
+        if type(ticket) is not Ticket:
+            return ticket
+        try:
+            value = self.func(*args, **kwargs)
+        except BaseException as exc:
+            ticket.failed(exc)
+            raise
+        return ticket.done(value)
+
+    # -- the same for coroutines -----------------------------------------------------------
+
+    async def abegin_memory(self, raw: Any) -> Any:
+        read, write = POLICY.get(policy.current() or "", (True, True))
+        return await self.abegin(self.store, self.plan.plain(raw), read, write)
+
+    async def abegin_store(self, raw: Any) -> Any:
+        read = write = True
+        if policy.ACTIVE:
+            read, write = POLICY.get(policy.current() or "", (True, True))
+        return await self.abegin(self.store, self.plan.digest(raw), read, write)
+
+    async def abegin(
+        self, store: Store, key: Hashable, read: bool = True, write: bool = True
+    ) -> Any:
         quiet = False
         if read:
-            value = self.lookup(store, key)
-            if value is FAULT:  # counted once: a write that fails after it is not counted again
+            value = await self.alookup(store, key)
+            if value is FAULT:
                 quiet = True
             elif value is not MISSING:
                 self.hits += 1
                 return value
-        if not write:
-            self.misses += 1
-            return self.func(*args, **kwargs)
-        if not self.lock:
-            self.misses += 1
-            value = self.timed_call(args, kwargs)
-            self.save(store, key, value, quiet)
-            return value
-        me = threading.get_ident()
+        self.misses += 1
+        if not (write and self.lock):
+            return Ticket(self, store, key, None, None, write, quiet)
+        me = asyncio.current_task()
         while True:
             flight, owner = self.flights.join(key, me)
             if owner:
                 break
-            if flight.owner == me:  # re-entered with the same key: never wait for oneself
-                self.misses += 1
-                return self.func(*args, **kwargs)
-            self.flights.wait(flight)
+            if flight.owner is me:  # the coroutine awaits itself: compute, never wait
+                return Ticket(self, store, key, None, None, False, quiet)
+            await self.flights.await_(flight)
             if flight.outcome == VALUE:
+                self.misses -= 1
                 self.hits += 1
                 return flight.result
             if flight.outcome == ERROR:
+                self.misses -= 1
                 raise flight.result
-            # abandoned (the owner was interrupted): take over
-        outcome, result = ABANDONED, None
-        try:
-            result = self._compute(store, key, args, kwargs, read, quiet)
-            outcome = VALUE
-            return result
-        except Exception as exc:
-            outcome, result = ERROR, exc
-            raise
-        finally:
-            self.flights.land(key, flight, outcome, result)
-
-    def _compute(
-        self,
-        store: Store,
-        key: Hashable,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        read: bool,
-        quiet: bool,
-    ) -> Any:
-        """The owner's part: look again (under the cross-process lock), compute, store."""
         lock = None
-        if store.persistent or store.shared:
-            try:
-                lock = store.key_lock(str(key))
-                if lock is not None:
-                    lock.__enter__()
-            except Exception as exc:  # no lock (server down, timeout): compute anyway
-                self.fault("lock", exc)
-                lock = None
         try:
-            if read:
-                value = self.lookup(store, key, quiet)  # stored meanwhile by another thread or process
-                if value is not MISSING and value is not FAULT:
-                    self.hits += 1
-                    return value
-            self.misses += 1
-            value = self.timed_call(args, kwargs)
-            self.save(store, key, value, quiet)
-            return value
-        finally:
+            if store.persistent or store.shared:
+                lock = await self._aenter(store, key)
+            value = await self.alookup(store, key, quiet) if read else MISSING
+        except BaseException:
             if lock is not None:
-                try:
-                    lock.__exit__(None, None, None)
-                except Exception as exc:
-                    self.fault("unlock", exc)
+                await self._aexit(lock)
+            self.flights.land(key, flight, ABANDONED, None)
+            raise
+        if value is not MISSING and value is not FAULT:
+            await self._aexit(lock)
+            self.flights.land(key, flight, VALUE, value)
+            self.misses -= 1
+            self.hits += 1
+            return value
+        return Ticket(self, store, key, flight, lock, True, quiet)
 
-    def timed_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        start = time.perf_counter()
-        value = self.func(*args, **kwargs)
-        self.miss_seconds += time.perf_counter() - start
-        self.timed += 1
-        return value
+    async def _aenter(self, store: Store, key: Hashable) -> Any:
+        try:
+            lock = store.akey_lock(str(key))
+            if lock is not None:
+                await lock.__aenter__()
+        except Exception as exc:
+            self.fault("lock", exc)
+            return None
+        return lock
 
-    # -- the async path, step for step ---------------------------------------------------------
-
-    async def amemory_slow(self, raw: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        read, write = POLICY.get(policy.current() or "", (True, True))
-        if not (read or write):
-            return await self.func(*args, **kwargs)
-        return await self.arun(self.store, self.plan.plain(raw), args, kwargs, read, write)
-
-    async def acall(self, raw: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        read, write = (True, True)
-        if policy.ACTIVE:
-            read, write = POLICY.get(policy.current() or "", (True, True))
-            if not (read or write):
-                return await self.func(*args, **kwargs)
-        return await self.arun(self.store, self.plan.digest(raw), args, kwargs, read, write)
+    async def _aexit(self, lock: Any) -> None:
+        if lock is not None:
+            try:
+                await lock.__aexit__(None, None, None)
+            except Exception as exc:
+                self.fault("unlock", exc)
 
     async def arun(
         self,
@@ -308,88 +358,15 @@ class CallPath:
         read: bool = True,
         write: bool = True,
     ) -> Any:
-        quiet = False
-        if read:
-            value = await self.alookup(store, key)
-            if value is FAULT:  # counted once: a write that fails after it is not counted again
-                quiet = True
-            elif value is not MISSING:
-                self.hits += 1
-                return value
-        if not write:
-            self.misses += 1
-            return await self.func(*args, **kwargs)
-        if not self.lock:
-            self.misses += 1
-            value = await self.atimed_call(args, kwargs)
-            await self.asave(store, key, value, quiet)
-            return value
-        me = asyncio.current_task()
-        while True:
-            flight, owner = self.flights.join(key, me)
-            if owner:
-                break
-            if flight.owner is me:  # the coroutine awaits itself: compute, never wait
-                self.misses += 1
-                return await self.func(*args, **kwargs)
-            await self.flights.await_(flight)
-            if flight.outcome == VALUE:
-                self.hits += 1
-                return flight.result
-            if flight.outcome == ERROR:
-                raise flight.result
-        outcome, result = ABANDONED, None
+        ticket = await self.abegin(store, key, read, write)
+        if type(ticket) is not Ticket:
+            return ticket
         try:
-            result = await self._acompute(store, key, args, kwargs, read, quiet)
-            outcome = VALUE
-            return result
-        except Exception as exc:
-            outcome, result = ERROR, exc
+            value = await self.func(*args, **kwargs)
+        except BaseException as exc:
+            await ticket.afailed(exc)
             raise
-        finally:
-            self.flights.land(key, flight, outcome, result)
-
-    async def _acompute(
-        self,
-        store: Store,
-        key: Hashable,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        read: bool,
-        quiet: bool,
-    ) -> Any:
-        lock = None
-        if store.persistent or store.shared:
-            try:
-                lock = store.akey_lock(str(key))
-                if lock is not None:
-                    await lock.__aenter__()
-            except Exception as exc:
-                self.fault("lock", exc)
-                lock = None
-        try:
-            if read:
-                value = await self.alookup(store, key, quiet)
-                if value is not MISSING and value is not FAULT:
-                    self.hits += 1
-                    return value
-            self.misses += 1
-            value = await self.atimed_call(args, kwargs)
-            await self.asave(store, key, value, quiet)
-            return value
-        finally:
-            if lock is not None:
-                try:
-                    await lock.__aexit__(None, None, None)
-                except Exception as exc:
-                    self.fault("unlock", exc)
-
-    async def atimed_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        start = time.perf_counter()
-        value = await self.func(*args, **kwargs)
-        self.miss_seconds += time.perf_counter() - start
-        self.timed += 1
-        return value
+        return await ticket.adone(value)
 
     # -- entries of instances (in-process method caches) -------------------------------------
 
@@ -420,6 +397,68 @@ class CallPath:
             self.fault("size", exc)
             size = 0
         return CacheInfo(hits, misses, self.config.maxsize, size)
+
+
+class Ticket:
+    """A call that must compute: where its value goes, and the flight and lock it holds."""
+
+    __slots__ = ("flight", "key", "lock", "path", "quiet", "start", "store", "write")
+
+    def __init__(
+        self,
+        path: CallPath,
+        store: Store,
+        key: Hashable,
+        flight: Flight | None,
+        lock: Any,
+        write: bool,
+        quiet: bool,
+    ) -> None:
+        self.path = path
+        self.store = store
+        self.key = key
+        self.flight = flight
+        self.lock = lock
+        self.write = write
+        self.quiet = quiet
+        self.start = time.perf_counter()
+
+    def done(self, value: Any) -> Any:
+        """Store the fresh value (when asked), release the lock and the waiters; return it."""
+        path = self.path
+        path.miss_seconds += time.perf_counter() - self.start
+        path.timed += 1
+        if self.write:
+            path.save(self.store, self.key, value, self.quiet)
+        path._exit(self.lock)
+        if self.flight is not None:
+            path.flights.land(self.key, self.flight, VALUE, value)
+        return value
+
+    def failed(self, exc: BaseException) -> None:
+        """The function raised: nothing is stored; waiters get the same exception (or, for an
+        interrupt or a cancellation, one of them computes instead)."""
+        self.path._exit(self.lock)
+        if self.flight is not None:
+            outcome = ERROR if isinstance(exc, Exception) else ABANDONED
+            self.path.flights.land(self.key, self.flight, outcome, exc)
+
+    async def adone(self, value: Any) -> Any:
+        path = self.path
+        path.miss_seconds += time.perf_counter() - self.start
+        path.timed += 1
+        if self.write:
+            await path.asave(self.store, self.key, value, self.quiet)
+        await path._aexit(self.lock)
+        if self.flight is not None:
+            path.flights.land(self.key, self.flight, VALUE, value)
+        return value
+
+    async def afailed(self, exc: BaseException) -> None:
+        await self.path._aexit(self.lock)
+        if self.flight is not None:
+            outcome = ERROR if isinstance(exc, Exception) else ABANDONED
+            self.path.flights.land(self.key, self.flight, outcome, exc)
 
 
 def _zero() -> int:

@@ -150,4 +150,3 @@ class BackendEngine(Store):
             result = close()
             if inspect.iscoroutine(result):
                 run_sync(result)
-
