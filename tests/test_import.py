@@ -47,6 +47,7 @@ def test_all_is_sorted_and_complete():
         "exceptions",
         "keys",
         "paths",
+        "policy",
         "registry",
         "serializers",
         "wrapper",
