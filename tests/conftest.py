@@ -17,6 +17,10 @@ from twat_cache.registry import registry
 # tests/typing is checked by mypy, never run.
 collect_ignore_glob = ["typing/*"]
 
+# The project's own plugin, from this tree (pyproject blocks the installed entry point, which
+# may belong to another copy of the package): its fixture and markers serve these tests too.
+pytest_plugins = ["twat_cache.pytest_plugin"]
+
 _BEHAVIOUR_VARS = (
     "TWAT_CACHE_DIR",
     "TWAT_CACHE_TTL",
