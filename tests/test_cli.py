@@ -109,7 +109,7 @@ def test_demo_json_reports_real_speedups(run_cli):
         assert row["hit"] < row["miss"]
         assert row["entries"] == 3
         assert row["workload"]
-    assert os.environ["TWAT_CACHE_DIR"].endswith("cache-root")  # the demo's temp root is undone
+    assert os.environ["TWAT_CACHE_DIR"].endswith("twat-cache")  # the demo's temp root is undone
 
 
 def test_demo_with_redis(run_cli, redis_url):
