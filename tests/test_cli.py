@@ -122,7 +122,7 @@ def test_demo_with_redis(run_cli, redis_url):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--limit", "-5"), "--limit must be a whole number from 1,000 to 100,000,000, got '-5'"),
+        (("--limit", "-5"), "--limit: must be a whole number from 1,000 to 100,000,000, got '-5'"),
         (("--limit", "abc"), "got 'abc'"),
         (("--limit", "10**12"), "got '10**12'"),
         (("--redis-url", "http://example.org"), "redis_url"),

@@ -83,7 +83,7 @@ def _limit(text: str) -> int:
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        msg = f"--limit must be a whole number from {low:,} to {high:,}, got {text!r}"
+        msg = f"must be a whole number from {low:,} to {high:,}, got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
 
