@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from twat_cache._log import reset_warnings
-from twat_cache.registry import registry
-
 # tests/typing is checked by mypy, never run.
 collect_ignore_glob = ["typing/*"]
+
+# The project's own plugin, from this tree (pyproject blocks the installed entry point, which
+# may belong to another copy of the package): its fixture and markers serve these tests too.
+pytest_plugins = ["twat_cache.pytest_plugin"]
 
 _BEHAVIOUR_VARS = (
     "TWAT_CACHE_DIR",
@@ -29,22 +30,14 @@ _BEHAVIOUR_VARS = (
 
 
 @pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Strip behaviour-changing variables and point the cache root at a temp folder."""
+def clean_environ(monkeypatch: pytest.MonkeyPatch, twat_cache_isolated: Path) -> Path:
+    """Strip behaviour-changing variables; every test gets a fresh cache root (in its
+    tmp_path), no registered cache and every warning not yet seen, from the package's
+    own pytest plugin (``twat_cache_isolated``)."""
     for var in _BEHAVIOUR_VARS:
-        monkeypatch.delenv(var, raising=False)
-    root = tmp_path / "cache-root"
-    monkeypatch.setenv("TWAT_CACHE_DIR", str(root))
-    return root
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry() -> Iterator[None]:
-    """Every test starts with no registered cache and every warning not yet seen."""
-    registry.reset()
-    reset_warnings()
-    yield
-    registry.reset()
+        if var != "TWAT_CACHE_DIR":  # set by twat_cache_isolated
+            monkeypatch.delenv(var, raising=False)
+    return twat_cache_isolated
 
 
 @pytest.fixture

@@ -1,11 +1,14 @@
-"""The command line, run as a user would: python -m twat_cache ...
+"""The command line: ``main(argv)`` called in process, output captured.
 
 Housekeeping commands run on a real cache root, filled beforehand by real
 decorated functions in another process (``TWAT_CACHE_DIR`` points at it).
+Subprocesses remain only where they are the point: the installed script, and
+answering the confirmation at a real pseudo-terminal.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -16,70 +19,154 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import run_python
+from twat_cache.__main__ import _fmt, _times, main
 
 #: Wide enough that rich never wraps a table cell in these tests.
 _WIDE = {"COLUMNS": "200"}
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m twat_cache ARGS`` with this test's environment and no terminal on stdin."""
-    return subprocess.run(
-        [sys.executable, "-m", "twat_cache", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **_WIDE, **(env or {})},
-        check=False,
-    )
+class Done:
+    """What one in-process run of the command line returned and printed."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def cli_json(*args: str) -> Any:
+@pytest.fixture
+def run_cli(capsys, monkeypatch):
+    """``twat-cache ARGS`` in process: no terminal on stdin, 200 columns unless told."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Done:
+        with monkeypatch.context() as patch:
+            for name, value in {**_WIDE, **(env or {})}.items():
+                patch.setenv(name, value)
+            patch.setattr(sys, "stdin", io.StringIO(""))  # not a terminal: nothing to ask at
+            capsys.readouterr()
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: --help, and its own errors
+                code = exc.code if isinstance(exc.code, int) else 1
+            out, err = capsys.readouterr()
+        return Done(code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def cli_json(run_cli):
     """The parsed stdout of a --json command that must succeed."""
-    done = run_cli(*args, "--json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+
+    def run(*args: str) -> Any:
+        done = run_cli(*args, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    return run
 
 
-def test_demo_prints_a_table_for_each_decorator():
-    """demo exits 0 and shows engine, miss, hit, speed-up and entries per decorator."""
+def test_demo_prints_a_table_for_each_decorator(run_cli):
+    """demo exits 0 and shows, per decorator, its engine, what it computes, miss, hit,
+    speed-up (three significant digits at most) and the entries the cache holds."""
     done = run_cli("demo", "--limit", "200000")
     assert done.returncode == 0, done.stderr
-    assert "speed-up" in done.stdout
-    assert "entries" in done.stdout
-    for decorator, engine in [
-        ("mcache", "cachebox"),
-        ("mcache", "cachetools"),
-        ("mcache", "functools"),
-        ("bcache", "diskcache"),
-        ("fcache", "joblib"),
-        ("acache", "aiocache"),
-        ("ucache", "cachebox"),
+    for word in ("what it computes", "miss", "hit", "speed-up", "entries", "lower is better"):
+        assert word in done.stdout
+    lines = done.stdout.splitlines()
+    for decorator, engine, workload in [
+        ("mcache", "cachebox", "count primes below"),
+        ("mcache", "cachetools", "count primes below"),
+        ("mcache", "functools", "count primes below"),
+        ("bcache", "diskcache", "50,000-row JSON report"),
+        ("fcache", "joblib", "1500x1500 matrix"),
+        ("acache", "aiocache", "50 ms async web"),
+        ("ucache", "cachebox", "50,000-row JSON report"),
     ]:
-        assert any(decorator in line and engine in line for line in done.stdout.splitlines())
+        at = [i for i, line in enumerate(lines) if line.split()[:1] == [decorator]]
+        assert any(workload in lines[i] and lines[i + 1].split()[:1] == [engine] for i in at), (
+            decorator,
+            engine,
+        )
+    for line in lines:
+        cells = line.split()
+        if cells[:1] in (["mcache"], ["bcache"], ["fcache"], ["acache"], ["ucache"]):
+            assert cells[-1] == "3"  # entries: each workload caches three results
+            speedup = cells[-2]
+            assert speedup.endswith("x")
+            assert len(speedup.rstrip("x").replace(",", "").replace(".", "").strip("0")) <= 3
 
 
-def test_demo_json_reports_real_speedups():
-    """demo --json gives numbers: every hit is faster than its miss."""
-    done = run_cli("demo", "--limit", "200000", "--json")
+def test_demo_json_reports_real_speedups(run_cli):
+    """demo --json gives numbers: every hit is faster than its miss, three entries each."""
+    done = run_cli("demo", "--limit", "1000", "--json")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     assert {r["decorator"] for r in rows} >= {"mcache", "bcache", "fcache", "acache", "ucache"}
     for row in rows:
         assert row["hit"] < row["miss"]
-        assert row["entries"] == 1
+        assert row["entries"] == 3
+        assert row["workload"]
+    assert os.environ["TWAT_CACHE_DIR"].endswith("twat-cache")  # the demo's temp root is undone
 
 
-def test_demo_with_redis(redis_url):
+def test_demo_with_redis(run_cli, redis_url):
     """demo --redis-url adds a row for the redis engine."""
     done = run_cli("demo", "--limit", "1000", "--json", "--redis-url", redis_url)
     assert done.returncode == 0, done.stderr
     assert "redis" in {r["engine"] for r in json.loads(done.stdout)}
 
 
-def test_bad_command_exits_2():
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--limit", "-5"), "--limit: must be a whole number from 1,000 to 100,000,000, got '-5'"),
+        (("--limit", "abc"), "got 'abc'"),
+        (("--limit", "10**12"), "got '10**12'"),
+        (("--redis-url", "http://example.org"), "redis_url"),
+    ],
+)
+def test_demo_rejects_bad_arguments_in_one_line(run_cli, args, message):
+    """demo with a bad --limit or --redis-url: one line on stderr, exit 2, no output, no work."""
+    done = run_cli("demo", *args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert message in done.stderr
+
+
+@given(st.floats(min_value=1.0, max_value=1e9, allow_nan=False))
+def test_speedups_show_three_significant_digits_at_most(value):
+    """A speed-up reads like "12,000x" or "3.1x": at most three significant digits, within
+    half a percent of the measured ratio."""
+    shown = _times(value)
+    assert shown.endswith("x")
+    number = shown[:-1].replace(",", "")
+    assert abs(float(number) - value) <= 0.005 * value + 0.005
+    assert len(number.replace(".", "").lstrip("0").rstrip("0")) <= 3
+
+
+def test_durations_and_speedups_read_well():
+    """Known values: the demo's columns as a reader sees them."""
+    assert [_times(v) for v in (914_072.4, 12_000.0, 57.26, 3.1, 1.0)] == [
+        "914,000x",
+        "12,000x",
+        "57.3x",
+        "3.1x",
+        "1x",
+    ]
+    assert [_fmt(v) for v in (360.14e-3, 30.26e-6, 655e-9, 2.5, 1234.0)] == [
+        "360 ms",
+        "30.3 us",
+        "655 ns",
+        "2.5 s",
+        "1,230 s",
+    ]
+
+
+def test_bad_command_exits_2(run_cli):
     """An unknown command prints an error and exits 2."""
     done = run_cli("nonsense")
     assert done.returncode == 2
@@ -147,7 +234,7 @@ def entry_files(root: Path) -> dict[str, int]:
     }
 
 
-def test_list_shows_every_cache_on_disk(cache_root):
+def test_list_shows_every_cache_on_disk(run_cli, cli_json, cache_root):
     """list finds caches written by another process: engine, entries, bytes, last write."""
     populate()
     report = cli_json("list")
@@ -173,7 +260,7 @@ def test_list_shows_every_cache_on_disk(cache_root):
     assert "diskcache" in rows[0]
 
 
-def test_list_with_cache_dir_and_empty_roots(cache_root, tmp_path):
+def test_list_with_cache_dir_and_empty_roots(run_cli, cache_root, tmp_path):
     """--cache-dir overrides TWAT_CACHE_DIR; a root without caches lists none."""
     populate()
     elsewhere = tmp_path / "empty-root"
@@ -189,7 +276,7 @@ def test_list_with_cache_dir_and_empty_roots(cache_root, tmp_path):
     assert f"no caches under {elsewhere}" in done.stdout
 
 
-def test_stats_name_reports_one_cache(cache_root):
+def test_stats_name_reports_one_cache(run_cli, cli_json, cache_root):
     """stats NAME --json gives that cache's entries, bytes, options and expired entries."""
     populate()
     stats = cli_json("stats", "arrays")
@@ -209,7 +296,7 @@ def test_stats_name_reports_one_cache(cache_root):
     assert "expired" in done.stdout
 
 
-def test_unknown_and_ambiguous_names_exit_2(cache_root):
+def test_unknown_and_ambiguous_names_exit_2(run_cli, cli_json, cache_root):
     """An unknown name lists the known ones; a name in two folders needs the folder; exit 2."""
     populate()
     run_python(
@@ -236,12 +323,11 @@ def test_unknown_and_ambiguous_names_exit_2(cache_root):
     assert cli_json("stats", "other/runs")["entries"] == 1
 
 
-def test_clear_refuses_without_yes_off_a_terminal(cache_root):
-    """clear and prune without --yes and with no terminal: one line, exit 2, nothing deleted."""
-    populate(ttl=0.2)
-    time.sleep(0.3)
+def test_clear_refuses_without_yes_off_a_terminal(run_cli, cli_json, cache_root):
+    """clear without --yes and with no terminal: one line, exit 2, nothing deleted."""
+    populate()
     before = sorted(p.relative_to(cache_root) for p in cache_root.rglob("*"))
-    for args in (("clear",), ("clear", "arrays"), ("prune",), ("prune", "kl", "--json")):
+    for args in (("clear",), ("clear", "arrays"), ("clear", "kl", "--json")):
         done = run_cli(*args)
         assert done.returncode == 2, args
         assert done.stdout == ""
@@ -256,7 +342,7 @@ def test_clear_refuses_without_yes_off_a_terminal(cache_root):
     }
 
 
-def test_clear_name_removes_that_cache_only(cache_root):
+def test_clear_name_removes_that_cache_only(cli_json, cache_root):
     """clear NAME --yes deletes that cache's entry files; the other caches keep theirs."""
     populate()
     report = cli_json("clear", "arrays", "--yes")
@@ -266,7 +352,7 @@ def test_clear_name_removes_that_cache_only(cache_root):
     assert entries == {"arrays": 0, "kl": 3, "runs": 3}
 
 
-def test_clear_all_with_yes(cache_root):
+def test_clear_all_with_yes(run_cli, cli_json, cache_root):
     """clear --yes without NAME empties every cache under the root."""
     populate()
     done = run_cli("clear", "--yes")
@@ -276,7 +362,7 @@ def test_clear_all_with_yes(cache_root):
     assert all(c["entries"] == 0 for c in cli_json("list")["caches"])
 
 
-def test_reports_delete_nothing_even_when_damaged(cache_root):
+def test_reports_delete_nothing_even_when_damaged(cli_json, cache_root):
     """list and stats report a damaged database and keep it; clear --yes starts it afresh."""
     populate()
     db = cache_root / FOLDERS["runs"] / "cache.db"
@@ -335,8 +421,9 @@ def test_clear_asks_at_a_terminal(cache_root):
     assert entry_files(cache_root)["kl"] == 0
 
 
-def test_prune_drops_expired_entries_only(cache_root):
-    """prune --yes removes each cache's expired entries; the others are still hits."""
+def test_prune_drops_expired_entries_without_yes(run_cli, cli_json, cache_root):
+    """prune (no --yes, no terminal) removes each cache's expired entries, and only those:
+    the live ones are still hits in a new process."""
     populate(ttl=0.5)
     time.sleep(0.6)
     before = {c["name"]: c for c in cli_json("stats")["caches"]}
@@ -345,7 +432,7 @@ def test_prune_drops_expired_entries_only(cache_root):
         "kl": (3, 2),
         "runs": (3, 2),
     }
-    report = cli_json("prune", "--yes")
+    report = cli_json("prune")
     assert {c["name"]: (c["removed"], c["entries"]) for c in report["caches"]} == {
         "arrays": (2, 1),
         "kl": (2, 1),
@@ -359,22 +446,33 @@ def test_prune_drops_expired_entries_only(cache_root):
         "runs": (1, 0),
     }
     assert run_python(STILL_CACHED).split() == ["{'kept':", "10}", "2000", "[10]"]
-    assert cli_json("prune", "--yes")["caches"][0]["removed"] == 0  # nothing left to prune
+    done = run_cli("prune", "kl")
+    assert done.returncode == 0, done.stderr
+    assert "kl: removed 0 entries (1 left" in done.stdout  # nothing left to prune
 
 
-def test_prune_enforces_the_size_limit(cache_root):
-    """prune brings a cache over its size_limit (written by a process without it) under it."""
-    writer = """
+SIZED_WRITER = """
 import numpy as np
 from twat_cache import fcache
 @fcache(name="sized"LIMIT)
 def f(n): return np.full(1000, float(n))
 for n in RANGE: f(n)
 """
-    run_python(writer.replace("LIMIT", ", size_limit=20_000").replace("RANGE", "range(1)"))
-    run_python(writer.replace("LIMIT", "").replace("RANGE", "range(1, 6)"))
+
+
+def fill_over_size_limit(cache_root: Path) -> Path:
+    """A cache with size_limit=20,000 holding six ~8 KB entries (the last five were written
+    by a process without the limit); returns its folder."""
+    run_python(SIZED_WRITER.replace("LIMIT", ", size_limit=20_000").replace("RANGE", "range(1)"))
+    run_python(SIZED_WRITER.replace("LIMIT", "").replace("RANGE", "range(1, 6)"))
     folder = cache_root / "sized"
     assert len(list(folder.glob("*.tc"))) == 6
+    return folder
+
+
+def test_prune_enforces_the_size_limit_with_yes(cli_json, cache_root):
+    """prune --yes brings a cache over its size_limit under it, evicting live entries."""
+    folder = fill_over_size_limit(cache_root)
     stats = cli_json("stats", "sized")
     assert stats["size_limit"] == 20_000
     assert stats["bytes"] > 6 * 8000
@@ -386,10 +484,61 @@ for n in RANGE: f(n)
     assert sum(p.stat().st_size for p in left) <= 20_000
 
 
+def test_prune_keeps_live_entries_without_yes(run_cli, cache_root):
+    """prune without --yes and no terminal evicts no live entry beyond size_limit: it says
+    so in one line on stderr and exits 0."""
+    folder = fill_over_size_limit(cache_root)
+    done = run_cli("prune", "sized")
+    assert done.returncode == 0, done.stderr
+    assert "sized: removed 0 entries (6 left" in done.stdout
+    assert done.stderr.strip().splitlines() == [
+        "twat-cache prune: kept live entries beyond the size_limit of 'sized'"
+        " (add --yes to evict them)"
+    ]
+    assert len(list(folder.glob("*.tc"))) == 6
+
+
+def test_list_shows_full_names_at_80_columns(run_cli, cache_root):
+    """At 80 columns list folds long names and folders over lines, never cuts them: the
+    name stats and clear need is all there, and no line is wider than the terminal."""
+    name = "analytics.pipelines.monthly.expensive_calculation_of_totals"
+    run_python(
+        "from twat_cache import bcache\n"
+        f"@bcache(name={name!r}, folder_name='team/projects/reporting')\n"
+        "def f(x): return x\n"
+        "f(1)\n"
+    )
+    done = run_cli("list", env={"COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert "…" not in done.stdout
+    rows = [line.split("│") for line in lines if line.count("│") == 7]
+    names = "".join(cells[1].strip() for cells in rows)
+    folders = "".join(cells[6].strip() for cells in rows)
+    assert name in names
+    assert f"team/projects/reporting/{name}" in folders
+    assert run_cli("stats", name, "--json").returncode == 0
+
+
+def test_clear_name_reaches_a_cache_written_by_another_process(cli_json, cache_root):
+    """clear NAME finds a cache another process wrote (through its manifest), whatever
+    folder_name put it under, and empties it."""
+    run_python(
+        "from twat_cache import bcache\n"
+        "@bcache(name='tag', folder_name='deep/er')\n"
+        "def f(x): return x\n"
+        "f(1); f(2)\n"
+    )
+    report = cli_json("clear", "tag", "--yes")
+    assert [(c["name"], c["removed"], c["entries"]) for c in report["caches"]] == [("tag", 2, 0)]
+    assert report["caches"][0]["folder"] == str(cache_root / "deep" / "er" / "tag")
+
+
 # -- engines, help and bad arguments -------------------------------------------------------
 
 
-def test_engines_json_says_what_is_usable_and_why(redis_url):
+def test_engines_json_says_what_is_usable_and_why(run_cli, cli_json, redis_url):
     """engines --json: every engine, installed, usable or why not, each chain's pick."""
     report = cli_json("engines")
     engines = {e["name"]: e for e in report["engines"]}
@@ -422,7 +571,7 @@ def test_engines_json_says_what_is_usable_and_why(redis_url):
     assert redis["usable"] is True
 
 
-def test_engines_table():
+def test_engines_table(run_cli):
     """engines prints a table of engines and one of chains with the engine picked now."""
     done = run_cli("engines")
     assert done.returncode == 0, done.stderr
@@ -435,7 +584,7 @@ def test_engines_table():
 
 
 @pytest.mark.parametrize("command", ["demo", "engines", "list", "stats", "clear", "prune"])
-def test_every_command_has_help(command):
+def test_every_command_has_help(run_cli, command):
     """COMMAND --help describes it and exits 0."""
     done = run_cli(command, "--help")
     assert done.returncode == 0, done.stderr
@@ -444,7 +593,7 @@ def test_every_command_has_help(command):
         assert "--json" in done.stdout
 
 
-def test_main_help_lists_every_command():
+def test_main_help_lists_every_command(run_cli):
     """--help names every command."""
     done = run_cli("--help")
     assert done.returncode == 0
@@ -461,7 +610,7 @@ def test_main_help_lists_every_command():
         ((), "required: COMMAND"),
     ],
 )
-def test_bad_arguments_print_one_line_and_exit_2(args, message):
+def test_bad_arguments_print_one_line_and_exit_2(run_cli, args, message):
     """Bad arguments: exit 2, nothing on stdout, one line on stderr."""
     done = run_cli(*args)
     assert done.returncode == 2
@@ -470,7 +619,7 @@ def test_bad_arguments_print_one_line_and_exit_2(args, message):
     assert message in done.stderr
 
 
-def test_bad_cache_root_exits_2():
+def test_bad_cache_root_exits_2(run_cli):
     """A relative TWAT_CACHE_DIR is a one-line error naming the variable, exit 2."""
     done = run_cli("list", env={"TWAT_CACHE_DIR": "relative/root"})
     assert done.returncode == 2
@@ -492,3 +641,9 @@ def test_console_script_runs_the_same_cli():
     assert done.returncode == 0, done.stderr
     for command in ("demo", "engines", "list", "stats", "clear", "prune"):
         assert command in done.stdout
+    done = subprocess.run(
+        [found, "demo", "--limit", "-5"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -51,6 +51,7 @@ def test_all_is_sorted_and_complete():
         "keys",
         "paths",
         "policy",
+        "pytest_plugin",
         "registry",
         "serializers",
         "wrapper",

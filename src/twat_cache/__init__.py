@@ -31,6 +31,7 @@ from twat_cache.exceptions import (
     SerializationError,
     TwatCacheError,
 )
+from twat_cache.policy import disabled, readonly, refreshing
 from twat_cache.registry import clear_cache, get_stats, list_caches
 from twat_cache.serializers import Serializer
 
@@ -59,6 +60,7 @@ __all__ = [
     "bcache",
     "clear_cache",
     "create_cache_config",
+    "disabled",
     "engine_context",
     "explain_selection",
     "fcache",
@@ -66,6 +68,8 @@ __all__ = [
     "get_stats",
     "list_caches",
     "mcache",
+    "readonly",
+    "refreshing",
     "register_engine",
     "ucache",
 ]

@@ -1,8 +1,10 @@
 """twat-cache's command line: demo, engines, and housekeeping of the caches on disk.
 
 Every command takes --help; list, stats, clear, prune and engines take --json
-(machine-readable output only). Bad arguments print one line and exit 2, and
-clear and prune delete nothing without --yes or a confirmation at a terminal.
+(machine-readable output only). Every error prints one line and exits 2. clear
+deletes nothing without --yes or a confirmation at a terminal; prune drops
+expired entries at once, and asks the same way before evicting live entries
+beyond a cache's size_limit.
 """
 
 from __future__ import annotations
@@ -36,58 +38,111 @@ class _Parser(argparse.ArgumentParser):
         self.exit(_EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+#: The demo's --limit bounds: below, the sieve is too quick to time; above, too slow and big.
+_LIMIT_RANGE = (1_000, 100_000_000)
+
+
 def _rich() -> Any:
     """The rich console, or a one-line error: the command line needs the [cli] extra."""
     try:
         import rich.console
     except ImportError:
-        print("twat-cache: the command line needs rich: pip install 'twat-cache[cli]'")
-        raise SystemExit(1) from None
+        msg = "the command line needs rich: pip install 'twat-cache[cli]'"
+        raise _UsageError(msg) from None
     return rich.console.Console()
 
 
+def _sig3(value: float) -> str:
+    """``value`` to three significant digits at most, with thousands separators."""
+    if value >= 100:
+        step = 10 ** (len(str(int(value))) - 3)
+        return f"{round(value / step) * step:,.0f}"
+    return f"{value:.3g}"
+
+
 def _fmt(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:,.2f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:,.1f} ms"
-    if seconds >= 1e-6:
-        return f"{seconds * 1e6:,.1f} us"
-    return f"{seconds * 1e9:,.0f} ns"
+    """A duration to three significant digits: ``360 ms``, ``30.3 us``, ``655 ns``."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{_sig3(seconds / scale)} {unit}"
+    return f"{_sig3(seconds * 1e9)} ns"
+
+
+def _times(speedup: float) -> str:
+    """A speed-up to three significant digits at most: ``12,000x``, ``57.3x``, ``3.1x``."""
+    if speedup == float("inf"):
+        return "inf"
+    return f"{_sig3(speedup)}x"
+
+
+def _limit(text: str) -> int:
+    """--limit: a whole number in _LIMIT_RANGE (argparse turns the error into one line)."""
+    low, high = _LIMIT_RANGE
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        msg = f"must be a whole number from {low:,} to {high:,}, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from loguru import logger
     from rich.progress import Progress
     from rich.table import Table
 
     from twat_cache import clear_cache
     from twat_cache._demo import scenarios
+    from twat_cache.config import create_cache_config
 
     console = _rich()
-    logger.disable("twat_cache")
     redis_url = args.redis_url or os.environ.get("TWAT_CACHE_REDIS_URL")
+    if redis_url:
+        create_cache_config(redis_url=redis_url)  # a bad URL: one line before any work
     results = []
+    previous_root = os.environ.get("TWAT_CACHE_DIR")
     with tempfile.TemporaryDirectory(prefix="twat-cache-demo-") as root:
         os.environ["TWAT_CACHE_DIR"] = root  # persistent engines write here, then it is removed
-        todo = scenarios(args.limit, redis_url)
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("caching", total=len(todo))
-            for scenario in todo:
-                progress.update(task, description=scenario.title)
-                results.append(scenario.run())
-                progress.advance(task)
-        clear_cache()
+        try:
+            todo = scenarios(args.limit, redis_url)
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("caching", total=len(todo))
+                for scenario in todo:
+                    progress.update(task, description=scenario.title)
+                    results.append(scenario.run())
+                    progress.advance(task)
+        finally:
+            clear_cache()
+            if previous_root is None:
+                os.environ.pop("TWAT_CACHE_DIR", None)
+            else:
+                os.environ["TWAT_CACHE_DIR"] = previous_root
     if args.json:
         rows = [{**vars(r), "speedup": r.speedup} for r in results]
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title="twat-cache demo: first call (miss) vs. cached call (hit)")
-    for column in ("decorator", "engine", "miss", "hit", "speed-up", "entries"):
-        table.add_column(column, justify="left" if column in ("decorator", "engine") else "right")
+    from rich import box
+
+    table = Table(
+        title="twat-cache demo: first call (miss) vs. cached call (hit)",
+        caption="miss: the first call; hit: the median cached call (lower is better); "
+        "speed-up: miss / hit; entries: results held by the cache",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("decorator\nengine", no_wrap=True)
+    table.add_column("what it computes", overflow="fold", max_width=26)
+    for column in ("miss", "hit", "speed-up", "entries"):
+        table.add_column(column, justify="right", no_wrap=True)
     for r in results:
         table.add_row(
-            r.decorator, r.engine, _fmt(r.miss), _fmt(r.hit), f"{r.speedup:,.0f}x", str(r.entries)
+            f"{r.decorator}\n{r.engine}",
+            r.workload,
+            _fmt(r.miss),
+            _fmt(r.hit),
+            _times(r.speedup),
+            f"{r.entries:,}",
+            end_section=True,
         )
     console.print(table)
     return 0
@@ -243,8 +298,14 @@ def _list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"caches under {root}")
-    for column in ("name", "engine", "entries", "on disk", "last write", "folder"):
-        table.add_column(column, justify="right" if column in ("entries", "on disk") else "left")
+    # Names and folders are what stats and clear take: folded over lines when the
+    # terminal is narrow, never cut short.
+    table.add_column("name", overflow="fold", ratio=3)
+    table.add_column("engine", no_wrap=True)
+    table.add_column("entries", justify="right", no_wrap=True)
+    table.add_column("on disk", justify="right", no_wrap=True)
+    table.add_column("last write", overflow="fold", ratio=1)
+    table.add_column("folder", overflow="fold", ratio=3)
     for cache, row in zip(caches, rows, strict=True):
         entries = "?" if row["entries"] is None else f"{row['entries']:,}"
         table.add_row(
@@ -298,11 +359,16 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirm(args: argparse.Namespace, question: str) -> bool:
-    """--yes, or a "y" typed at a terminal; without a terminal, refuse (exit 2)."""
+def _confirm(args: argparse.Namespace, question: str, *, refuse: bool = True) -> bool:
+    """--yes, or a "y" typed at a terminal; without a terminal, refuse (exit 2).
+
+    ``refuse=False``: without a terminal, answer no instead (prune then keeps live entries).
+    """
     if args.yes:
         return True
     if not sys.stdin.isatty():
+        if not refuse:
+            return False
         msg = "refusing to delete without --yes (stdin is not a terminal to confirm at)"
         raise _UsageError(msg)
     sys.stderr.write(f"{question} [y/N] ")  # stderr: stdout stays clean for --json
@@ -310,23 +376,10 @@ def _confirm(args: argparse.Namespace, question: str) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
-def _delete(
-    args: argparse.Namespace,
-    verb: str,
-    question: Callable[[list[FoundCache]], str],
-    action: Callable[[FoundCache], dict[str, Any]],
-) -> int:
-    """clear and prune: pick the caches, confirm, act on each, report."""
-    root, caches = _targets(args)
-    if not caches:
-        if args.json:
-            _print_json({"root": str(root), "caches": []})
-        else:
-            print(f"no caches under {root}")
-        return 0
-    if not _confirm(args, question(caches)):
-        print(f"twat-cache {verb}: nothing deleted", file=sys.stderr)
-        return 1
+def _each(
+    caches: list[FoundCache], action: Callable[[FoundCache], dict[str, Any]]
+) -> tuple[list[dict[str, Any]], bool]:
+    """``action`` on every cache, carrying on past failures; the results, and whether any failed."""
     results = []
     failed = False
     for cache in caches:
@@ -336,6 +389,21 @@ def _delete(
             failed = True
             error = f"{type(exc).__name__}: {exc}"
             results.append({"name": cache.name, "folder": str(cache.folder), "error": error})
+    return results, failed
+
+
+def _nothing_found(args: argparse.Namespace, root: Path) -> int:
+    if args.json:
+        _print_json({"root": str(root), "caches": []})
+    else:
+        print(f"no caches under {root}")
+    return 0
+
+
+def _report(
+    args: argparse.Namespace, root: Path, results: list[dict[str, Any]], failed: bool
+) -> int:
+    """What clear and prune removed, per cache; exit 1 if any cache failed."""
     if args.json:
         _print_json({"root": str(root), "caches": results})
     else:
@@ -352,24 +420,62 @@ def _delete(
 
 
 def _clear(args: argparse.Namespace) -> int:
+    """Every entry of the caches named (all without NAME), after confirmation."""
     from twat_cache import _manage
 
-    def question(caches: list[FoundCache]) -> str:
-        if len(caches) == 1:
-            return f"Delete every entry of {caches[0].name!r} ({caches[0].folder})?"
-        return f"Delete every entry of {len(caches)} caches under {caches[0].root}?"
-
-    return _delete(args, "clear", question, _manage.clear)
+    root, caches = _targets(args)
+    if not caches:
+        return _nothing_found(args, root)
+    if len(caches) == 1:
+        question = f"Delete every entry of {caches[0].name!r} ({caches[0].folder})?"
+    else:
+        question = f"Delete every entry of {len(caches)} caches under {root}?"
+    if not _confirm(args, question):
+        print("twat-cache clear: nothing deleted", file=sys.stderr)
+        return 1
+    return _report(args, root, *_each(caches, _manage.clear))
 
 
 def _prune(args: argparse.Namespace) -> int:
+    """Expired entries at once; live entries beyond a size_limit only after confirmation.
+
+    Expired entries are dead weight nobody can read again, so dropping them
+    needs no --yes. Evicting down to ``size_limit`` deletes entries that still
+    hit, so it is confirmed like ``clear`` (without a terminal and --yes, it is
+    skipped with a note, and the expired entries are still gone).
+    """
     from twat_cache import _manage
 
-    def question(caches: list[FoundCache]) -> str:
-        which = repr(caches[0].name) if len(caches) == 1 else f"{len(caches)} caches"
-        return f"Delete expired entries and entries beyond size_limit of {which}?"
-
-    return _delete(args, "prune", question, _manage.prune)
+    root, caches = _targets(args)
+    if not caches:
+        return _nothing_found(args, root)
+    results, failed = _each(caches, lambda cache: _manage.prune(cache, size_limit=False))
+    over = []
+    for cache, result in zip(caches, results, strict=True):
+        if "error" not in result and _manage.over_size_limit(cache):
+            over.append(cache)
+    if over:
+        names = ", ".join(repr(cache.name) for cache in over)
+        question = f"Evict live entries beyond the size_limit of {names}?"
+        if _confirm(args, question, refuse=False):
+            evicted, failed_again = _each(over, _manage.prune)
+            failed = failed or failed_again
+            by_folder = {r["folder"]: r for r in evicted}
+            for result in results:
+                extra = by_folder.get(result["folder"])
+                if extra is None:
+                    continue
+                if "error" not in extra:
+                    extra["removed"] += result["removed"]  # expired, then evicted
+                result.clear()
+                result.update(extra)
+        else:
+            print(
+                f"twat-cache prune: kept live entries beyond the size_limit of {names}"
+                " (add --yes to evict them)",
+                file=sys.stderr,
+            )
+    return _report(args, root, results, failed)
 
 
 # -- the parser ----------------------------------------------------------------------
@@ -383,7 +489,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser("demo", help="run each decorator on a real workload")
-    demo.add_argument("--limit", type=int, default=2_000_000, help="primes below this number")
+    demo.add_argument(
+        "--limit",
+        type=_limit,
+        default=2_000_000,
+        help="the mcache workload counts the primes below this number (default 2,000,000)",
+    )
     demo.add_argument("--redis-url", help="also run on this Redis (default: TWAT_CACHE_REDIS_URL)")
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.set_defaults(run=_demo)
@@ -437,8 +548,9 @@ def _parser() -> argparse.ArgumentParser:
         "prune",
         parents=[common, confirm],
         help="delete expired entries and enforce size limits",
-        description="Delete expired entries, then the oldest entries beyond each cache's "
-        "size_limit, of the cache NAME or of every cache. Asks first, unless --yes.",
+        description="Delete the expired entries of the cache NAME, or of every cache, then "
+        "the oldest live entries beyond each cache's size_limit. Expired entries go at once; "
+        "evicting live entries asks first, unless --yes (without a terminal, it is skipped).",
     )
     prune.add_argument("name", nargs="?", metavar="NAME", help=name_help)
     prune.set_defaults(run=_prune)
@@ -449,17 +561,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m twat_cache`` and the ``twat-cache`` script."""
     from loguru import logger
 
-    from twat_cache._manage import CacheLookupError
-    from twat_cache.exceptions import ConfigurationError
+    from twat_cache.exceptions import TwatCacheError
 
     args = _parser().parse_args(argv)
-    if args.command != "demo":
-        logger.disable("twat_cache")  # reopened caches report through the exit code instead
+    # Reopened caches report through the exit code, and the demo through its table:
+    # log lines would only interleave with the output. Enabled again on the way out,
+    # as main() also runs inside other programs (and the tests).
+    logger.disable("twat_cache")
     try:
         result: int = args.run(args)
-    except (_UsageError, CacheLookupError, ConfigurationError) as exc:
+    except (_UsageError, TwatCacheError, OSError) as exc:
         print(f"twat-cache {args.command}: error: {exc}", file=sys.stderr)
         return _EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"twat-cache {args.command}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        logger.enable("twat_cache")
     return result
 
 

@@ -1,7 +1,9 @@
 """The workloads of ``python -m twat_cache demo``: one real job per decorator.
 
 Each scenario decorates a fresh function, times the first call (the miss),
-then the median of repeated hits, in a temporary cache root.
+then the median of repeated hits, in a temporary cache root. Each also caches
+two smaller variants of its job, so the ``entries`` column shows a cache
+holding several results, counted by the cache itself.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ class Result:
 
     decorator: str
     engine: str
+    workload: str
     miss: float
     hit: float
     entries: int
 
     @property
     def speedup(self) -> float:
+        """How many times faster a hit is than the miss."""
         return self.miss / self.hit if self.hit else math.inf
 
 
@@ -81,17 +85,30 @@ def _hit_time(fn: Callable[[], Any], budget: float = 0.05) -> float:
     return statistics.median(samples)
 
 
-def _measure(decorator: str, cached: Any, call: Callable[[], Any]) -> Result:
+def _measure(
+    decorator: str, workload: str, cached: Any, call: Callable[[], Any], *more: Callable[[], Any]
+) -> Result:
+    """Time ``call`` missed then hit; ``more`` calls store further entries, untimed."""
     miss = _time(call)
     hit = _hit_time(call)
-    return Result(decorator, cached.engine.name, miss, hit, cached.cache_info().currsize)
+    for extra in more:
+        extra()
+    entries = cached.cache_info().currsize
+    return Result(decorator, cached.engine.name, workload, miss, hit, entries)
 
 
-def _measure_async(decorator: str, cached: Any, call: Callable[[], Awaitable[Any]]) -> Result:
+def _measure_async(
+    decorator: str,
+    workload: str,
+    cached: Any,
+    call: Callable[[], Awaitable[Any]],
+    *more: Callable[[], Awaitable[Any]],
+) -> Result:
     async def timed() -> tuple[float, float]:
         start = time.perf_counter()
         await call()
         miss = time.perf_counter() - start
+        await asyncio.gather(*(extra() for extra in more))
         samples = []
         for _ in range(5):
             start = time.perf_counter()
@@ -101,7 +118,8 @@ def _measure_async(decorator: str, cached: Any, call: Callable[[], Awaitable[Any
         return miss, statistics.median(samples)
 
     miss, hit = asyncio.run(timed())
-    return Result(decorator, cached.engine.name, miss, hit, cached.cache_info().currsize)
+    entries = cached.cache_info().currsize
+    return Result(decorator, cached.engine.name, workload, miss, hit, entries)
 
 
 def scenarios(limit: int, redis_url: str | None) -> list[Scenario]:
@@ -116,7 +134,14 @@ def scenarios(limit: int, redis_url: str | None) -> list[Scenario]:
         def primes(limit: int) -> int:
             return count_primes(limit)
 
-        return _measure("mcache", primes, lambda: primes(limit))
+        return _measure(
+            "mcache",
+            f"count primes below {limit:,}",
+            primes,
+            lambda: primes(limit),
+            lambda: primes(limit // 2),
+            lambda: primes(limit // 4),
+        )
 
     found += [
         Scenario(f"mcache on {engine}: primes below {limit:,}", _bind(memory, engine))
@@ -124,12 +149,21 @@ def scenarios(limit: int, redis_url: str | None) -> list[Scenario]:
         if engine in available
     ]
 
+    report_job = "50,000-row JSON report"
+
     def disk() -> Result:
         @bcache(name="demo.bcache", folder_name="demo")
         def report(rows: int) -> dict[str, Any]:
             return build_report(rows)
 
-        return _measure("bcache", report, lambda: report(50_000))
+        return _measure(
+            "bcache",
+            f"{report_job} on disk",
+            report,
+            lambda: report(50_000),
+            lambda: report(20_000),
+            lambda: report(10_000),
+        )
 
     found.append(Scenario("bcache: the JSON report, on disk", disk))
 
@@ -142,7 +176,14 @@ def scenarios(limit: int, redis_url: str | None) -> list[Scenario]:
             a = rng.standard_normal((n, n))
             return a @ a.T  # a compute-heavy 8*n*n-byte result
 
-        return _measure("fcache", matrix, lambda: matrix(1500))
+        return _measure(
+            "fcache",
+            "1500x1500 matrix product, 18 MB .npy",
+            matrix,
+            lambda: matrix(1500),
+            lambda: matrix(500),
+            lambda: matrix(250),
+        )
 
     if importlib.util.find_spec("numpy") is not None:
         found.append(Scenario("fcache: a 1500x1500 matrix product, as a .npy file", files))
@@ -153,7 +194,14 @@ def scenarios(limit: int, redis_url: str | None) -> list[Scenario]:
             await asyncio.sleep(0.05)  # a network round trip
             return {"url": url, "status": "200"}
 
-        return _measure_async("acache", fetch, lambda: fetch("https://example.org/data"))
+        return _measure_async(
+            "acache",
+            "a 50 ms async web request",
+            fetch,
+            lambda: fetch("https://example.org/data"),
+            lambda: fetch("https://example.org/users"),
+            lambda: fetch("https://example.org/items"),
+        )
 
     found.append(Scenario("acache: a 50 ms async request", asynchronous))
 
@@ -162,7 +210,14 @@ def scenarios(limit: int, redis_url: str | None) -> list[Scenario]:
         def report(rows: int) -> dict[str, Any]:
             return build_report(rows)
 
-        return _measure("ucache", report, lambda: report(50_000))
+        return _measure(
+            "ucache",
+            f"{report_job} in memory",
+            report,
+            lambda: report(50_000),
+            lambda: report(20_000),
+            lambda: report(10_000),
+        )
 
     found.append(Scenario("ucache: a 50,000-record JSON report", universal))
 
@@ -174,7 +229,14 @@ def scenarios(limit: int, redis_url: str | None) -> list[Scenario]:
                 return build_report(rows)
 
             try:
-                return _measure("ucache(redis_url)", report, lambda: report(50_000))
+                return _measure(
+                    "ucache(redis_url)",
+                    f"{report_job} on Redis",
+                    report,
+                    lambda: report(50_000),
+                    lambda: report(20_000),
+                    lambda: report(10_000),
+                )
             finally:
                 report.cache_clear()
 

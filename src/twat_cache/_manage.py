@@ -32,6 +32,7 @@ __all__ = [
     "describe",
     "find_caches",
     "opened",
+    "over_size_limit",
     "prune",
     "select",
 ]
@@ -126,13 +127,16 @@ def select(caches: list[FoundCache], name: str | None) -> list[FoundCache]:
 
 
 @contextlib.contextmanager
-def opened(cache: FoundCache, *, repair: bool = True) -> Iterator[PersistentEngine]:
+def opened(
+    cache: FoundCache, *, repair: bool = True, size_limit: bool = True
+) -> Iterator[PersistentEngine]:
     """The cache reopened through the engine that wrote it, closed on exit.
 
     The config points at the very folder (its parent as the root, the same
-    name) and carries the options housekeeping obeys (``ttl``,
-    ``size_limit``); the serializer stays the default, as nothing is decoded.
-    ``repair=False`` keeps even damaged files and temp files: for reports.
+    name) and carries the options housekeeping obeys (``ttl``, and
+    ``size_limit`` unless ``size_limit=False``); the serializer stays the
+    default, as nothing is decoded. ``repair=False`` keeps even damaged files
+    and temp files: for reports.
 
     Raises:
         TwatCacheError: the engine is not registered in this process.
@@ -146,7 +150,7 @@ def opened(cache: FoundCache, *, repair: bool = True) -> Iterator[PersistentEngi
         cache_dir=cache.folder.parent,
         name=cache.manifest.name,
         ttl=cache.manifest.ttl,
-        size_limit=cache.manifest.size_limit,
+        size_limit=cache.manifest.size_limit if size_limit else None,
         compress=cache.manifest.compress,
         secure=cache.manifest.secure,
     )
@@ -224,9 +228,22 @@ def clear(cache: FoundCache) -> dict[str, Any]:
         }
 
 
-def prune(cache: FoundCache) -> dict[str, Any]:
-    """Drop one cache's expired entries, then its oldest beyond ``size_limit``."""
-    with opened(cache) as engine:
+def over_size_limit(cache: FoundCache) -> bool:
+    """True when the cache has a ``size_limit`` and its folder holds more bytes than that.
+
+    Pruning such a cache deletes live entries, which the command line confirms first.
+    """
+    limit = cache.manifest.size_limit
+    if limit is None:
+        return False
+    with opened(cache, repair=False) as engine:
+        return engine.disk_bytes() > limit
+
+
+def prune(cache: FoundCache, *, size_limit: bool = True) -> dict[str, Any]:
+    """Drop one cache's expired entries, then (unless ``size_limit=False``) its oldest
+    entries beyond ``size_limit``; what was removed and what is left."""
+    with opened(cache, size_limit=size_limit) as engine:
         removed = engine.prune()
         return {
             "name": cache.name,

@@ -1,57 +1,260 @@
-"""Policy for a block of code: ``disabled()``, ``refreshing()``, ``readonly()``.
+"""Caching policy for a block of code: ``disabled()``, ``refreshing()``, ``readonly()``.
 
-Held in a context variable, so a block applies to its own thread and asyncio
-task only. ``ACTIVE`` counts the blocks entered anywhere right now: the hot
-path reads only that int and looks at the context variable when it is not 0.
+Why a context variable: a policy must hold for the code inside the block and
+nowhere else, so a request handled in another thread, or another asyncio task
+of the same loop, keeps caching while one block switches it off. asyncio copies
+the context into each task when the task is created, so tasks started inside a
+block inherit its policy while the block is open, and a block inside one task
+never leaks into its siblings; a new thread starts with no policy. A task that
+outlives the block it was created in falls back to the policy of the enclosing
+blocks still open (none, outside them): a policy holds exactly as long as its
+block is open.
+
+The three policies, as every decorator applies them:
+
+- ``disabled``: call the function straight through; read and store nothing.
+- ``refreshing``: recompute every call and overwrite the stored entry.
+- ``readonly``: serve hits; on a miss compute and return, but store nothing.
+
+The innermost block wins. Each works as a context manager (``with``), and as a
+decorator of a sync or ``async def`` function, which then runs under the policy
+on every call:
+
+>>> from twat_cache import disabled, mcache
+>>> @mcache
+... def square(x: int) -> int:
+...     return x * x
+>>> with disabled():
+...     square(3)
+9
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+import functools
+import inspect
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, Final, Literal, TypeVar, cast, overload
 
-__all__ = ["ACTIVE", "current", "disabled", "readonly", "refreshing"]
+from typing_extensions import Self
 
+from twat_cache.exceptions import ConfigurationError
+
+__all__ = [
+    "ACTIVE",
+    "DISABLED",
+    "READONLY",
+    "REFRESHING",
+    "Policy",
+    "PolicyName",
+    "current",
+    "disabled",
+    "readonly",
+    "refreshing",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PolicyName = Literal["disabled", "refreshing", "readonly"]
+DISABLED: Final = "disabled"
+REFRESHING: Final = "refreshing"
+READONLY: Final = "readonly"
+
+
+class _Frame:
+    """One entered block: its policy, the block it is nested in, and whether it is open.
+
+    The context variable holds the innermost frame. Closing marks the frame
+    rather than relying on the variable alone, because a task created inside
+    the block keeps a copy of the variable after the block has exited.
+    """
+
+    __slots__ = ("name", "open", "outer")
+
+    def __init__(self, name: str, outer: _Frame | None) -> None:
+        self.name = name
+        self.outer = outer
+        self.open = True
+
+
+_POLICY: ContextVar[_Frame | None] = ContextVar("twat_cache_policy", default=None)
+
+#: How many policy blocks are entered right now, in any thread or task. The call
+#: path reads this plain int first and reads the context variable only when it
+#: is non-zero, so a hit pays one global lookup while no block is open anywhere.
 ACTIVE = 0
-_state: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "twat_cache_policy", default=None
-)
-_lock = threading.Lock()
+_ACTIVE_LOCK = threading.Lock()
 
 
 def current() -> str | None:
-    """The policy in force for this thread or task: ``"disabled"``, ``"refreshing"``,
-    ``"readonly"`` or ``None``."""
-    return _state.get()
+    """The policy in force here (this thread or task): a policy name, or ``None``.
+
+    Returns:
+        ``"disabled"``, ``"refreshing"``, ``"readonly"``, or ``None`` outside any block.
+
+    >>> current() is None
+    True
+    >>> with readonly():
+    ...     current()
+    'readonly'
+    """
+    if not ACTIVE:
+        return None
+    frame = _POLICY.get()
+    while frame is not None and not frame.open:
+        frame = frame.outer
+    return None if frame is None else frame.name
 
 
-@contextmanager
-def _policy(name: str) -> Iterator[None]:
+def _enter() -> None:
     global ACTIVE
-    token = _state.set(name)
-    with _lock:
+    with _ACTIVE_LOCK:
         ACTIVE += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            ACTIVE -= 1
-        _state.reset(token)
 
 
-def disabled() -> contextlib.AbstractContextManager[None]:
-    """Call straight through: no cache is read or written."""
-    return _policy("disabled")
+def _leave() -> None:
+    global ACTIVE
+    with _ACTIVE_LOCK:
+        ACTIVE -= 1
 
 
-def refreshing() -> contextlib.AbstractContextManager[None]:
-    """Recompute every call and overwrite its entry."""
-    return _policy("refreshing")
+class Policy:
+    """One policy block: a context manager, and a decorator of sync and async functions.
+
+    Why a class and not ``contextlib.contextmanager``: the decorator form must
+    open a fresh block on every call (calls may overlap in threads and tasks),
+    and wrap an ``async def`` so that the policy holds while it is awaited, not
+    only while the coroutine object is created.
+
+    Args:
+        name: ``"disabled"``, ``"refreshing"`` or ``"readonly"``.
+
+    >>> with Policy("refreshing"):
+    ...     current()
+    'refreshing'
+    """
+
+    __slots__ = ("_entered", "name")
+
+    def __init__(self, name: PolicyName) -> None:
+        if name not in (DISABLED, REFRESHING, READONLY):
+            msg = f"policy {name!r} is not one of 'disabled', 'refreshing', 'readonly'"
+            raise ConfigurationError(msg)
+        self.name: PolicyName = name
+        # A stack, so that one object may be re-entered (nested) in one thread.
+        self._entered: list[tuple[_Frame, Token[_Frame | None]]] = []
+
+    def __repr__(self) -> str:
+        return f"twat_cache.{self.name}()"
+
+    def __enter__(self) -> Self:
+        frame = _Frame(self.name, _POLICY.get())
+        self._entered.append((frame, _POLICY.set(frame)))
+        _enter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        frame, token = self._entered.pop()
+        frame.open = False
+        _leave()
+        _POLICY.reset(token)
+
+    def __call__(self, func: F) -> F:
+        """Run ``func`` under this policy on every call (``async def`` while awaited)."""
+        name = self.name
+        if inspect.iscoroutinefunction(func):
+            coro = cast("Callable[..., Coroutine[Any, Any, Any]]", func)
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with Policy(name):
+                    return await coro(*args, **kwargs)
+
+            return cast("F", run_async)
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with Policy(name):
+                return func(*args, **kwargs)
+
+        return cast("F", run)
 
 
-def readonly() -> contextlib.AbstractContextManager[None]:
-    """Serve hits, store nothing."""
-    return _policy("readonly")
+@overload
+def disabled() -> Policy: ...
+@overload
+def disabled(func: F) -> F: ...
+def disabled(func: F | None = None) -> Policy | F:
+    """Call cached functions straight through inside the block: read and store nothing.
+
+    Use it for a test or a code path that must see fresh results, or to measure
+    the uncached cost. Works as ``with disabled():``, ``@disabled()`` and
+    ``@disabled`` (sync and ``async def``).
+
+    Args:
+        func: when given (the bare decorator form), the function to wrap.
+
+    Returns:
+        The context manager, or ``func`` wrapped to run under the policy.
+
+    >>> with disabled():
+    ...     current()
+    'disabled'
+    """
+    policy = Policy(DISABLED)
+    return policy if func is None else policy(func)
+
+
+@overload
+def refreshing() -> Policy: ...
+@overload
+def refreshing(func: F) -> F: ...
+def refreshing(func: F | None = None) -> Policy | F:
+    """Recompute every cached call inside the block and overwrite the stored entries.
+
+    Use it to warm or repair a cache after the data behind it changed.
+
+    Args:
+        func: when given (the bare decorator form), the function to wrap.
+
+    Returns:
+        The context manager, or ``func`` wrapped to run under the policy.
+
+    >>> with refreshing():
+    ...     current()
+    'refreshing'
+    """
+    policy = Policy(REFRESHING)
+    return policy if func is None else policy(func)
+
+
+@overload
+def readonly() -> Policy: ...
+@overload
+def readonly(func: F) -> F: ...
+def readonly(func: F | None = None) -> Policy | F:
+    """Serve hits inside the block, but store nothing: a miss is computed and returned.
+
+    Use it for one-off calls (a rare argument, an ad-hoc query) that should not
+    evict the working set or fill the disk.
+
+    Args:
+        func: when given (the bare decorator form), the function to wrap.
+
+    Returns:
+        The context manager, or ``func`` wrapped to run under the policy.
+
+    >>> with readonly():
+    ...     current()
+    'readonly'
+    """
+    policy = Policy(READONLY)
+    return policy if func is None else policy(func)
