@@ -14,9 +14,8 @@ from loguru import logger
 # tests/typing is checked by mypy, never run.
 collect_ignore_glob = ["typing/*"]
 
-# The project's own plugin, from this tree (pyproject blocks the installed entry point, which
-# may belong to another copy of the package): its fixture and markers serve these tests too.
-pytest_plugins = ["twat_cache.pytest_plugin"]
+# The project's own plugin (installed entry point ``twat_cache``) serves these tests too:
+# its ``twat_cache_isolated`` fixture and markers.
 
 _BEHAVIOUR_VARS = (
     "TWAT_CACHE_DIR",

@@ -8,6 +8,7 @@ the entry point itself where it is installed.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from importlib import metadata
@@ -19,6 +20,12 @@ from twat_cache import list_caches, mcache
 from twat_cache.registry import registry
 
 pytest_plugins = ["pytester"]
+
+# Inner sessions run in this process, and pytester drops the modules they import first:
+# importing every twat_cache module now keeps one copy of each class (the engine manager
+# remembers the classes it imported).
+for _module in ("_manage", "engines.aio", "engines.disk", "engines.files", "engines.remote"):
+    importlib.import_module(f"twat_cache.{_module}")
 
 PLUGIN = ("-p", "no:twat_cache", "-p", "twat_cache.pytest_plugin")
 STRICT = ("--strict-markers", "-W", "error", "-p", "no:cacheprovider")
