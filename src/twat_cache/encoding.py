@@ -455,7 +455,11 @@ def _encode(root: Any, out: bytearray, typed: bool) -> None:
         elif cls is str:
             out += b"s" + _LEN(len(obj)) + obj.encode("utf-8", "surrogatepass")
         elif cls is float:
-            out += b"f" + _F64(obj) if typed or not obj.is_integer() else _float(obj, typed)
+            if typed or not obj.is_integer() or not (obj or math.copysign(1.0, obj) > 0):
+                out += b"f" + _F64(obj)
+            else:  # untyped, 1.0 is 1 (see _float)
+                obj = int(obj)
+                out += b"i" + _I64(obj) if -_SMALL <= obj < _SMALL else _int(obj)
         elif obj is None:
             out += _NONE
         elif cls is tuple or cls is list:
