@@ -81,8 +81,12 @@ def test_pandas_index_dtype_is_part_of_the_key():
             id="tz",
         ),
         pytest.param(
-            pd.Series([1, 2], index=pd.MultiIndex.from_tuples([(1, "a"), (2, "b")], names=["k", "v"])),
-            pd.Series([1, 2], index=pd.MultiIndex.from_tuples([(1, "a"), (2, "b")], names=["k", "w"])),
+            pd.Series(
+                [1, 2], index=pd.MultiIndex.from_tuples([(1, "a"), (2, "b")], names=["k", "v"])
+            ),
+            pd.Series(
+                [1, 2], index=pd.MultiIndex.from_tuples([(1, "a"), (2, "b")], names=["k", "w"])
+            ),
             id="multiindex-names",
         ),
         pytest.param(pd.Series([1, 2]), pd.Series([1, 2], index=pd.Index([0, 1])), id="index-type"),

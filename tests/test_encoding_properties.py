@@ -23,9 +23,7 @@ from hypothesis import strategies as st
 
 from twat_cache.encoding import encode, memory_key, namespaced_digest, stable_digest
 
-_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def canon(x: Any, typed: bool) -> Any:
@@ -110,9 +108,8 @@ _dtypes = st.one_of(
     nps.byte_string_dtypes(max_len=3),
     nps.array_dtypes(subtype_strategy=nps.scalar_dtypes(), max_size=2),
 )
-_arrays = _dtypes.flatmap(
-    lambda dtype: nps.arrays(dtype, nps.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3))
-)
+_shapes = nps.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)
+_arrays = _dtypes.flatmap(lambda dtype: nps.arrays(dtype, _shapes))
 
 _index_dtypes = st.sampled_from(["int64", "int32", "float64", "object"])
 _names = st.sampled_from([None, "a", "b"])
@@ -167,7 +164,7 @@ def _rebuilt(x: Any) -> Any:
     if t in (pd.Series, pd.DataFrame):
         return x.copy(deep=True)
     if t is int:
-        return int(str(x)) if abs(x) < 10**100 else -(-x)
+        return int(str(x)) if abs(x) < 10**100 else 0 - x * -1
     if t in (str, bytes):
         return t(x[:0]) + x
     return x

@@ -330,7 +330,13 @@ def _pandas(pd: Any, obj: Any, cls: type, out: bytearray) -> _Expanded:
         columns: list[Any] = []
         for i in range(obj.shape[1]):
             columns += _pandas_values(pd, obj.iloc[:, i])
-        return [obj.index, obj.columns, dict(obj.attrs), obj.flags.allows_duplicate_labels, *columns]
+        return [
+            obj.index,
+            obj.columns,
+            dict(obj.attrs),
+            obj.flags.allows_duplicate_labels,
+            *columns,
+        ]
     if isinstance(obj, pd.Series):
         out += _classed(b"PS", cls)
         return [
@@ -506,13 +512,13 @@ def _encode(root: Any, out: bytearray, typed: bool) -> None:
                     push(item)
                     push(_BEGIN)
         else:
-            parts = _expand(obj, cls, out, typed)
-            if parts:
+            expanded = _expand(obj, cls, out, typed)
+            if expanded:
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise _too_deep(root)
                 push(_UP)
-                stack.extend(reversed(parts))
+                stack.extend(reversed(expanded))
 
 
 def encode(obj: Any, *, typed: bool = False) -> bytes:
@@ -567,9 +573,7 @@ def namespaced_digest(namespace: Any, *, typed: bool = False) -> Callable[[Any],
                     out += b"s" + _LEN(len(item)) + item.encode("utf-8", "surrogatepass")
                 elif cls is float:
                     out += (
-                        b"f" + _F64(item)
-                        if typed or not item.is_integer()
-                        else _float(item, typed)
+                        b"f" + _F64(item) if typed or not item.is_integer() else _float(item, typed)
                     )
                 else:  # anything else: the rest goes through the general loop
                     for rest in values[i:]:
@@ -621,33 +625,34 @@ _LIST, _DICT, _SET, _FROZENSET, _ENCODED = (
 _AS_IS = frozenset({int, str, bytes, bool, type(None)})
 
 
-class _TooDeep(Exception):
+class _TooDeepError(Exception):
     """Freezing gave up; the key is digested instead."""
 
 
 def _freeze(value: Any, depth: int) -> Hashable:
     cls = type(value)
     if cls in _AS_IS:
-        return value
+        return value  # type: ignore[no-any-return]
     if cls is float:
         # -0.0 == 0.0, but they are different arguments (as in the stable encoding).
         return value if value or math.copysign(1.0, value) > 0 else (_ENCODED, b"f-0")
     if depth > _FREEZE_DEPTH:
-        raise _TooDeep
+        raise _TooDeepError
     depth += 1
     if cls is tuple:
         return tuple([_freeze(item, depth) for item in value])
     if cls is list:
         return (_LIST, tuple([_freeze(item, depth) for item in value]))
     if cls is dict:
-        return (_DICT, frozenset([(_freeze(k, depth), _freeze(v, depth)) for k, v in value.items()]))
+        items = [(_freeze(k, depth), _freeze(v, depth)) for k, v in value.items()]
+        return (_DICT, frozenset(items))
     if cls is set or cls is frozenset:
         return (_SET if cls is set else _FROZENSET, frozenset([_freeze(v, depth) for v in value]))
     try:
         return (_ENCODED, encode(value))
     except CacheKeyError:
         hash(value)  # not keyable by content: by identity if hashable, as in lru_cache
-        return value
+        return value  # type: ignore[no-any-return]
 
 
 def memory_key(key: Any, *, typed: bool = False) -> Hashable:
@@ -669,7 +674,7 @@ def memory_key(key: Any, *, typed: bool = False) -> Hashable:
         try:
             frozen = _freeze(key, 0)
             hash(frozen)
-        except (TypeError, _TooDeep):
+        except (TypeError, _TooDeepError):
             pass
         else:
             return frozen
