@@ -115,6 +115,12 @@ def test_pandas_attrs_are_part_of_the_key():
     assert differ(a, b)
 
 
+def test_pandas_missing_values_and_scalars_are_keyed():
+    """pd.NA, pd.NaT and the masked constant are keyable and distinct from None."""
+    values = [pd.NA, pd.NaT, np.ma.masked, None, pd.Timestamp(0), pd.Period("2024-01", "M")]
+    assert len({encode(v) for v in values}) == len(values)
+
+
 # -- NumPy ------------------------------------------------------------------------------
 
 

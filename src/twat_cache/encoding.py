@@ -313,7 +313,11 @@ def _numpy(np: Any, obj: Any, cls: type, out: bytearray, typed: bool) -> _Expand
         # The mask and fill value change what the array prints and computes.
         data = np.ma.getdata(obj)
         mask = np.ma.getmaskarray(obj)
-        return [np.asarray(data), np.asarray(mask), obj.fill_value]
+        try:
+            fill = obj.fill_value
+        except AttributeError:  # np.ma.masked, the read-only masked constant
+            fill = None
+        return [np.asarray(data), np.asarray(mask), fill]
     if obj.dtype.hasobject:
         return [obj.tolist()]
     if cls is not np.ndarray and cls is not np.memmap:
@@ -323,7 +327,7 @@ def _numpy(np: Any, obj: Any, cls: type, out: bytearray, typed: bool) -> _Expand
 
 
 def _pandas(pd: Any, obj: Any, cls: type, out: bytearray) -> _Expanded:
-    """pandas objects: values, index, names, dtypes, attrs and the object's type."""
+    """pandas objects: values, index, names, dtypes, attrs, type; None if not pandas."""
     if isinstance(obj, pd.DataFrame):
         out += _classed(b"PF", cls)
         out += _LEN(obj.shape[1])
@@ -367,7 +371,7 @@ def _pandas(pd: Any, obj: Any, cls: type, out: bytearray) -> _Expanded:
         return [obj.value, obj.unit]
     if obj is pd.NA or obj is pd.NaT:
         out += _classed(b"P0", cls)
-        return None
+        return []  # handled, nothing more to encode (None means "not pandas")
     if isinstance(obj, (pd.Period, pd.Interval)):
         out += _classed(b"Pv", cls)
         return [str(obj), str(getattr(obj, "freqstr", "")), str(getattr(obj, "closed", ""))]
