@@ -40,9 +40,11 @@ def test_all_is_sorted_and_complete():
     assert len(set(names)) == len(names)
     public = {n for n in dir(twat_cache) if not n.startswith("_")} - {
         "annotations",
+        "codeversion",
         "config",
         "context",
         "decorators",
+        "encoding",
         "engines",
         "exceptions",
         "keys",
