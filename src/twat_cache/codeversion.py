@@ -16,7 +16,6 @@ import hashlib
 import inspect
 import os
 import sys
-import sysconfig
 import textwrap
 import types
 import weakref
@@ -110,6 +109,8 @@ def source_digest(func: Callable[..., Any]) -> str:
 @lru_cache(maxsize=1)
 def _installed_roots() -> tuple[str, ...]:
     """Folders of the standard library and installed packages (never the user's code)."""
+    import sysconfig  # only needed once a version is computed, not at import
+
     paths = sysconfig.get_paths()
     roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
     roots.add(os.path.dirname(os.path.abspath(__file__)))  # twat_cache itself
@@ -233,7 +234,7 @@ class _Walk:
             self._module(value, names)
         elif _is_constant(value):
             try:
-                self.parts[label] = encode(value, typed=True).hex()
+                self.parts[label] = hashlib.blake2b(encode(value, typed=True)).hexdigest()
             except CacheKeyError:  # a constant too odd to encode: its source stands in
                 self._assignment(label, namespace)
         else:
@@ -340,6 +341,8 @@ def code_version(func: Callable[..., Any]) -> str:
     True
     """
     target = inspect.unwrap(func)
+    if isinstance(target, types.MethodType):  # a bound method computes what its function does
+        target = target.__func__
     try:
         return _VERSIONS[target]
     except (KeyError, TypeError):
