@@ -263,12 +263,20 @@ def test_memory_key_tags_cannot_be_forged_by_user_tuples():
     assert memory_key(([[1]],)) != memory_key((([1],),))
 
 
-def test_memory_key_of_a_deep_value_is_a_digest():
-    """Deep nesting is digested, not frozen recursively: no deep Python recursion."""
+def test_memory_key_of_a_deep_value_never_raises_recursion_error():
+    """A value too deep to freeze near the recursion limit is digested instead."""
     deep: Any = 1
-    for _ in range(100):
+    for _ in range(450):
         deep = [deep]
-    assert type(memory_key((deep,))) is DigestKey
+    other = [deep, 2]
+
+    def descend(n: int) -> Any:
+        return descend(n - 1) if n else (memory_key((deep,)), memory_key((other,)))
+
+    key, other_key = descend(sys.getrecursionlimit() - 200)
+    assert type(key) is DigestKey
+    assert key == DigestKey(stable_digest((deep,)))
+    assert key != other_key
 
 
 # -- key hooks ------------------------------------------------------------------------------

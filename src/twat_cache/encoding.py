@@ -48,8 +48,6 @@ __all__ = [
 
 #: Nesting deeper than this is refused: it is a cycle or not an argument anyone keys.
 MAX_DEPTH = 500
-#: Memory keys freeze this many levels of containers in place, deeper ones are digested.
-_FREEZE_DEPTH = 12
 
 _LEN = struct.Struct(">Q").pack
 _I64 = struct.Struct(">q").pack
@@ -247,8 +245,8 @@ _WRITERS: dict[type, Callable[[Any, bytearray, bool], _Expanded]] = {
     bytearray: _bytes,
     memoryview: _memoryview,
     complex: _complex,
-    Decimal: _stringy(b"dec"),
-    Fraction: _stringy(b"frac"),
+    Decimal: _stringy(b"e"),  # tags are prefix-free: no tag starts another one
+    Fraction: _stringy(b"q"),
     uuid.UUID: _stringy(b"uuid"),
     range: _stringy(b"range"),
     dt.datetime: _datetime,
@@ -629,29 +627,32 @@ _LIST, _DICT, _SET, _FROZENSET, _ENCODED = (
 _AS_IS = frozenset({int, str, bytes, bool, type(None)})
 
 
-class _TooDeepError(Exception):
-    """Freezing gave up; the key is digested instead."""
-
-
-def _freeze(value: Any, depth: int) -> Hashable:
+def _freeze(value: Any) -> Hashable:
     cls = type(value)
     if cls in _AS_IS:
         return value  # type: ignore[no-any-return]
     if cls is float:
         # -0.0 == 0.0, but they are different arguments (as in the stable encoding).
         return value if value or math.copysign(1.0, value) > 0 else (_ENCODED, b"f-0")
-    if depth > _FREEZE_DEPTH:
-        raise _TooDeepError
-    depth += 1
-    if cls is tuple:
-        return tuple([_freeze(item, depth) for item in value])
-    if cls is list:
-        return (_LIST, tuple([_freeze(item, depth) for item in value]))
+    # Plain scalars, and floats other than zeros, are their own key: tested inline, so
+    # the usual flat container costs no call per element. The comprehensions use only
+    # globals, so no closure is built per call.
     if cls is dict:
-        items = [(_freeze(k, depth), _freeze(v, depth)) for k, v in value.items()]
+        items = [
+            (
+                k if type(k) in _AS_IS or (type(k) is float and k) else _freeze(k),
+                v if type(v) in _AS_IS or (type(v) is float and v) else _freeze(v),
+            )
+            for k, v in value.items()
+        ]
         return (_DICT, frozenset(items))
-    if cls is set or cls is frozenset:
-        return (_SET if cls is set else _FROZENSET, frozenset([_freeze(v, depth) for v in value]))
+    if cls is tuple or cls is list or cls is set or cls is frozenset:
+        parts = [v if type(v) in _AS_IS or (type(v) is float and v) else _freeze(v) for v in value]
+        if cls is tuple:
+            return tuple(parts)
+        if cls is list:
+            return (_LIST, tuple(parts))
+        return (_SET if cls is set else _FROZENSET, frozenset(parts))
     try:
         return (_ENCODED, encode(value))
     except CacheKeyError:
@@ -676,9 +677,9 @@ def memory_key(key: Any, *, typed: bool = False) -> Hashable:
     """
     if not typed:
         try:
-            frozen = _freeze(key, 0)
+            frozen = _freeze(key)
             hash(frozen)
-        except (TypeError, _TooDeepError):
+        except (TypeError, RecursionError):  # deep values go to the iterative encoder
             pass
         else:
             return frozen
