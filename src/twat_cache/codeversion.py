@@ -211,7 +211,7 @@ class _Walk:
         try:
             text = _normalized(cls, anonymous=False)
         except (OSError, TypeError, SyntaxError, IndentationError):
-            text = qualname_bytes(cls)
+            text = _qualname_bytes(cls)
         self.parts[label] = hashlib.blake2b(text, digest_size=8).hexdigest()
         for base in cls.__bases__:
             self._use(f"{label}<base>.{base.__qualname__}", base, set(), None)
@@ -286,7 +286,7 @@ class _Walk:
             self.parts[label] = hashlib.blake2b("\0".join(found).encode()).hexdigest()
 
 
-def qualname_bytes(cls: type) -> bytes:
+def _qualname_bytes(cls: type) -> bytes:
     """``module:qualname`` of a class whose source cannot be read."""
     return f"{cls.__module__}:{cls.__qualname__}".encode()
 

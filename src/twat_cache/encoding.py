@@ -109,13 +109,13 @@ def _text(tag: bytes, text: str) -> bytes:
     return _blob(tag, text.encode("utf-8", "surrogatepass"))
 
 
-def qualname(cls: type) -> bytes:
+def _qualname(cls: type) -> bytes:
     """``module:qualname`` of a class, the type part of a key."""
     return f"{cls.__module__}:{cls.__qualname__}".encode()
 
 
 def _classed(tag: bytes, cls: type) -> bytes:
-    return _blob(tag, qualname(cls))
+    return _blob(tag, _qualname(cls))
 
 
 def _tz(value: dt.datetime | dt.time) -> list[Any]:
@@ -278,7 +278,7 @@ def _dtype(np: Any, dtype: Any) -> str:
     return repr(dtype)
 
 
-def array_digest(np: Any, arr: Any) -> bytes:
+def _array_digest(np: Any, arr: Any) -> bytes:
     """BLAKE2b-256 of an array's elements in C order (layout and strides never matter)."""
     flat = np.ascontiguousarray(arr).reshape(-1)
     h = hashlib.blake2b(digest_size=32)
@@ -320,7 +320,7 @@ def _numpy(np: Any, obj: Any, cls: type, out: bytearray, typed: bool) -> _Expand
         return [obj.tolist()]
     if cls is not np.ndarray and cls is not np.memmap:
         return [np.asarray(obj)]
-    out += array_digest(np, obj)
+    out += _array_digest(np, obj)
     return None
 
 
@@ -353,7 +353,7 @@ def _pandas(pd: Any, obj: Any, cls: type, out: bytearray) -> _Expanded:
         out += _LEN(obj.nlevels)
         parts: list[Any] = [list(obj.names)]
         for level, codes in zip(obj.levels, obj.codes, strict=True):
-            parts += [level, np_array(codes)]
+            parts += [level, _np_array(codes)]
         return parts
     if isinstance(obj, pd.RangeIndex):
         out += _classed(b"PR", cls)
@@ -376,7 +376,7 @@ def _pandas(pd: Any, obj: Any, cls: type, out: bytearray) -> _Expanded:
     return None
 
 
-def np_array(values: Any) -> Any:
+def _np_array(values: Any) -> Any:
     """``values`` as an ndarray (NumPy is loaded whenever pandas is)."""
     return sys.modules["numpy"].asarray(values)
 
