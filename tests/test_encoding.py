@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import run_python
 from twat_cache import CacheKeyError
 from twat_cache.encoding import DigestKey, encode, memory_key, namespaced_digest, stable_digest
 
@@ -389,3 +390,22 @@ def test_keys_build_near_the_recursion_limit():
     used = deepest(lambda: None) - deepest(lambda: digest(value))
     assert used <= 4  # the recursive encoder before needed 12
     assert digest(value) == stable_digest(("ns", "v"), value)
+
+
+_DATA_SCRIPT = """
+import numpy as np, pandas as pd
+from twat_cache.encoding import stable_digest
+frame = pd.DataFrame({
+    "n": [1, 2], "s": ["a", None], "o": [1, "1"],
+    "c": pd.Categorical(["x", "y"]), "t": pd.date_range("2024", periods=2, tz="UTC"),
+}).rename_axis(index="i", columns="f")
+print(stable_digest(frame, np.array(["2024-01-01"], "M8[s]"), {"k": {1.5, "z"}}, 10**5000))
+"""
+
+
+def test_data_keys_are_stable_across_processes():
+    """pandas, NumPy, set and huge-int keys are the same in two interpreters with other seeds."""
+    first = run_python(_DATA_SCRIPT, env={"PYTHONHASHSEED": "1"}).strip()
+    second = run_python(_DATA_SCRIPT, env={"PYTHONHASHSEED": "999"}).strip()
+    assert first == second
+    assert len(first) == 32
