@@ -1,15 +1,34 @@
-"""The code version of a persistent cache: a digest of what the function computes."""
+"""The code version of a persistent cache: what a function and its own helpers compute.
+
+Why: an entry written by yesterday's code must not be served after today's
+edit. The version covers the function's normalized source and, transitively,
+the functions, classes and module-level constants it uses from the user's own
+code, so editing a helper in another module starts a fresh cache too. Code
+from installed packages and the standard library is left out: upgrading NumPy
+is not a change of the user's function, and hashing it would be slow.
+Formatting, comments and docstrings never change a version.
+"""
 
 from __future__ import annotations
 
 import ast
 import hashlib
 import inspect
+import os
+import sys
 import textwrap
-from collections.abc import Callable
+import types
+import weakref
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
-__all__ = ["source_digest"]
+from twat_cache.encoding import encode
+from twat_cache.exceptions import CacheKeyError
+
+__all__ = ["code_version", "source_digest"]
 
 
 class _StripDocstrings(ast.NodeTransformer):
@@ -45,6 +64,17 @@ def _code_fingerprint(code: Any, out: list[bytes]) -> None:
             out.append(repr(const).encode())
 
 
+def _normalized(obj: Any, anonymous: bool) -> bytes:
+    """The AST dump of ``obj``'s source, without docstrings, decorators or layout."""
+    tree = _StripDocstrings().visit(ast.parse(textwrap.dedent(inspect.getsource(obj))))
+    if anonymous:  # the name is the cache's name already, not its code
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                node.name = "_"
+                break
+    return ast.dump(tree, include_attributes=False).encode()
+
+
 def source_digest(func: Callable[..., Any]) -> str:
     """A digest of what ``func`` computes: its normalized source code.
 
@@ -65,13 +95,7 @@ def source_digest(func: Callable[..., Any]) -> str:
     """
     target = inspect.unwrap(func)
     try:
-        source = textwrap.dedent(inspect.getsource(target))
-        tree = _StripDocstrings().visit(ast.parse(source))
-        for node in ast.walk(tree):  # the name is the cache's name already, not its code
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                node.name = "_"
-                break
-        text = ast.dump(tree, include_attributes=False).encode()
+        text = _normalized(target, anonymous=True)
     except (OSError, TypeError, SyntaxError, IndentationError):
         parts: list[bytes] = []
         code = getattr(target, "__code__", None)
@@ -80,3 +104,252 @@ def source_digest(func: Callable[..., Any]) -> str:
         _code_fingerprint(code, parts)
         text = b"\0".join(parts)
     return hashlib.blake2b(text, digest_size=8).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _installed_roots() -> tuple[str, ...]:
+    """Folders of the standard library and installed packages (never the user's code)."""
+    import sysconfig  # only needed once a version is computed, not at import
+
+    paths = sysconfig.get_paths()
+    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    roots.add(os.path.dirname(os.path.abspath(__file__)))  # twat_cache itself
+    return tuple(os.path.join(os.path.realpath(r), "") for r in roots)
+
+
+def _is_user_file(filename: str | None) -> bool:
+    if not filename:
+        return False
+    if filename.startswith("<"):  # exec'd, REPL or notebook code: the user's own
+        return True
+    real = os.path.realpath(filename)
+    parts = real.split(os.sep)
+    if "site-packages" in parts or "dist-packages" in parts:
+        return False
+    return not real.startswith(_installed_roots())
+
+
+def _module_file(obj: Any) -> str | None:
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    return getattr(module, "__file__", None)
+
+
+#: Values whose content is their meaning: a module-level constant counts by value.
+_CONSTANTS = (int, float, complex, str, bytes, bool, type(None), Decimal, Fraction, range)
+
+
+def _is_constant(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (tuple, frozenset)):
+            stack.extend(item)
+        elif not isinstance(item, _CONSTANTS):
+            return False
+    return True
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """Every global and attribute name ``code`` and its nested code objects use."""
+    names: set[str] = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        names.update(current.co_names)
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    return names
+
+
+class _Walk:
+    """One traversal of a function's dependencies (cycle-safe, iterative)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, str] = {}
+        self.seen: set[int] = set()
+        self.modules: set[tuple[int, frozenset[str]]] = set()
+        self.todo: list[tuple[str, Any]] = []
+        self.trees: dict[str, ast.Module | None] = {}
+
+    def run(self, root: Any) -> str:
+        self.todo.append(("", root))
+        while self.todo:
+            label, obj = self.todo.pop()
+            if id(obj) in self.seen:
+                continue
+            self.seen.add(id(obj))
+            if isinstance(obj, types.FunctionType):
+                self._function(label, obj)
+            elif isinstance(obj, type):
+                self._class(label, obj)
+            else:
+                self.parts[label] = source_digest(obj)
+        h = hashlib.blake2b(digest_size=8)
+        for label in sorted(self.parts):
+            h.update(encode((label, self.parts[label])))
+        return h.hexdigest()
+
+    def _function(self, label: str, func: types.FunctionType) -> None:
+        self.parts[label] = _source_of(func)
+        names = _names(func.__code__)
+        namespace = func.__globals__
+        module = namespace.get("__name__", "")
+        for name in sorted(names & namespace.keys()):
+            self._use(f"{module}.{name}", namespace[name], names, namespace)
+        cells = func.__closure__ or ()
+        for var, cell in zip(func.__code__.co_freevars, cells, strict=False):
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell: the variable is not bound yet
+                continue
+            self._use(f"{label}<closure>.{var}", value, names, None)
+        defaults = [*(func.__defaults__ or ()), *(func.__kwdefaults__ or {}).values()]
+        for i, value in enumerate(defaults):
+            if callable(value):
+                self._use(f"{label}<default>.{i}", value, names, None)
+
+    def _class(self, label: str, cls: type) -> None:
+        try:
+            text = _normalized(cls, anonymous=False)
+        except (OSError, TypeError, SyntaxError, IndentationError):
+            text = _qualname_bytes(cls)
+        self.parts[label] = hashlib.blake2b(text, digest_size=8).hexdigest()
+        for base in cls.__bases__:
+            self._use(f"{label}<base>.{base.__qualname__}", base, set(), None)
+        for name, member in sorted(vars(cls).items()):
+            for func in _functions_of(member):
+                self._use(f"{label}.{name}", func, set(), None)
+
+    def _use(
+        self, label: str, value: Any, names: set[str], namespace: dict[str, Any] | None
+    ) -> None:
+        """Queue or record one thing a function refers to, if it is the user's own."""
+        value = _unwrapped(value)
+        if isinstance(value, types.FunctionType):
+            if _is_user_file(value.__code__.co_filename):
+                self.todo.append((label, value))
+        elif isinstance(value, type):
+            if _is_user_file(_module_file(value)):
+                self.todo.append((label, value))
+        elif isinstance(value, types.ModuleType):
+            self._module(value, names)
+        elif _is_constant(value):
+            try:
+                self.parts[label] = hashlib.blake2b(encode(value, typed=True)).hexdigest()
+            except CacheKeyError:  # a constant too odd to encode: its source stands in
+                self._assignment(label, namespace)
+        else:
+            self._assignment(label, namespace)
+
+    def _module(self, module: types.ModuleType, names: set[str]) -> None:
+        """``helpers.clean``: the attributes of a user module the code names."""
+        visit = (id(module), frozenset(names))
+        if visit in self.modules or not _is_user_file(getattr(module, "__file__", None)):
+            return
+        self.modules.add(visit)  # cycle-safe: pkg.sub.pkg ends here
+        attrs = vars(module)
+        for name in sorted(names & attrs.keys()):
+            self._use(f"{module.__name__}.{name}", attrs[name], names, attrs)
+
+    def _assignment(self, label: str, namespace: dict[str, Any] | None) -> None:
+        """A mutable module-level value counts by the source that assigns it.
+
+        Its value may change while the program runs (a registry, a memo
+        dict); the source only changes when the user edits it.
+        """
+        if namespace is None:
+            return
+        filename = namespace.get("__file__")
+        if not filename or not _is_user_file(filename):
+            return
+        tree = self.trees.get(filename, ...)
+        if tree is ...:
+            try:
+                with open(filename, encoding="utf-8") as fh:
+                    tree = ast.parse(fh.read())
+            except (OSError, SyntaxError, ValueError):
+                tree = None
+            self.trees[filename] = tree
+        if tree is None:
+            return
+        name = label.rpartition(".")[2]
+        found = [
+            ast.dump(node.value, include_attributes=False)
+            for node in tree.body
+            if isinstance(node, (ast.Assign, ast.AnnAssign))
+            and node.value is not None
+            and any(
+                isinstance(t, ast.Name) and t.id == name
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            )
+        ]
+        if found:
+            self.parts[label] = hashlib.blake2b("\0".join(found).encode()).hexdigest()
+
+
+def _qualname_bytes(cls: type) -> bytes:
+    """``module:qualname`` of a class whose source cannot be read."""
+    return f"{cls.__module__}:{cls.__qualname__}".encode()
+
+
+def _unwrapped(value: Any) -> Any:
+    """A decorated helper (``functools.wraps``, a twat-cache decorator) is its function."""
+    if callable(value) and not isinstance(value, type) and hasattr(value, "__wrapped__"):
+        try:
+            return inspect.unwrap(value)
+        except ValueError:  # a __wrapped__ cycle
+            return value
+    return value
+
+
+def _functions_of(member: Any) -> Iterator[Any]:
+    if isinstance(member, (staticmethod, classmethod)):
+        yield member.__func__
+    elif isinstance(member, property):
+        yield from (f for f in (member.fget, member.fset, member.fdel) if f is not None)
+    elif isinstance(member, types.FunctionType):
+        yield member
+
+
+_SOURCES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _source_of(func: types.FunctionType) -> str:
+    """``source_digest``, remembered per function object (helpers are shared)."""
+    digest = _SOURCES.get(func)
+    if digest is None:
+        digest = _SOURCES[func] = source_digest(func)
+    return digest
+
+
+_VERSIONS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def code_version(func: Callable[..., Any]) -> str:
+    """A digest of what ``func`` computes, its own helpers included.
+
+    Covers the normalized source of ``func`` (as :func:`source_digest`) and,
+    transitively, of the functions and classes it uses from the user's own
+    modules (by global name, by closure, as a default, or as an attribute of a
+    user module such as ``helpers.clean``), and the values of the module-level
+    constants it uses (a mutable module-level value counts by the source that
+    assigns it). Code under site-packages, dist-packages and the standard
+    library is left out. Remembered per function object.
+
+    >>> def f(x):
+    ...     return x + 1
+    >>> code_version(f) == code_version(f)
+    True
+    """
+    target = inspect.unwrap(func)
+    if isinstance(target, types.MethodType):  # a bound method computes what its function does
+        target = target.__func__
+    try:
+        return _VERSIONS[target]
+    except (KeyError, TypeError):
+        pass
+    version = _Walk().run(target)
+    try:
+        _VERSIONS[target] = version
+    except TypeError:  # not weakly referenceable: computed each time
+        pass
+    return version

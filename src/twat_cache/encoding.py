@@ -1,13 +1,21 @@
-"""Canonical encoding: stable digests of argument values.
+"""Canonical bytes for call arguments, and the digests persistent caches store under.
 
 Why: a persistent or shared cache must find an entry written by another
 process, machine or Python run, so keys never use the builtin ``hash`` (salted
 per process for str and bytes) nor ``repr`` (which may hold an address).
-Arguments are encoded into canonical bytes (type-tagged, length-prefixed, dicts
-and sets sorted) and digested with BLAKE2b-128.
+Arguments are encoded into canonical bytes (type-tagged, length-prefixed,
+dicts and sets sorted) and digested with BLAKE2b-128.
 
-Memory engines key on the plain argument tuple instead (see ``wrapper.py``);
-they call :func:`stable_digest` only for arguments that are not hashable.
+The rule every encoding obeys: two values share bytes only when a user would
+call them the same value, type and metadata included (a pandas index name, a
+NumPy mask, ``Decimal('1.0')`` versus ``Decimal('1.00')``, ``-0.0`` versus
+``0.0``). The one deliberate exception is ``typed=False``, which follows
+``functools.lru_cache``: ``1``, ``1.0``, ``True`` and ``np.int64(1)`` are one
+value there, as they are one dict key.
+
+The encoder is a loop over an explicit stack, not a recursion: it uses two
+Python frames whatever the nesting, so a memoized recursive function deep in
+its own recursion never hits ``RecursionError`` because of its key.
 """
 
 from __future__ import annotations
@@ -16,9 +24,11 @@ import dataclasses
 import datetime as dt
 import enum
 import hashlib
+import math
 import struct
 import sys
 import uuid
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable, Iterable
 from decimal import Decimal
 from fractions import Fraction
@@ -36,8 +46,15 @@ __all__ = [
     "stable_digest",
 ]
 
-_MAX_DEPTH = 200
-_Writer = Callable[[Any, bytearray, bool, int], None]
+#: Nesting deeper than this is refused: it is a cycle or not an argument anyone keys.
+MAX_DEPTH = 500
+
+_LEN = struct.Struct(">Q").pack
+_I64 = struct.Struct(">q").pack
+_F64 = struct.Struct(">d").pack
+_SMALL = 1 << 63
+_NONE = b"N"
+_TRUE, _FALSE = b"T", b"F"
 
 
 class DigestKey(str):
@@ -54,242 +71,470 @@ class DigestKey(str):
     __hash__ = str.__hash__
 
 
-def _len(out: bytearray, n: int) -> None:
-    out += struct.pack(">Q", n)
+class _Op:
+    """A step of the encoding loop that is not a value (never equal to user data)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
 
-def _tagged(out: bytearray, tag: bytes, data: bytes) -> None:
-    out += tag
-    _len(out, len(data))
-    out += data
+# _UP closes a container (depth - 1); _BEGIN/_END bracket one element of a sorted
+# container in its own buffer; _SORT joins a sorted container's elements.
+_UP, _BEGIN, _END, _SORT = _Op("up"), _Op("begin"), _Op("end"), _Op("sort")
 
 
-def _int(obj: int, out: bytearray, typed: bool, depth: int) -> None:
-    _tagged(out, b"i", str(int(obj)).encode())
+def _int(n: int) -> bytes:
+    if -_SMALL <= n < _SMALL:
+        return b"i" + _I64(n)
+    # Binary, not str(n): str() refuses ints beyond 4,300 digits and is quadratic.
+    data = n.to_bytes((n.bit_length() + 8) // 8, "big", signed=True)
+    return b"I" + _LEN(len(data)) + data
 
 
-def _bool(obj: bool, out: bytearray, typed: bool, depth: int) -> None:
-    if typed:
-        out += b"T" if obj else b"F"
-    else:  # as in lru_cache, True == 1 unless typed
-        _int(int(obj), out, typed, depth)
+def _float(x: float, typed: bool) -> bytes:
+    # Untyped, an integral float is the int it equals (as in lru_cache); -0.0 never
+    # is, since 1/x, copysign and repr tell it from 0.
+    if not typed and x.is_integer() and (x or math.copysign(1.0, x) > 0):
+        return _int(int(x))
+    return b"f" + _F64(x)
 
 
-def _float(obj: float, out: bytearray, typed: bool, depth: int) -> None:
-    if not typed and obj.is_integer():  # f(1) and f(1.0) share an entry unless typed
-        _int(int(obj), out, typed, depth)
-    else:
-        _tagged(out, b"f", float(obj).hex().encode())
+def _blob(tag: bytes, data: bytes) -> bytes:
+    return tag + _LEN(len(data)) + data
 
 
-def _str(obj: str, out: bytearray, typed: bool, depth: int) -> None:
-    _tagged(out, b"s", obj.encode("utf-8", "surrogatepass"))
-
-
-def _bytes(obj: bytes | bytearray | memoryview, out: bytearray, typed: bool, depth: int) -> None:
-    _tagged(out, b"b", bytes(obj))
-
-
-def _none(obj: None, out: bytearray, typed: bool, depth: int) -> None:
-    out += b"N"
-
-
-def _sequence(tag: bytes) -> _Writer:
-    def write(obj: Iterable[Any], out: bytearray, typed: bool, depth: int) -> None:
-        items = list(obj)
-        out += tag
-        _len(out, len(items))
-        for item in items:
-            _write(item, out, typed, depth + 1)
-
-    return write
-
-
-def _sorted_parts(items: Iterable[Any], typed: bool, depth: int) -> list[bytes]:
-    parts = []
-    for item in items:
-        buf = bytearray()
-        _write(item, buf, typed, depth + 1)
-        parts.append(bytes(buf))
-    parts.sort()
-    return parts
-
-
-def _set(obj: set[Any] | frozenset[Any], out: bytearray, typed: bool, depth: int) -> None:
-    parts = _sorted_parts(obj, typed, depth)
-    out += b"S"
-    _len(out, len(parts))
-    for part in parts:
-        out += part
-
-
-def _dict(obj: dict[Any, Any], out: bytearray, typed: bool, depth: int) -> None:
-    parts = _sorted_parts(obj.items(), typed, depth)  # insertion order never matters
-    out += b"D"
-    _len(out, len(parts))
-    for part in parts:
-        out += part
-
-
-def _complex(obj: complex, out: bytearray, typed: bool, depth: int) -> None:
-    _tagged(out, b"c", f"{obj.real.hex()},{obj.imag.hex()}".encode())
-
-
-def _text(tag: bytes) -> _Writer:
-    def write(obj: Any, out: bytearray, typed: bool, depth: int) -> None:
-        _tagged(out, tag, str(obj).encode())
-
-    return write
-
-
-def _datetime(obj: dt.date | dt.time, out: bytearray, typed: bool, depth: int) -> None:
-    _tagged(out, b"t" + type(obj).__name__.encode(), obj.isoformat().encode())
-
-
-def _timedelta(obj: dt.timedelta, out: bytearray, typed: bool, depth: int) -> None:
-    _tagged(out, b"td", f"{obj.days},{obj.seconds},{obj.microseconds}".encode())
+def _text(tag: bytes, text: str) -> bytes:
+    return _blob(tag, text.encode("utf-8", "surrogatepass"))
 
 
 def _qualname(cls: type) -> bytes:
+    """``module:qualname`` of a class, the type part of a key."""
     return f"{cls.__module__}:{cls.__qualname__}".encode()
 
 
-_EXACT: dict[type, _Writer] = {
-    int: _int,
+def _classed(tag: bytes, cls: type) -> bytes:
+    return _blob(tag, _qualname(cls))
+
+
+def _tz(value: dt.datetime | dt.time) -> list[Any]:
+    """The time zone's identity, not only its offset now (DST rules differ)."""
+    tz = value.tzinfo
+    if tz is None:
+        return [None, value.fold]
+    return [f"{type(tz).__module__}:{type(tz).__qualname__}:{tz}", value.fold]
+
+
+_Expanded = list[Any] | None
+
+
+def _expand(obj: Any, cls: type, out: bytearray, typed: bool) -> _Expanded:
+    """Write the header of a non-plain value; return its parts to encode after it."""
+    if not isinstance(obj, type):
+        if getattr(cls, "__cache_key__", None) is not None:
+            out += _classed(b"K", cls)  # the class is part of the key: subclasses differ
+            return [obj.__cache_key__()]
+        if getattr(cls, "__persistent_hash__", None) is not None:
+            out += _classed(b"H", cls)
+            out += _int(int(obj.__persistent_hash__()))
+            return None
+    writer = _WRITERS.get(cls)
+    if writer is not None:
+        return writer(obj, out, typed)
+    if isinstance(obj, enum.Enum):
+        out += _classed(b"E", cls)
+        return [obj.name] if obj.name is not None else [None, obj.value]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out += _classed(b"C", cls)
+        return [{f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.compare}]
+    if hasattr(cls, "model_dump") and hasattr(cls, "model_fields"):  # pydantic v2 model
+        out += _classed(b"M", cls)
+        return [obj.model_dump(mode="python")]
+    if isinstance(obj, PurePath):
+        out += _classed(b"p", cls)
+        out += _text(b"s", obj.as_posix())
+        return None
+    if isinstance(obj, type):
+        out += _classed(b"y", obj)
+        return None
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(obj, (np.ndarray, np.generic)):
+        return _numpy(np, obj, cls, out, typed)
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        parts = _pandas(pd, obj, cls, out)
+        if parts is not None:
+            return parts
+    return _subclass(obj, cls, out, typed)
+
+
+def _subclass(obj: Any, cls: type, out: bytearray, typed: bool) -> _Expanded:
+    """Subclasses of builtins: the class is part of the key, except untyped scalars."""
+    for base, writer in _SCALAR_BASES:
+        if isinstance(obj, base):
+            if typed:  # untyped, a str subclass equals its str, as in lru_cache
+                out += _classed(b"X", cls)
+            if writer is None:
+                return [base(obj)]
+            return writer(obj, out, typed)
+    for base in _CONTAINER_BASES:
+        if isinstance(obj, base):
+            out += _classed(b"X", cls)  # a namedtuple is not a tuple to its users
+            if isinstance(obj, OrderedDict):  # its equality is order-sensitive
+                return [list(obj.items())]
+            if isinstance(obj, defaultdict):
+                factory = obj.default_factory
+                name = None if factory is None else getattr(factory, "__qualname__", None)
+                return [getattr(factory, "__module__", None), name, dict(obj)]
+            return [base(obj)]
+    msg = f"cannot key a {cls.__module__}.{cls.__qualname__} object"
+    raise CacheKeyError(msg)
+
+
+def _complex(obj: complex, out: bytearray, typed: bool) -> _Expanded:
+    out += b"c" + _F64(obj.real) + _F64(obj.imag)
+    return None
+
+
+def _bytes(obj: bytes | bytearray, out: bytearray, typed: bool) -> _Expanded:
+    out += _blob(b"B" if typed and type(obj) is bytearray else b"b", bytes(obj))
+    return None
+
+
+def _memoryview(obj: memoryview, out: bytearray, typed: bool) -> _Expanded:
+    out += _text(b"v", f"{obj.format}|{obj.shape}")  # the same bytes read as int32 differ
+    out += _blob(b"b", obj.tobytes())
+    return None
+
+
+def _stringy(tag: bytes) -> Callable[[Any, bytearray, bool], _Expanded]:
+    def write(obj: Any, out: bytearray, typed: bool) -> _Expanded:
+        out += _text(tag, str(obj))  # Decimal('1.0') and Decimal('1.00') differ here
+        return None
+
+    return write
+
+
+def _datetime(obj: dt.datetime | dt.time, out: bytearray, typed: bool) -> _Expanded:
+    out += _text(b"tD" if isinstance(obj, dt.datetime) else b"tT", obj.isoformat())
+    return _tz(obj)
+
+
+def _date(obj: dt.date, out: bytearray, typed: bool) -> _Expanded:
+    out += _text(b"d", obj.isoformat())
+    return None
+
+
+def _timedelta(obj: dt.timedelta, out: bytearray, typed: bool) -> _Expanded:
+    out += _text(b"td", f"{obj.days},{obj.seconds},{obj.microseconds}")
+    return None
+
+
+def _bool(obj: bool, out: bytearray, typed: bool) -> _Expanded:
+    if typed:
+        out += _TRUE if obj else _FALSE
+    else:  # as in lru_cache, True == 1 unless typed
+        out += _int(int(obj))
+    return None
+
+
+_WRITERS: dict[type, Callable[[Any, bytearray, bool], _Expanded]] = {
     bool: _bool,
-    float: _float,
-    str: _str,
     bytes: _bytes,
     bytearray: _bytes,
-    memoryview: _bytes,
-    type(None): _none,
-    tuple: _sequence(b"("),
-    list: _sequence(b"["),
-    set: _set,
-    frozenset: _set,
-    dict: _dict,
+    memoryview: _memoryview,
     complex: _complex,
-    Decimal: _text(b"dec"),
-    Fraction: _text(b"frac"),
-    uuid.UUID: _text(b"uuid"),
+    Decimal: _stringy(b"e"),  # tags are prefix-free: no tag starts another one
+    Fraction: _stringy(b"q"),
+    uuid.UUID: _stringy(b"uuid"),
+    range: _stringy(b"range"),
     dt.datetime: _datetime,
-    dt.date: _datetime,
     dt.time: _datetime,
+    dt.date: _date,
     dt.timedelta: _timedelta,
-    range: _text(b"range"),
 }
 
 
-def _numpy(obj: Any, out: bytearray, typed: bool, depth: int) -> bool:
-    """Hash NumPy arrays and scalars by content, only if NumPy is already imported."""
-    np = sys.modules.get("numpy")
-    if np is None:
-        return False
-    if isinstance(obj, np.ndarray):
-        header = f"{obj.dtype.str}|{obj.shape}".encode()
-        if obj.dtype.hasobject:
-            _tagged(out, b"nd-obj", header)
-            _write(obj.tolist(), out, typed, depth + 1)
-        else:
-            h = hashlib.blake2b(digest_size=32)
-            h.update(memoryview(np.ascontiguousarray(obj)).cast("B"))
-            _tagged(out, b"nd", header + b"|" + h.digest())
-        return True
+_SCALAR_BASES: tuple[tuple[type, Callable[[Any, bytearray, bool], _Expanded] | None], ...] = (
+    (int, None),
+    (float, None),
+    (complex, None),
+    (str, None),
+    (bytes, None),
+    (Decimal, None),
+    (dt.datetime, _datetime),
+    (dt.date, _date),
+    (dt.time, _datetime),
+    (dt.timedelta, _timedelta),
+)
+_CONTAINER_BASES: tuple[type, ...] = (tuple, list, dict, set, frozenset)
+
+
+def _dtype(np: Any, dtype: Any) -> str:
+    # dtype.str loses field names and offsets of structured dtypes ('|V16').
+    if dtype.fields is None and dtype.subdtype is None:
+        return str(dtype.str)
+    return repr(dtype)
+
+
+def _array_digest(np: Any, arr: Any) -> bytes:
+    """BLAKE2b-256 of an array's elements in C order (layout and strides never matter)."""
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    h = hashlib.blake2b(digest_size=32)
+    try:  # a byte view hashes without a copy; datetime64 has no buffer format of its own
+        h.update(memoryview(flat.view(np.uint8)))
+    except (TypeError, ValueError):
+        h.update(flat.tobytes())
+    return h.digest()
+
+
+def _numpy(np: Any, obj: Any, cls: type, out: bytearray, typed: bool) -> _Expanded:
     if isinstance(obj, np.generic):
-        _tagged(out, b"np", obj.dtype.str.encode())
-        _write(obj.item(), out, typed, depth + 1)
-        return True
+        dtype = obj.dtype
+        if dtype.kind in "biufcUS" and not typed:
+            value = obj.item()  # np.float64(1.5) is 1.5 unless typed, as in lru_cache
+            if not isinstance(value, np.generic):  # longdouble has no Python twin
+                return [value]
+        out += _text(b"n", _dtype(np, dtype))
+        if dtype.hasobject:
+            return [obj.item()]
+        out += _blob(b"b", obj.tobytes())
+        return None
+    header = f"{_dtype(np, obj.dtype)}|{obj.shape}"
+    if cls is np.ndarray or cls is np.memmap:  # a memmap is an ndarray to its users
+        out += _text(b"A", header)
+    else:
+        out += _classed(b"X", cls)
+        out += _text(b"A", header)
+    if isinstance(obj, np.ma.MaskedArray):
+        # The mask and fill value change what the array prints and computes.
+        data = np.ma.getdata(obj)
+        mask = np.ma.getmaskarray(obj)
+        try:
+            fill = obj.fill_value
+        except AttributeError:  # np.ma.masked, the read-only masked constant
+            fill = None
+        return [np.asarray(data), np.asarray(mask), fill]
+    if obj.dtype.hasobject:
+        return [obj.tolist()]
+    if cls is not np.ndarray and cls is not np.memmap:
+        return [np.asarray(obj)]
+    out += _array_digest(np, obj)
+    return None
+
+
+def _pandas(pd: Any, obj: Any, cls: type, out: bytearray) -> _Expanded:
+    """pandas objects: values, index, names, dtypes, attrs, type; None if not pandas."""
+    if isinstance(obj, pd.DataFrame):
+        out += _classed(b"PF", cls)
+        out += _LEN(obj.shape[1])
+        columns: list[Any] = []
+        for i in range(obj.shape[1]):
+            columns += _pandas_values(pd, obj.iloc[:, i])
+        return [
+            obj.index,
+            obj.columns,
+            dict(obj.attrs),
+            obj.flags.allows_duplicate_labels,
+            *columns,
+        ]
+    if isinstance(obj, pd.Series):
+        out += _classed(b"PS", cls)
+        return [
+            obj.name,
+            obj.index,
+            dict(obj.attrs),
+            obj.flags.allows_duplicate_labels,
+            *_pandas_values(pd, obj),
+        ]
+    if isinstance(obj, pd.MultiIndex):
+        out += _classed(b"PM", cls)
+        out += _LEN(obj.nlevels)
+        parts: list[Any] = [list(obj.names)]
+        for level, codes in zip(obj.levels, obj.codes, strict=True):
+            parts += [level, _np_array(codes)]
+        return parts
+    if isinstance(obj, pd.RangeIndex):
+        out += _classed(b"PR", cls)
+        return [obj.name, obj.start, obj.stop, obj.step]
+    if isinstance(obj, pd.Index):
+        out += _classed(b"PI", cls)
+        return [obj.name, getattr(obj, "freqstr", None), *_pandas_values(pd, obj)]
+    if isinstance(obj, pd.Timestamp):
+        out += _classed(b"Pt", cls)
+        return [obj.value, obj.unit, None if obj.tz is None else str(obj.tz), obj.fold]
+    if isinstance(obj, pd.Timedelta):
+        out += _classed(b"Pd", cls)
+        return [obj.value, obj.unit]
+    if obj is pd.NA or obj is pd.NaT:
+        out += _classed(b"P0", cls)
+        return []  # handled, nothing more to encode (None means "not pandas")
+    if isinstance(obj, (pd.Period, pd.Interval)):
+        out += _classed(b"Pv", cls)
+        return [str(obj), str(getattr(obj, "freqstr", "")), str(getattr(obj, "closed", ""))]
+    return None
+
+
+def _np_array(values: Any) -> Any:
+    """``values`` as an ndarray (NumPy is loaded whenever pandas is)."""
+    return sys.modules["numpy"].asarray(values)
+
+
+#: Kinds whose elements pandas hashes exactly (each distinct value, distinct hash);
+#: datetimes in object columns are not among them: their hash drops the tz name.
+_HASHABLE_KINDS = frozenset(
+    {"string", "bytes", "integer", "floating", "mixed-integer-float", "boolean", "decimal",
+     "complex", "period", "interval", "empty"}
+)  # fmt: skip
+#: The same, for extension arrays, which store datetimes as int64 with the tz in the dtype.
+_HASHABLE_EXTENSION_KINDS = _HASHABLE_KINDS | {"datetime64", "datetime", "timedelta64",
+                                               "timedelta", "date"}  # fmt: skip
+
+
+def _pandas_values(pd: Any, values: Any) -> list[Any]:
+    """The parts that pin a Series' or Index's values: its dtype, then its content."""
+    np = sys.modules["numpy"]
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        # Categories and their order are part of the value, not only the labels shown.
+        return ["category", dtype.ordered, dtype.categories, np.asarray(values.array.codes)]
+    if isinstance(dtype, np.dtype) and dtype.kind != "O":
+        return [repr(dtype), np.asarray(values)]
+    arr = np.asarray(values) if isinstance(dtype, np.dtype) else values.array
+    kind = pd.api.types.infer_dtype(arr, skipna=True)
+    exact = _HASHABLE_KINDS if isinstance(dtype, np.dtype) else _HASHABLE_EXTENSION_KINDS
+    if kind in exact:
+        try:
+            hashed = np.asarray(pd.util.hash_array(arr))
+            # pandas hashes a missing value as its text: the mask keeps None apart from "None".
+            mask = np.asarray(pd.isna(arr))
+        except (TypeError, ValueError, UnicodeError):
+            pass
+        else:
+            return [repr(dtype), kind, hashed, mask]
+    return [repr(dtype), list(arr)]  # mixed objects: encoded one by one, exactly
+
+
+def _too_deep(root: Any) -> CacheKeyError:
+    if _has_cycle(root):
+        return CacheKeyError("the argument refers to itself (a container holds itself)")
+    return CacheKeyError(
+        f"the argument is nested more than {MAX_DEPTH} levels deep, or refers to itself"
+    )
+
+
+def _has_cycle(root: Any) -> bool:
+    """Does a builtin container hold itself? (Runs only once keying has failed.)"""
+    path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, True)]
+    while stack:
+        obj, entering = stack.pop()
+        if not entering:
+            path.discard(id(obj))
+            continue
+        if isinstance(obj, dict):
+            items: Iterable[Any] = list(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            items = list(obj)
+        else:
+            continue
+        if id(obj) in path:
+            return True
+        path.add(id(obj))
+        stack.append((obj, False))
+        stack.extend((item, True) for item in items)
     return False
 
 
-def _pandas(obj: Any, out: bytearray, typed: bool, depth: int) -> bool:
-    """Hash pandas objects by content (values, index, names, dtypes)."""
-    pd = sys.modules.get("pandas")
-    if pd is None or not isinstance(obj, (pd.DataFrame, pd.Series, pd.Index)):
-        return False
-    hashed = pd.util.hash_pandas_object(obj, index=not isinstance(obj, pd.Index)).to_numpy()
-    if isinstance(obj, pd.DataFrame):
-        meta: Any = (list(obj.columns), [str(t) for t in obj.dtypes])
-    else:
-        meta = (obj.name, str(obj.dtype))
-    _tagged(out, b"pd" + type(obj).__name__.encode(), hashlib.blake2b(hashed.tobytes()).digest())
-    _write(meta, out, typed, depth + 1)
-    return True
-
-
-def _write(obj: Any, out: bytearray, typed: bool, depth: int) -> None:
-    if depth > _MAX_DEPTH:
-        msg = "argument is nested too deeply (or refers to itself) to be keyed"
-        raise CacheKeyError(msg)
-    cls = type(obj)
-    writer = _EXACT.get(cls)
-    if writer is not None:
-        writer(obj, out, typed, depth)
-        return
-    cache_key = getattr(cls, "__cache_key__", None)
-    if cache_key is not None and not isinstance(obj, type):
-        out += b"K" + _qualname(cls)
-        _write(obj.__cache_key__(), out, typed, depth + 1)
-        return
-    if getattr(cls, "__persistent_hash__", None) is not None and not isinstance(obj, type):
-        out += b"H" + _qualname(cls)
-        _int(int(obj.__persistent_hash__()), out, typed, depth)
-        return
-    _write_other(obj, cls, out, typed, depth)
-
-
-def _write_other(obj: Any, cls: type, out: bytearray, typed: bool, depth: int) -> None:
-    if isinstance(obj, enum.Enum):
-        _tagged(out, b"E" + _qualname(cls), str(obj.name).encode())
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out += b"DC" + _qualname(cls)
-        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.compare}
-        _dict(fields, out, typed, depth + 1)
-    elif hasattr(cls, "model_dump") and hasattr(cls, "model_fields"):  # pydantic v2 model
-        out += b"PM" + _qualname(cls)
-        _write(obj.model_dump(mode="python"), out, typed, depth + 1)
-    elif isinstance(obj, PurePath):
-        _tagged(out, b"p" + type(obj).__name__.encode(), obj.as_posix().encode())
-    elif isinstance(obj, type):
-        _tagged(out, b"cls", _qualname(obj))
-    elif _numpy(obj, out, typed, depth) or _pandas(obj, out, typed, depth):
-        pass
-    else:
-        for base, writer in _SUBCLASS_WRITERS:
-            if isinstance(obj, base):
-                writer(obj, out, typed, depth)
-                return
-        msg = f"cannot key a {cls.__module__}.{cls.__qualname__} object"
-        raise CacheKeyError(msg)
-
-
-_SUBCLASS_WRITERS: tuple[tuple[type, _Writer], ...] = (
-    (bool, _bool),
-    (int, _int),
-    (float, _float),
-    (str, _str),
-    (bytes, _bytes),
-    (tuple, _sequence(b"(")),
-    (list, _sequence(b"[")),
-    (dict, _dict),
-    (frozenset, _set),
-    (set, _set),
-    (dt.datetime, _datetime),
-    (dt.date, _datetime),
-)
+def _encode(root: Any, out: bytearray, typed: bool) -> None:
+    """Append the canonical bytes of ``root`` to ``out`` (one loop, no recursion)."""
+    stack = [root]
+    pop, push = stack.pop, stack.append
+    depth = 0
+    outer: list[bytearray] = []  # buffers of enclosing sorted-container elements
+    groups: list[list[bytes]] = []  # the elements of each open sorted container
+    while stack:
+        obj = pop()
+        cls = type(obj)
+        # int, str and float are inlined: no call, and no frame, for the common case.
+        if cls is int:
+            out += b"i" + _I64(obj) if -_SMALL <= obj < _SMALL else _int(obj)
+        elif cls is str:
+            out += b"s" + _LEN(len(obj)) + obj.encode("utf-8", "surrogatepass")
+        elif cls is float:
+            if typed or not obj.is_integer() or not (obj or math.copysign(1.0, obj) > 0):
+                out += b"f" + _F64(obj)
+            else:  # untyped, 1.0 is 1 (see _float)
+                obj = int(obj)
+                out += b"i" + _I64(obj) if -_SMALL <= obj < _SMALL else _int(obj)
+        elif obj is None:
+            out += _NONE
+        elif cls is tuple or cls is list:
+            out += (b"(" if cls is tuple else b"[") + _LEN(len(obj))
+            if obj:
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _too_deep(root)
+                push(_UP)
+                stack.extend(reversed(obj))
+        elif cls is _Op:
+            if obj is _UP:
+                depth -= 1
+            elif obj is _BEGIN:
+                outer.append(out)
+                out = bytearray()
+            elif obj is _END:
+                groups[-1].append(bytes(out))
+                out = outer.pop()
+            else:  # _SORT: element order never matters in sets and dicts
+                parts = groups.pop()
+                parts.sort()
+                out += b"".join(parts)
+                depth -= 1
+        elif cls is dict or cls is set or cls is frozenset:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _too_deep(root)
+            if cls is dict:
+                out += b"D" + _LEN(len(obj))
+            else:
+                out += (b"S" if cls is set else b"Z") + _LEN(len(obj))
+            groups.append([])
+            push(_SORT)
+            if cls is dict:
+                for key, value in obj.items():
+                    push(_END)
+                    push(value)
+                    push(key)
+                    push(_BEGIN)
+            else:
+                for item in obj:
+                    push(_END)
+                    push(item)
+                    push(_BEGIN)
+        else:
+            expanded = _expand(obj, cls, out, typed)
+            if expanded:
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _too_deep(root)
+                push(_UP)
+                stack.extend(reversed(expanded))
 
 
 def encode(obj: Any, *, typed: bool = False) -> bytes:
     """Canonical bytes for ``obj``: equal for equal values in any process.
 
     Raises:
-        CacheKeyError: ``obj`` (or something inside it) cannot be keyed.
+        CacheKeyError: ``obj`` (or something inside it) cannot be keyed, or it
+            refers to itself, or it is nested more than ``MAX_DEPTH`` levels.
 
     >>> encode({"b": 1, "a": 2}) == encode({"a": 2, "b": 1})
     True
     """
     out = bytearray()
-    _write(obj, out, typed, 0)
+    _encode(obj, out, typed)
     return bytes(out)
 
 
@@ -306,20 +551,39 @@ def namespaced_digest(namespace: Any, *, typed: bool = False) -> Callable[[Any],
     """A fast ``values -> stable_digest(namespace, values)`` for one fixed namespace.
 
     The namespace is encoded and hashed once; each call then only encodes and
-    hashes the arguments (the persistent hit path does this on every call).
+    hashes the arguments (the persistent hit path does this on every call). A
+    flat tuple of ints, strs and floats, the common case, is encoded inline.
 
     >>> namespaced_digest("ns")((1, "a")) == stable_digest("ns", (1, "a"))
     True
     """
-    prefix = bytearray(b"(")
-    _len(prefix, 2)
-    _write(namespace, prefix, typed, 1)
+    prefix = bytearray(b"(" + _LEN(2))
+    _encode(namespace, prefix, typed)
     seed = hashlib.blake2b(bytes(prefix), digest_size=16)
+    copy = seed.copy
+    tuple_ = tuple
 
     def digest(values: Any) -> str:
         out = bytearray()
-        _write(values, out, typed, 1)
-        h = seed.copy()
+        if type(values) is tuple_:
+            out += b"(" + _LEN(len(values))
+            for i, item in enumerate(values):
+                cls = type(item)
+                if cls is int:
+                    out += b"i" + _I64(item) if -_SMALL <= item < _SMALL else _int(item)
+                elif cls is str:
+                    out += b"s" + _LEN(len(item)) + item.encode("utf-8", "surrogatepass")
+                elif cls is float:
+                    out += (
+                        b"f" + _F64(item) if typed or not item.is_integer() else _float(item, typed)
+                    )
+                else:  # anything else: the rest goes through the general loop
+                    for rest in values[i:]:
+                        _encode(rest, out, typed)
+                    break
+        else:
+            _encode(values, out, typed)
+        h = copy()
         h.update(out)
         return h.hexdigest()
 
@@ -341,7 +605,7 @@ def describe_unkeyable(names: Iterable[str], values: Iterable[Any], typed: bool)
 
 
 class _Tag:
-    """Marks a frozen container inside a memory key; never equal to user data."""
+    """Marks a frozen value inside a memory key; equal only to itself, so unforgeable."""
 
     __slots__ = ("name",)
 
@@ -352,32 +616,58 @@ class _Tag:
         return f"<{self.name}>"
 
 
-_LIST, _DICT, _SET, _ARRAY = _Tag("list"), _Tag("dict"), _Tag("set"), _Tag("ndarray")
+_LIST, _DICT, _SET, _FROZENSET, _ENCODED = (
+    _Tag("list"),
+    _Tag("dict"),
+    _Tag("set"),
+    _Tag("frozenset"),
+    _Tag("encoded"),
+)
+#: Types whose equality is exactly "the same value" under typed=False (lru_cache's rule).
+_AS_IS = frozenset({int, str, bytes, bool, type(None)})
 
 
-def _freeze(value: Any) -> Any:
+def _freeze(value: Any) -> Hashable:
     cls = type(value)
-    if cls is tuple:
-        return tuple([_freeze(item) for item in value])
-    if cls is list:
-        return (_LIST, tuple([_freeze(item) for item in value]))
+    if cls in _AS_IS:
+        return value  # type: ignore[no-any-return]
+    if cls is float:
+        # -0.0 == 0.0, but they are different arguments (as in the stable encoding).
+        return value if value or math.copysign(1.0, value) > 0 else (_ENCODED, b"f-0")
+    # Plain scalars, and floats other than zeros, are their own key: tested inline, so
+    # the usual flat container costs no call per element. The comprehensions use only
+    # globals, so no closure is built per call.
     if cls is dict:
-        return (_DICT, frozenset([(k, _freeze(v)) for k, v in value.items()]))
-    if cls is set:
-        return (_SET, frozenset(value))
-    np = sys.modules.get("numpy")
-    if np is not None and cls is np.ndarray and not value.dtype.hasobject:
-        digest = hashlib.blake2b(memoryview(np.ascontiguousarray(value)).cast("B")).digest()
-        return (_ARRAY, value.dtype.str, value.shape, digest)
-    return value
+        items = [
+            (
+                k if type(k) in _AS_IS or (type(k) is float and k) else _freeze(k),
+                v if type(v) in _AS_IS or (type(v) is float and v) else _freeze(v),
+            )
+            for k, v in value.items()
+        ]
+        return (_DICT, frozenset(items))
+    if cls is tuple or cls is list or cls is set or cls is frozenset:
+        parts = [v if type(v) in _AS_IS or (type(v) is float and v) else _freeze(v) for v in value]
+        if cls is tuple:
+            return tuple(parts)
+        if cls is list:
+            return (_LIST, tuple(parts))
+        return (_SET if cls is set else _FROZENSET, frozenset(parts))
+    try:
+        return (_ENCODED, encode(value))
+    except CacheKeyError:
+        hash(value)  # not keyable by content: by identity if hashable, as in lru_cache
+        return value  # type: ignore[no-any-return]
 
 
 def memory_key(key: Any, *, typed: bool = False) -> Hashable:
     """A hashable in-process key for a call whose arguments are not all hashable.
 
-    Lists, dicts, sets and NumPy arrays are frozen into tagged tuples (cheap,
-    and equal exactly when the values are equal); anything else unhashable is
-    replaced by its stable content digest.
+    Lists, dicts and sets are frozen into tuples tagged with private markers
+    (cheap, equal exactly when the values are equal, never equal to a user's own
+    tuple); other values are tagged with their canonical encoding; the whole key
+    is replaced by its stable digest when that fails, when ``typed`` is set, or
+    when the nesting is deep.
 
     Raises:
         CacheKeyError: some argument cannot be keyed at all.
@@ -387,9 +677,9 @@ def memory_key(key: Any, *, typed: bool = False) -> Hashable:
     """
     if not typed:
         try:
-            frozen: Hashable = _freeze(key)
+            frozen = _freeze(key)
             hash(frozen)
-        except TypeError:
+        except (TypeError, RecursionError):  # deep values go to the iterative encoder
             pass
         else:
             return frozen

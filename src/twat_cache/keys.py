@@ -38,7 +38,7 @@ RESERVED_PREFIX = "_tc_"
 #: Types whose equality and hash are the interpreter's own.
 _PLAIN = frozenset({int, str, bytes, float, bool, type(None), type, complex})
 #: Plain scalars whose digest is remembered (short strings only: no large argument is kept).
-_MEMO_TYPES = frozenset({int, float, bool, type(None)})
+_MEMO_TYPES = frozenset({int, bool, type(None)})
 _MEMO_SIZE = 1024
 _MEMO_STR = 64
 _tokens = itertools.count(1)
@@ -334,10 +334,15 @@ class KeyPlan:
 
 
 def _memoable(raw: tuple[Any, ...]) -> bool:
+    """Short tuples of small scalars, none of which equals a value with another digest
+    (``0.0 == -0.0`` but their digests differ; NaN is never equal to itself)."""
     for value in raw:
         cls = type(value)
         if cls is str:
             if len(value) > _MEMO_STR:
+                return False
+        elif cls is float:
+            if value == 0.0 or value != value:
                 return False
         elif cls not in _MEMO_TYPES:
             return False

@@ -18,7 +18,7 @@ from twat_cache._types import CacheInfo
 from twat_cache.call.memory import memory_wrapper, store_wrapper
 from twat_cache.call.options import options_wrapper, store_at
 from twat_cache.call.store import CallPath
-from twat_cache.codeversion import source_digest
+from twat_cache.codeversion import code_version
 from twat_cache.config import CacheConfig
 from twat_cache.engines import CacheEngineManager, get_engine_manager
 from twat_cache.engines.base import Store
@@ -40,12 +40,14 @@ def namespace_of(
     """What, beside the arguments, a stable digest covers.
 
     Stored results outlive the process: unless ``version=`` says otherwise, a
-    persistent cache's entries belong to one version of the function's code.
+    persistent cache's entries belong to one version of the function's code and
+    of the helpers and constants it uses from the user's own modules (with
+    ``name=`` too, so a re-run notebook cell with an edited body starts afresh).
     """
     if config.version is not None:
         return (name, config.version)
-    if store.persistent and config.name is None:
-        return (name, "", source_digest(func))
+    if store.persistent:
+        return (name, "", code_version(func))
     return (name, "")
 
 
