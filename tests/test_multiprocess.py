@@ -23,10 +23,12 @@ from twat_cache import {decorator}
 shared = Path(sys.argv[1])
 me = sys.argv[2]
 
+# The function logs the process id, not the global ``me``: a module-level value the function
+# reads is part of its code version, and differs from process to process.
 @{decorator}(folder_name="stampede", engine={engine!r})
 def expensive(x):
     with open(shared / "computed.log", "a") as log:
-        log.write(me + "\\n")
+        log.write(str(os.getpid()) + "\\n")
     time.sleep(0.5)
     return [x, "result"]
 

@@ -30,8 +30,12 @@ BCACHE_ENGINES = ["diskcache", "klepto"]
 
 
 def entry_files(root: Path) -> list[Path]:
-    """Every file under ``root`` except lock files."""
-    return [p for p in root.rglob("*") if p.is_file() and ".locks" not in p.parts]
+    """Every file under ``root`` except lock files and manifests, in a stable order."""
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and ".locks" not in p.parts and p.name not in (".lock", MANIFEST)
+    )
 
 
 # -- bcache ----------------------------------------------------------------------------
@@ -264,20 +268,38 @@ def test_version_starts_a_fresh_cache(calls: Calls) -> None:
 
 
 def test_shared_name_shares_entries(calls: Calls) -> None:
-    """Two functions given the same name share one persistent cache."""
+    """Two functions given the same name and version share one persistent cache."""
 
-    @bcache(name="shared-area")
+    @bcache(name="shared-area", version="1")
     def area(w: int, h: int) -> int:
         calls("a")
         return w * h
 
-    @bcache(name="shared-area")
+    @bcache(name="shared-area", version="1")
     def area_again(w: int, h: int) -> int:
         calls("b")
         return w * h
 
     assert area(2, 3) == area_again(2, 3) == 6
     assert calls == ["a"]
+
+
+def test_shared_name_without_version_is_still_code_versioned(calls: Calls) -> None:
+    """With name= and no version=, an edited body (a re-run notebook cell) starts afresh."""
+
+    def define(factor: int) -> object:
+        namespace: dict[str, object] = {"bcache": bcache, "calls": calls}
+        exec(  # the same function, as a notebook cell run twice with an edit between
+            f"@bcache(name='cell')\ndef area(w, h):\n    calls({factor})\n    return w * h * {factor}\n",
+            namespace,
+        )
+        return namespace["area"]
+
+    first, edited, again = define(1), define(2), define(2)
+    assert first(2, 3) == 6  # type: ignore[operator]
+    assert edited(2, 3) == 12  # type: ignore[operator]
+    assert again(2, 3) == 12  # type: ignore[operator]
+    assert calls == [1, 2]
 
 
 def test_folders_are_created_on_first_write(cache_root: Path) -> None:

@@ -47,6 +47,8 @@ class CacheEntry:
     config: CacheConfig
     fallback: str | None = None
     members: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
+    #: The code version of each function (module and qualified name) attached to it.
+    versions: dict[str, str] = field(default_factory=dict)
 
     @property
     def engine(self) -> Store:
@@ -112,19 +114,28 @@ class CacheRegistry:
         shared: bool,
         make: Callable[[], tuple[Store, str | None]],
         config: CacheConfig,
+        identity: tuple[str, str] | None = None,
     ) -> CacheEntry:
         """The entry for ``name``: reused when ``shared`` (an explicit name), else made anew.
 
         A default name (module and qualified name) is re-made on purpose: a
         re-run notebook cell or a re-imported module gets a fresh cache rather
-        than the results of the function's previous body.
+        than the results of the function's previous body. So is a shared name
+        when ``identity`` (the function's qualified name and code version) shows
+        the same function again with other code.
         """
         with self._lock:
             entry = self._entries.get(name)
             if entry is not None and shared:
-                return entry
+                if identity is None:
+                    return entry
+                function, version = identity
+                if entry.versions.setdefault(function, version) == version:
+                    return entry
             store, fallback = make()
             entry = CacheEntry(name, store, config, fallback)
+            if identity is not None:
+                entry.versions[identity[0]] = identity[1]
             self._entries[name] = entry
             return entry
 

@@ -73,7 +73,9 @@ def open_entry(
         selection = manager.select(chain, store_config)
         return selection.engine, selection.fallback
 
-    return registry.attach(name, shared=config.name is not None, make=make, config=config)
+    shared = config.name is not None
+    identity = (default_name(func), code_version(func)) if shared else None
+    return registry.attach(name, shared=shared, make=make, config=config, identity=identity)
 
 
 def make_path(func: Callable[..., Any], config: CacheConfig, entry: CacheEntry) -> CallPath:
