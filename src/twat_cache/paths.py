@@ -271,12 +271,12 @@ def _walk_by_path(base: Path, parts: tuple[str, ...], secure: bool, create: bool
                 where.mkdir(mode=FOLDER_MODE if secure else 0o777)
             st = os.lstat(where)
         if not stat.S_ISDIR(st.st_mode):  # lstat: a symlink is not a folder
-            raise _refusal(where, "it is a link or not a folder; nothing under the root is followed")
+            raise _refusal(where, "it is a link or not a folder")
     return True
 
 
 def ensure_folder(path: Path, secure: bool, root: Path | None = None) -> Path:
-    """Create ``path`` (0o700 whatever the umask when ``secure``) and check every level below ``root``.
+    """Create ``path`` (0o700 when ``secure``), checking every level below ``root``.
 
     No level below ``root`` (only ``path`` itself without one) is followed
     through a symlink; with ``secure`` each must belong to this user, and one
