@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import run_python
 from twat_cache import CacheConfig, ConfigurationError, bcache, create_cache_config, fcache
@@ -126,3 +128,43 @@ with KeyLock(fd, "k") as locked:
     finally:
         os.close(fd)
     assert [p.name for p in tmp_path.iterdir()] == [".lock"]
+
+
+@given(st.text(min_size=1, max_size=600))
+def test_slug_is_always_a_safe_short_folder_name(name: str) -> None:
+    """Any cache name gives one folder level that fits every file system and stays inside."""
+    folder = slug(name)
+    assert 0 < len(folder.encode()) <= 100
+    assert folder not in (".", "..")
+    assert "/" not in folder
+    assert "\\" not in folder
+    assert "\x00" not in folder
+
+
+@given(st.text(min_size=1, max_size=400), st.text(min_size=1, max_size=400))
+def test_slug_keeps_names_apart(a: str, b: str) -> None:
+    """Two different names never share a folder (a digest is kept whenever a name changes)."""
+    if a != b:
+        assert slug(a) != slug(b)
+
+
+folder_levels = st.lists(
+    st.text(st.characters(blacklist_characters="/\\\x00:"), min_size=1, max_size=300).filter(
+        lambda s: s.strip(".") != ""
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@given(folder_levels)
+def test_every_folder_name_level_fits_the_file_system(levels: list[str]) -> None:
+    """Each level of folder_name is kept as given unless longer than 100 bytes, then shortened."""
+    root = Path("/r")
+    config = CacheConfig(cache_dir=root, folder_name="/".join(levels), name="n")
+    parts = cache_folder(config).relative_to(root).parts
+    assert parts[-1] == "n"
+    assert len(parts) == len(levels) + 1
+    for given_level, made in zip(levels, parts, strict=False):
+        assert len(made.encode()) <= 100
+        assert made == given_level or len(given_level.encode()) > 100
