@@ -19,8 +19,10 @@ import pytest
 
 from tests.conftest import Calls, run_python
 from twat_cache import CacheOperationError, bcache, fcache, get_stats
+from twat_cache._manage import describe, find_caches
 from twat_cache.engines.persistent import Manifest
 from twat_cache.paths import check_folder, ensure_folder, open_file, open_lock_file, slug
+from twat_cache.registry import registry
 
 NOBODY = 65534
 IS_ROOT = os.geteuid() == 0
@@ -42,9 +44,10 @@ FILE_CASES = [
     for name in FIXED_NAMES[engine]
 ] + [pytest.param(fcache, None, name, id=f"joblib-{name}") for name in FIXED_NAMES["klepto"]]
 #: klepto and joblib still create their folder with ``ensure_folder(self.folder, secure)``,
-#: which checks only the cache's own folder: levels above it need ``self.make_folder()``.
+#: which checks only the cache's own folder, and read without checking it: they need
+#: ``self.make_folder()`` to write and ``self.has_folder()`` before reading.
 GAP = pytest.mark.xfail(
-    strict=True, reason="engines/files.py and KleptoEngine._open should call self.make_folder()"
+    strict=True, reason="files.py and KleptoEngine need self.make_folder()/self.has_folder()"
 )
 FOLDER_NAME_CASES = [
     pytest.param(bcache, None, id="diskcache"),
@@ -351,3 +354,21 @@ def test_open_file_refuses_another_users_file(tmp_path: Path) -> None:
     with pytest.raises(CacheOperationError, match=f"user id {NOBODY}"):
         open_file(path, os.O_RDONLY, secure=True)
     os.close(open_file(path, os.O_RDONLY, secure=False))
+
+
+@pytest.mark.parametrize(("decorator", "engine"), FOLDER_NAME_CASES)
+def test_reports_refuse_an_unsafe_folder_without_changing_it(
+    decorator: Any, engine: str | None, calls: Calls, cache_root: Path
+) -> None:
+    """``stats`` (a report) names a folder others can write and neither chmods nor empties it."""
+    f = cached(decorator, engine, calls)
+    f(1)
+    registry.reset()
+    folder = folder_of(cache_root)
+    folder.chmod(0o777)
+    before = sorted(p.name for p in folder.iterdir())
+    [found] = find_caches(cache_root)
+    info = describe(found)
+    assert "other users can write it" in info["error"]
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777
+    assert sorted(p.name for p in folder.iterdir()) == before

@@ -168,15 +168,16 @@ def _levels(path: Path, root: Path | None) -> tuple[Path, tuple[str, ...]]:
 
 
 def _enter(
-    parent: int, name: str, where: Path, secure: bool, create: bool, last: bool
+    parent: int, name: str, where: Path, secure: bool, create: bool, last: bool, repair: bool
 ) -> int | None:
     """Open the folder ``name`` of the folder ``parent`` without following a symlink.
 
     With ``secure`` the folder must belong to this user and is made 0o700;
     when others could write it and it is the cache's own folder (``last``),
     its entries are dropped, since anyone could have planted them (a folder
-    above it holds other caches' folders, each checked when used). ``None``
-    when it does not exist and ``create`` is false.
+    above it holds other caches' folders, each checked when used). Without
+    ``repair`` (reports, which change nothing) such a folder is refused
+    instead. ``None`` when it does not exist and ``create`` is false.
     """
     created = False
     if create:
@@ -203,7 +204,9 @@ def _enter(
                 why = f"it belongs to user id {st.st_uid}, not to this user ({os.geteuid()})"
                 raise _refusal(where, why)
             mode = stat.S_IMODE(st.st_mode)
-            if created or mode != FOLDER_MODE:
+            if not repair and mode & _OTHERS_WRITE:
+                raise _refusal(where, "other users can write it (the next cache write repairs it)")
+            if repair and (created or mode != FOLDER_MODE):
                 os.fchmod(fd, FOLDER_MODE)  # mkdir's mode is masked by the umask
             if last and not created and mode & _OTHERS_WRITE:
                 _empty(where)
@@ -230,7 +233,7 @@ def _empty(folder: Path) -> None:
             remove_path(path)
 
 
-def _walk(path: Path, secure: bool, root: Path | None, create: bool) -> bool:
+def _walk(path: Path, secure: bool, root: Path | None, create: bool, repair: bool = True) -> bool:
     """Open each level of ``path`` below ``root`` as :func:`_enter` does; False if one is absent."""
     base, parts = _levels(path, root)
     if create:
@@ -247,7 +250,8 @@ def _walk(path: Path, secure: bool, root: Path | None, create: bool) -> bool:
         where = base
         for depth, part in enumerate(parts, 1):
             where = where / part
-            child = _enter(fd, part, where, secure, create, last=depth == len(parts))
+            last = depth == len(parts)
+            child = _enter(fd, part, where, secure, create, last, repair)
             if child is None:
                 return False
             os.close(fd)
@@ -290,13 +294,16 @@ def ensure_folder(path: Path, secure: bool, root: Path | None = None) -> Path:
     return path
 
 
-def check_folder(path: Path, secure: bool, root: Path | None = None) -> bool:
+def check_folder(path: Path, secure: bool, root: Path | None = None, repair: bool = True) -> bool:
     """True if ``path`` exists and passes :func:`ensure_folder`'s checks; False if absent.
+
+    ``repair=False`` (reports) refuses a folder other users can write rather
+    than repairing and emptying it.
 
     Raises:
         CacheOperationError: a level is a symlink, not a folder, or another user's.
     """
-    return _walk(path, secure, root, create=False)
+    return _walk(path, secure, root, create=False, repair=repair)
 
 
 def open_file(path: Path, flags: int, secure: bool) -> int:

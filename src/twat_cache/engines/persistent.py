@@ -200,10 +200,13 @@ class PersistentEngine(CacheEngine):
     def has_folder(self) -> bool:
         """True if this cache's folder exists and passes :meth:`make_folder`'s checks.
 
+        Without :attr:`repair` (reports), a folder other users can write is
+        refused rather than repaired and emptied.
+
         Raises:
             CacheOperationError: a level is a symlink, not a folder, or another user's.
         """
-        return check_folder(self.folder, self.secure, self.root)
+        return check_folder(self.folder, self.secure, self.root, repair=self.repair)
 
     def wrote(self) -> None:
         """Called after each stored entry: the first one leaves the folder's manifest.
