@@ -114,12 +114,17 @@ def slug(name: str) -> str:
     safe = _UNSAFE.sub("_", name).strip(".") or "cache"
     if safe == name and len(name) <= _MAX_NAME:
         return safe
-    return f"{safe[:80]}-{hashlib.blake2b(name.encode(), digest_size=4).hexdigest()}"
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+    return f"{safe[:80]}-{digest}"
 
 
 def _fit(part: str) -> str:
-    """A ``folder_name`` level as given, unless it is too long for a file system."""
-    return part if len(part.encode()) <= _MAX_NAME else slug(part)
+    """A ``folder_name`` level as given, unless too long for (or not encodable by) the OS."""
+    try:
+        size = len(os.fsencode(part))
+    except UnicodeError:  # a lone surrogate: no file system can hold the name
+        return slug(part)
+    return part if size <= _MAX_NAME else slug(part)
 
 
 def cache_folder(config: CacheConfig, base: Path | None = None) -> Path:
