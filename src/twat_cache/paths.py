@@ -165,15 +165,21 @@ def _make_root(path: Path, secure: bool) -> None:
             os.chmod(folder, FOLDER_MODE)  # mkdir's mode is masked by the umask
 
 
-def _levels(path: Path, root: Path | None) -> tuple[Path, tuple[str, ...]]:
-    """The trusted folder to start from, and the levels below it that get checked."""
-    if root is not None and path != root and path.is_relative_to(root):
-        return root, path.relative_to(root).parts
-    return path.parent, (path.name,)
+def _levels(path: Path, root: Path | None) -> tuple[str, list[str]]:
+    """The trusted folder to start from, and the levels below it that get checked.
+
+    String work, not pathlib: this runs on every persistent write.
+    """
+    text = str(path)
+    if root is not None:
+        prefix = str(root).rstrip(os.sep) + os.sep
+        if text.startswith(prefix) and len(text) > len(prefix):
+            return str(root), text[len(prefix) :].split(os.sep)
+    return str(path.parent), [path.name]
 
 
 def _enter(
-    parent: int, name: str, where: Path, secure: bool, create: bool, last: bool, repair: bool
+    parent: int, name: str, where: str, secure: bool, create: bool, last: bool, repair: bool
 ) -> int | None:
     """Open the folder ``name`` of the folder ``parent`` without following a symlink.
 
@@ -185,36 +191,38 @@ def _enter(
     instead. ``None`` when it does not exist and ``create`` is false.
     """
     created = False
-    if create:
+    while True:
+        try:
+            fd = os.open(name, _DIR_FLAGS | _NOFOLLOW, dir_fd=parent)
+            break
+        except FileNotFoundError:
+            if not create or created:
+                raise
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            kind = "a symlink" if os.path.islink(where) else "not a folder"
+            why = f"it is {kind}; nothing under the cache root is followed"
+            raise _refusal(Path(where), why) from None
         try:
             os.mkdir(name, FOLDER_MODE if secure else 0o777, dir_fd=parent)
             created = True
-        except FileExistsError:
+        except FileExistsError:  # another process made it meanwhile
             pass
-    try:
-        fd = os.open(name, _DIR_FLAGS | _NOFOLLOW, dir_fd=parent)
-    except FileNotFoundError:
-        if create:
-            raise
-        return None
-    except OSError as exc:
-        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-            raise
-        kind = "a symlink" if os.path.islink(where) else "not a folder"
-        raise _refusal(where, f"it is {kind}; nothing under the cache root is followed") from None
     try:
         if secure:
             st = os.fstat(fd)
             if st.st_uid != os.geteuid():
                 why = f"it belongs to user id {st.st_uid}, not to this user ({os.geteuid()})"
-                raise _refusal(where, why)
+                raise _refusal(Path(where), why)
             mode = stat.S_IMODE(st.st_mode)
             if not repair and mode & _OTHERS_WRITE:
-                raise _refusal(where, "other users can write it (the next cache write repairs it)")
+                why = "other users can write it (the next cache write repairs it)"
+                raise _refusal(Path(where), why)
             if repair and (created or mode != FOLDER_MODE):
                 os.fchmod(fd, FOLDER_MODE)  # mkdir's mode is masked by the umask
             if last and not created and mode & _OTHERS_WRITE:
-                _empty(where)
+                _empty(Path(where))
     except BaseException:
         os.close(fd)
         raise
@@ -241,20 +249,21 @@ def _empty(folder: Path) -> None:
 def _walk(path: Path, secure: bool, root: Path | None, create: bool, repair: bool = True) -> bool:
     """Open each level of ``path`` below ``root`` as :func:`_enter` does; False if one is absent."""
     base, parts = _levels(path, root)
-    if create:
-        _make_root(base, secure)
     if not _OPENAT:  # Windows: no dir_fd, no O_NOFOLLOW; ownership is a matter of ACLs there
-        return _walk_by_path(base, parts, secure, create)
+        return _walk_by_path(Path(base), parts, secure, create)
+    if _already_safe(base, parts, secure):
+        return True
     try:
         fd = os.open(base, _DIR_FLAGS)
     except FileNotFoundError:
-        if create:
-            raise
-        return False
+        if not create:
+            return False
+        _make_root(Path(base), secure)
+        fd = os.open(base, _DIR_FLAGS)
     try:
         where = base
         for depth, part in enumerate(parts, 1):
-            where = where / part
+            where = f"{where}{os.sep}{part}"
             last = depth == len(parts)
             child = _enter(fd, part, where, secure, create, last, repair)
             if child is None:
@@ -266,7 +275,29 @@ def _walk(path: Path, secure: bool, root: Path | None, create: bool, repair: boo
     return True
 
 
-def _walk_by_path(base: Path, parts: tuple[str, ...], secure: bool, create: bool) -> bool:
+def _already_safe(base: str, parts: list[str], secure: bool) -> bool:
+    """True when every level is a real folder (ours and 0o700 with ``secure``): one lstat each.
+
+    The common case of every write, answered without opening anything: no
+    other user can change a level that is ours and 0o700, so checking by
+    path is as safe here as the descriptor walk, which handles the rest.
+    """
+    euid = os.geteuid() if secure else -1
+    where = base
+    for part in parts:
+        where = f"{where}{os.sep}{part}"
+        try:
+            st = os.lstat(where)
+        except OSError:
+            return False
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+        if secure and (st.st_uid != euid or stat.S_IMODE(st.st_mode) != FOLDER_MODE):
+            return False
+    return True
+
+
+def _walk_by_path(base: Path, parts: list[str], secure: bool, create: bool) -> bool:
     """:func:`_walk` where only paths exist: refuse links, best effort (racy)."""
     where = base
     for part in parts:
