@@ -5,6 +5,13 @@ platform's user cache folder), the folder of each cache, secure permissions,
 atomic writes and the per-key process lock must behave identically in every
 engine, so that two engines never disagree on where an entry is or who may
 read it. Nothing here touches the disk until a cache writes.
+
+The root may be shared (``/tmp/...``) or a symlink: it is the user's choice
+and is followed. Below it nothing is: no folder level and no file the
+package creates, opens or chmods is reached through a symlink, and with
+``secure`` every level must be this user's (one other users can write is
+made 0o700 and emptied), so another local user can neither read entries,
+plant them, nor turn the cache against files outside it.
 """
 
 from __future__ import annotations
@@ -59,8 +66,8 @@ FILE_MODE = 0o600
 LOCK_TIMEOUT = 60.0
 _LOCK_POLL = 0.005
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-#: Longest folder name kept as given: file systems allow 255 bytes, some (eCryptfs) 143.
-_MAX_NAME = 100
+#: Longest folder name kept as given: most file systems allow 255 bytes, eCryptfs 143.
+_MAX_NAME = 143
 _OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -196,7 +203,9 @@ def _enter(
             fd = os.open(name, _DIR_FLAGS | _NOFOLLOW, dir_fd=parent)
             break
         except FileNotFoundError:
-            if not create or created:
+            if not create:
+                return None
+            if created:  # made, then removed by someone else at once
                 raise
         except OSError as exc:
             if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
