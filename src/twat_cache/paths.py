@@ -152,6 +152,13 @@ def _refusal(path: Path, why: str) -> CacheOperationError:
     return CacheOperationError(f"refusing to use {path}: {why}")
 
 
+def _foreign(st: os.stat_result) -> str | None:
+    """Why a file or folder is not this user's, or ``None`` (also where ACLs decide)."""
+    if not hasattr(os, "geteuid") or st.st_uid == os.geteuid():
+        return None
+    return f"it belongs to user id {st.st_uid}, not to this user ({os.geteuid()})"
+
+
 def _make_root(path: Path, secure: bool) -> None:
     """Create the root and its missing parents, 0o700 whatever the umask when ``secure``.
 
@@ -182,7 +189,8 @@ def _levels(path: Path, root: Path | None) -> tuple[str, list[str]]:
         prefix = str(root).rstrip(os.sep) + os.sep
         if text.startswith(prefix) and len(text) > len(prefix):
             return str(root), text[len(prefix) :].split(os.sep)
-    return str(path.parent), [path.name]
+    parent, name = os.path.split(text)
+    return parent, [name]
 
 
 def _enter(
@@ -221,9 +229,9 @@ def _enter(
     try:
         if secure:
             st = os.fstat(fd)
-            if st.st_uid != os.geteuid():
-                why = f"it belongs to user id {st.st_uid}, not to this user ({os.geteuid()})"
-                raise _refusal(Path(where), why)
+            foreign = _foreign(st)
+            if foreign is not None:
+                raise _refusal(Path(where), foreign)
             mode = stat.S_IMODE(st.st_mode)
             if not repair and mode & _OTHERS_WRITE:
                 why = "other users can write it (the next cache write repairs it)"
@@ -375,9 +383,9 @@ def open_file(path: Path, flags: int, secure: bool) -> int:
         if not stat.S_ISREG(st.st_mode):
             raise _refusal(path, "it is not a plain file")
         if secure:
-            if st.st_uid != os.geteuid():
-                why = f"it belongs to user id {st.st_uid}, not to this user ({os.geteuid()})"
-                raise _refusal(path, why)
+            foreign = _foreign(st)
+            if foreign is not None:
+                raise _refusal(path, foreign)
             if st.st_nlink > 1:
                 raise _refusal(path, "it has another name (a hard link)")
             if stat.S_IMODE(st.st_mode) != FILE_MODE:
