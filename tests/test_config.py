@@ -30,6 +30,10 @@ from twat_cache import CacheConfig, ConfigurationError, create_cache_config, mca
         ({"redis_url": "http://localhost"}, "redis_url", "'http://localhost'"),
         ({"name": ""}, "name", "''"),
         ({"mmap_mode": "w"}, "mmap_mode", "'w'"),
+        ({"mmap_mode": "r+"}, "mmap_mode", "'r+'"),
+        ({"size_limit": 1.5}, "size_limit", "1.5"),
+        ({"size_limit": -1e9}, "size_limit", "-1000000000.0"),
+        ({"size_limit": float("inf")}, "size_limit", "inf"),
     ],
 )
 def test_bad_values_name_field_and_value(options, field, value):
@@ -48,8 +52,8 @@ def test_bad_value_fails_at_decoration_time():
 
 
 def test_unknown_option_is_rejected():
-    """An unknown keyword names itself (extra='forbid')."""
-    with pytest.raises(ConfigurationError, match="maxsise"):
+    """An unknown keyword names itself (extra='forbid') and the option it resembles."""
+    with pytest.raises(ConfigurationError, match="'maxsise'=3: did you mean 'maxsize'"):
         mcache(maxsise=3)
 
 

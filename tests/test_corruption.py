@@ -149,13 +149,19 @@ def test_damage_while_in_use(
             assert same(value(i), expected(i)), (how, i)
 
 
-def test_unwritable_cache_folder(calls: Calls, tmp_path: Path) -> None:
-    """A cache root that cannot be created: every call still returns the right value."""
+def test_unwritable_cache_folder(
+    calls: Calls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache root that cannot be created: every call still returns the right value.
+
+    (Given as ``cache_dir=`` it is refused at decoration: see test_setup_errors.py.)
+    """
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
+    monkeypatch.setenv("TWAT_CACHE_DIR", str(blocker / "cache"))
     for decorator in (bcache, fcache):
 
-        @decorator(cache_dir=blocker / "cache")
+        @decorator
         def f(x: int) -> list[int]:
             calls(x)
             return [x]

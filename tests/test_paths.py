@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from tests.conftest import run_python
 from twat_cache import CacheConfig, ConfigurationError, bcache, create_cache_config, fcache
@@ -126,3 +128,58 @@ with KeyLock(fd, "k") as locked:
     finally:
         os.close(fd)
     assert [p.name for p in tmp_path.iterdir()] == [".lock"]
+
+
+#: Any text, lone surrogates included (names from bytes decoded with surrogateescape).
+any_text = st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=600)
+
+
+@given(st.one_of(st.text(min_size=1, max_size=600), any_text))
+def test_slug_is_always_a_safe_short_folder_name(name: str) -> None:
+    """Any cache name gives one folder level that fits every file system and stays inside."""
+    folder = slug(name)
+    assert 0 < len(os.fsencode(folder)) <= 143
+    assert folder not in (".", "..")
+    assert "/" not in folder
+    assert "\\" not in folder
+    assert "\x00" not in folder
+
+
+@given(any_text, any_text)
+def test_slug_keeps_names_apart(a: str, b: str) -> None:
+    """Two different names never share a folder (a digest is kept whenever a name changes)."""
+    if a != b:
+        assert slug(a) != slug(b)
+
+
+folder_levels = st.lists(
+    st.text(st.characters(blacklist_characters="/\\\x00:"), min_size=1, max_size=300).filter(
+        lambda s: s.strip(".") != ""
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+def _os_size(name: str) -> int | None:
+    """Bytes the OS would store for ``name``; None when it cannot encode it at all."""
+    try:
+        return len(os.fsencode(name))
+    except UnicodeError:
+        return None
+
+
+@given(folder_levels)
+@example(["\ud800"])
+@example(["a" * 144, "b" * 143])
+def test_every_folder_name_level_fits_the_file_system(levels: list[str]) -> None:
+    """Each folder_name level is kept as given unless over 143 bytes (or not encodable)."""
+    root = Path("/r")
+    config = CacheConfig(cache_dir=root, folder_name="/".join(levels), name="n")
+    parts = cache_folder(config).relative_to(root).parts
+    assert parts[-1] == "n"
+    assert len(parts) == len(levels) + 1
+    for given_level, made in zip(levels, parts, strict=False):
+        assert len(os.fsencode(made)) <= 143
+        size = _os_size(given_level)
+        assert (made == given_level) == (size is not None and size <= 143)

@@ -7,8 +7,10 @@ the value, and the hot path never validates anything.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
+import stat
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -78,7 +80,7 @@ class CacheConfig(BaseModel):
     version: str | None = None
     call_options: bool = False
     location_arg: Annotated[str, Field(min_length=1)] | None = None
-    mmap_mode: Literal["r", "r+", "c"] | None = None
+    mmap_mode: Literal["r", "c"] | None = None
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -101,6 +103,29 @@ class CacheConfig(BaseModel):
             msg = "must be finite and >= 0"
             raise ValueError(msg)
         return None if value is None else float(value)
+
+    @field_validator("size_limit", mode="before")
+    @classmethod
+    def _whole_bytes(cls, value: Any) -> Any:
+        # cachecache and diskcache users write size_limit=10e9: a float naming whole bytes.
+        if isinstance(value, float):
+            if not (math.isfinite(value) and value.is_integer() and value > 0):
+                msg = "must be a whole number of bytes > 0 (10e9 is fine, 1.5 is not)"
+                raise ValueError(msg)
+            return int(value)
+        return value
+
+    @field_validator("mmap_mode", mode="before")
+    @classmethod
+    def _read_only_map(cls, value: Any) -> Any:
+        if value in ("r+", "w+"):
+            msg = (
+                "a writable map would let callers change the cached file (and the cache "
+                "opens it read-only, so every read would fail); use 'r' (read-only), "
+                "'c' (copy-on-write: changes stay in memory) or None"
+            )
+            raise ValueError(msg)
+        return value
 
     @field_validator("folder_name")
     @classmethod
@@ -278,11 +303,47 @@ def _configuration_error(exc: ValidationError) -> ConfigurationError:
     for error in exc.errors():
         field = ".".join(str(loc) for loc in error["loc"]) or "config"
         if error["type"] == "extra_forbidden":
-            parts.append(f"unknown option {field!r}={error['input']!r}")
+            parts.append(f"unknown option {field!r}={error['input']!r}{_suggestion(field)}")
             continue
         reason = error["msg"].removeprefix("Value error, ")
         parts.append(f"CacheConfig.{field}: invalid value {error['input']!r}: {reason}")
     return ConfigurationError("; ".join(parts))
+
+
+def _suggestion(option: str) -> str:
+    """``": did you mean 'maxsize'?"`` for a misspelt option, else nothing."""
+    valid = [*CacheConfig.model_fields, "preferred_engine"]
+    close = difflib.get_close_matches(option, valid, n=1)
+    return f": did you mean {close[0]!r}?" if close else ""
+
+
+def _unusable_root(path: Path) -> str | None:
+    """Why no cache could ever be written under ``path``, or ``None``.
+
+    Looks at ``path`` or, while it does not exist yet, the nearest folder
+    above it that does (where it would be created).
+    """
+    probe = path
+    while True:
+        try:
+            st = os.stat(probe)
+            break
+        except (FileNotFoundError, NotADirectoryError):
+            if probe == probe.parent:
+                return None
+            probe = probe.parent
+        except OSError as exc:
+            return f"cannot be reached ({exc.strerror})"
+    if not stat.S_ISDIR(st.st_mode):
+        if probe == path:
+            return "is a file, not a folder"
+        return f"lies under {str(probe)!r}, which is a file, not a folder"
+    effective = os.access in os.supports_effective_ids
+    if not os.access(probe, os.W_OK | os.X_OK, effective_ids=effective):
+        if probe == path:
+            return "is not writable by this user"
+        return f"would be created in {str(probe)!r}, which is not writable by this user"
+    return None
 
 
 def _env_value(var: str, field: str, raw: str) -> Any:
@@ -309,7 +370,8 @@ def create_cache_config(**options: Any) -> CacheConfig:
 
     Environment defaults are read now, not at import, so a test or a notebook
     can change them between decorations. ``preferred_engine`` is accepted as
-    an alias of ``engine``.
+    an alias of ``engine``. A ``cache_dir`` given here must be usable: a
+    file, a path under a file or a folder this user cannot write is refused.
 
     Raises:
         ConfigurationError: an option or an environment default is invalid.
@@ -323,11 +385,20 @@ def create_cache_config(**options: Any) -> CacheConfig:
             msg = "engine and preferred_engine name different engines; pass one"
             raise ConfigurationError(msg)
         options["engine"] = preferred
+    explicit_root = options.get("cache_dir") is not None
     for var, field in ENV_VARS.items():
         raw = os.environ.get(var)
         if field not in options and raw:
             options[field] = _env_value(var, field, raw)
-    return CacheConfig(**options)
+    config = CacheConfig(**options)
+    # A root named for this cache must be usable now; TWAT_CACHE_DIR is everybody's
+    # default, also of memory caches, so a bad one is a fault of the first write instead.
+    if explicit_root and config.cache_dir is not None:
+        reason = _unusable_root(config.cache_dir)
+        if reason is not None:
+            msg = f"CacheConfig.cache_dir: invalid value {str(config.cache_dir)!r}: {reason}"
+            raise ConfigurationError(msg)
+    return config
 
 
 def caching_disabled() -> bool:

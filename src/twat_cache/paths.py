@@ -5,24 +5,34 @@ platform's user cache folder), the folder of each cache, secure permissions,
 atomic writes and the per-key process lock must behave identically in every
 engine, so that two engines never disagree on where an entry is or who may
 read it. Nothing here touches the disk until a cache writes.
+
+The root may be shared (``/tmp/...``) or a symlink: it is the user's choice
+and is followed. Below it nothing is: no folder level and no file the
+package creates, opens or chmods is reached through a symlink, and with
+``secure`` every level must be this user's (one other users can write is
+made 0o700 and emptied), so another local user can neither read entries,
+plant them, nor turn the cache against files outside it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
+from twat_cache._log import warn_once
 from twat_cache.config import CacheConfig
-from twat_cache.exceptions import ConfigurationError
+from twat_cache.exceptions import CacheOperationError, ConfigurationError
 
 _lockf: Callable[..., Any] | None
 try:
@@ -37,8 +47,11 @@ __all__ = [
     "atomic_write",
     "cache_folder",
     "cache_root",
+    "check_folder",
     "ensure_folder",
+    "open_file",
     "open_lock_file",
+    "own_file",
     "prune_to_size",
     "remove_path",
     "secure_file",
@@ -53,6 +66,16 @@ FILE_MODE = 0o600
 LOCK_TIMEOUT = 60.0
 _LOCK_POLL = 0.005
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: Longest folder name kept as given: most file systems allow 255 bytes, eCryptfs 143.
+_MAX_NAME = 143
+_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC
+#: O_NONBLOCK: a planted FIFO must not hang the open; it is refused once opened.
+_FILE_FLAGS = _NOFOLLOW | _CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+#: Folders below the root are walked with openat-style calls where the OS has them.
+_OPENAT = bool(_NOFOLLOW) and {os.open, os.mkdir} <= os.supports_dir_fd
 
 
 def cache_root(config: CacheConfig | None = None) -> Path:
@@ -82,20 +105,33 @@ def cache_root(config: CacheConfig | None = None) -> Path:
 
 
 def slug(name: str) -> str:
-    """A folder name for a cache name: readable, filesystem-safe and never ``..``.
+    """A folder name for a cache name: readable, filesystem-safe, short and never ``..``.
 
     Unsafe characters become ``_``; a short digest keeps two names that slug
-    alike (``a/b`` and ``a_b``) in different folders.
+    alike (``a/b`` and ``a_b``) in different folders, and keeps a name too
+    long for the file system (most allow 255 bytes) apart from its truncation.
 
     >>> slug("mod.func")
     'mod.func'
     >>> slug("a/b") != slug("a_b")
     True
+    >>> len(slug("x" * 1000))
+    89
     """
     safe = _UNSAFE.sub("_", name).strip(".") or "cache"
-    if safe == name:
+    if safe == name and len(name) <= _MAX_NAME:
         return safe
-    return f"{safe[:80]}-{hashlib.blake2b(name.encode(), digest_size=4).hexdigest()}"
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+    return f"{safe[:80]}-{digest}"
+
+
+def _fit(part: str) -> str:
+    """A ``folder_name`` level as given, unless too long for (or not encodable by) the OS."""
+    try:
+        size = len(os.fsencode(part))
+    except UnicodeError:  # a lone surrogate: no file system can hold the name
+        return slug(part)
+    return part if size <= _MAX_NAME else slug(part)
 
 
 def cache_folder(config: CacheConfig, base: Path | None = None) -> Path:
@@ -103,18 +139,32 @@ def cache_folder(config: CacheConfig, base: Path | None = None) -> Path:
 
     ``base`` replaces the root for per-call folders (``cache_path=``,
     ``location_arg=``). ``folder_name`` was validated by ``CacheConfig`` and
-    cannot leave the root.
+    cannot leave the root; a level of it too long for the file system is
+    shortened as :func:`slug` shortens names.
     """
     folder = base if base is not None else cache_root(config)
     if config.folder_name is not None:
-        folder = folder / config.folder_name
+        folder = folder.joinpath(*(_fit(part) for part in PurePath(config.folder_name).parts))
     return folder / slug(config.name or "default")
 
 
-def ensure_folder(path: Path, secure: bool) -> Path:
-    """Create ``path`` and its missing parents, 0o700 whatever the umask when ``secure``."""
-    if path.is_dir():
-        return path
+def _refusal(path: Path, why: str) -> CacheOperationError:
+    return CacheOperationError(f"refusing to use {path}: {why}")
+
+
+def _foreign(st: os.stat_result) -> str | None:
+    """Why a file or folder is not this user's, or ``None`` (also where ACLs decide)."""
+    if not hasattr(os, "geteuid") or st.st_uid == os.geteuid():
+        return None
+    return f"it belongs to user id {st.st_uid}, not to this user ({os.geteuid()})"
+
+
+def _make_root(path: Path, secure: bool) -> None:
+    """Create the root and its missing parents, 0o700 whatever the umask when ``secure``.
+
+    The root and what lies above it are the user's choice (a symlinked
+    ``~/.cache`` is fine), so they are followed and not checked.
+    """
     missing: list[Path] = []
     probe = path
     while not probe.exists() and probe != probe.parent:
@@ -127,13 +177,251 @@ def ensure_folder(path: Path, secure: bool) -> Path:
             continue
         if secure:
             os.chmod(folder, FOLDER_MODE)  # mkdir's mode is masked by the umask
+
+
+def _levels(path: Path, root: Path | None) -> tuple[str, list[str]]:
+    """The trusted folder to start from, and the levels below it that get checked.
+
+    String work, not pathlib: this runs on every persistent write.
+    """
+    text = str(path)
+    if root is not None:
+        prefix = str(root).rstrip(os.sep) + os.sep
+        if text.startswith(prefix) and len(text) > len(prefix):
+            return str(root), text[len(prefix) :].split(os.sep)
+    parent, name = os.path.split(text)
+    return parent, [name]
+
+
+def _enter(
+    parent: int, name: str, where: str, secure: bool, create: bool, last: bool, repair: bool
+) -> int | None:
+    """Open the folder ``name`` of the folder ``parent`` without following a symlink.
+
+    With ``secure`` the folder must belong to this user and is made 0o700;
+    when others could write it and it is the cache's own folder (``last``),
+    its entries are dropped, since anyone could have planted them (a folder
+    above it holds other caches' folders, each checked when used). Without
+    ``repair`` (reports, which change nothing) such a folder is refused
+    instead. ``None`` when it does not exist and ``create`` is false.
+    """
+    created = False
+    while True:
+        try:
+            fd = os.open(name, _DIR_FLAGS | _NOFOLLOW, dir_fd=parent)
+            break
+        except FileNotFoundError:
+            if not create:
+                return None
+            if created:  # made, then removed by someone else at once
+                raise
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            kind = "a symlink" if os.path.islink(where) else "not a folder"
+            why = f"it is {kind}; nothing under the cache root is followed"
+            raise _refusal(Path(where), why) from None
+        try:
+            os.mkdir(name, FOLDER_MODE if secure else 0o777, dir_fd=parent)
+            created = True
+        except FileExistsError:  # another process made it meanwhile
+            pass
+    try:
+        if secure:
+            st = os.fstat(fd)
+            foreign = _foreign(st)
+            if foreign is not None:
+                raise _refusal(Path(where), foreign)
+            mode = stat.S_IMODE(st.st_mode)
+            if not repair and mode & _OTHERS_WRITE:
+                why = "other users can write it (the next cache write repairs it)"
+                raise _refusal(Path(where), why)
+            if repair and (created or mode != FOLDER_MODE):
+                os.fchmod(fd, FOLDER_MODE)  # mkdir's mode is masked by the umask
+            if last and not created and mode & _OTHERS_WRITE:
+                _empty(Path(where))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _empty(folder: Path) -> None:
+    """Drop what a folder others could write holds (it is 0o700 by now): it may be planted.
+
+    ``remove_path`` never follows a symlink, and ``shutil.rmtree`` resists them.
+    """
+    warn_once(
+        ("unsafe-folder", str(folder)),
+        f"twat_cache: {folder} was writable by other users: made it 0o700 and dropped its "
+        "entries, which anyone could have planted",
+    )
+    with os.scandir(folder) as listing:
+        doomed = [Path(item.path) for item in listing]
+    for path in doomed:
+        with contextlib.suppress(FileNotFoundError):
+            remove_path(path)
+
+
+def _walk(path: Path, secure: bool, root: Path | None, create: bool, repair: bool = True) -> bool:
+    """Open each level of ``path`` below ``root`` as :func:`_enter` does; False if one is absent."""
+    base, parts = _levels(path, root)
+    if not _OPENAT:  # Windows: no dir_fd, no O_NOFOLLOW; ownership is a matter of ACLs there
+        return _walk_by_path(Path(base), parts, secure, create)
+    if _already_safe(base, parts, secure):
+        return True
+    try:
+        fd = os.open(base, _DIR_FLAGS)
+    except FileNotFoundError:
+        if not create:
+            return False
+        _make_root(Path(base), secure)
+        fd = os.open(base, _DIR_FLAGS)
+    try:
+        where = base
+        for depth, part in enumerate(parts, 1):
+            where = f"{where}{os.sep}{part}"
+            last = depth == len(parts)
+            child = _enter(fd, part, where, secure, create, last, repair)
+            if child is None:
+                return False
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+    return True
+
+
+def _already_safe(base: str, parts: list[str], secure: bool) -> bool:
+    """True when every level is a real folder (ours and 0o700 with ``secure``): one lstat each.
+
+    The common case of every write, answered without opening anything: no
+    other user can change a level that is ours and 0o700, so checking by
+    path is as safe here as the descriptor walk, which handles the rest.
+    """
+    euid = os.geteuid() if secure else -1
+    where = base
+    for part in parts:
+        where = f"{where}{os.sep}{part}"
+        try:
+            st = os.lstat(where)
+        except OSError:
+            return False
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+        if secure and (st.st_uid != euid or stat.S_IMODE(st.st_mode) != FOLDER_MODE):
+            return False
+    return True
+
+
+def _walk_by_path(base: Path, parts: list[str], secure: bool, create: bool) -> bool:
+    """:func:`_walk` where only paths exist: refuse links, best effort (racy)."""
+    where = base
+    for part in parts:
+        where = where / part
+        try:
+            st = os.lstat(where)
+        except FileNotFoundError:
+            if not create:
+                return False
+            with contextlib.suppress(FileExistsError):
+                where.mkdir(mode=FOLDER_MODE if secure else 0o777)
+            st = os.lstat(where)
+        if not stat.S_ISDIR(st.st_mode):  # lstat: a symlink is not a folder
+            raise _refusal(where, "it is a link or not a folder")
+    return True
+
+
+def ensure_folder(path: Path, secure: bool, root: Path | None = None) -> Path:
+    """Create ``path`` (0o700 when ``secure``), checking every level below ``root``.
+
+    No level below ``root`` (only ``path`` itself without one) is followed
+    through a symlink; with ``secure`` each must belong to this user, and one
+    that other users can write is made 0o700 and emptied.
+
+    Raises:
+        CacheOperationError: a level is a symlink, not a folder, or another user's.
+        OSError: a folder cannot be created.
+    """
+    _walk(path, secure, root, create=True)
     return path
 
 
-def secure_file(path: Path | str, secure: bool) -> None:
-    """Give a file 0o600 whatever the umask (a no-op when not ``secure``)."""
+def check_folder(path: Path, secure: bool, root: Path | None = None, repair: bool = True) -> bool:
+    """True if ``path`` exists and passes :func:`ensure_folder`'s checks; False if absent.
+
+    ``repair=False`` (reports) refuses a folder other users can write rather
+    than repairing and emptying it.
+
+    Raises:
+        CacheOperationError: a level is a symlink, not a folder, or another user's.
+    """
+    return _walk(path, secure, root, create=False, repair=repair)
+
+
+def open_file(path: Path, flags: int, secure: bool) -> int:
+    """Open a file of a cache folder, never through a symlink, and check what was opened.
+
+    The file must be a plain file; with ``secure`` it must also be this
+    user's, with no other name (a planted hard link), and it is made 0o600.
+    A file created here is 0o600 (0o666 less the umask without ``secure``).
+
+    Raises:
+        CacheOperationError: the file is a symlink, not a plain file, or another user's.
+        OSError: it cannot be opened (``FileNotFoundError`` without ``os.O_CREAT``).
+    """
+    if not _NOFOLLOW and os.path.islink(path):  # Windows: check first, as best we can
+        raise _refusal(path, "it is a symlink; nothing under the cache root is followed")
+    try:
+        fd = os.open(path, flags | _FILE_FLAGS, FILE_MODE if secure else 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise _refusal(path, "it is a symlink; nothing under the cache root is followed") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _refusal(path, "it is not a plain file")
+        if secure:
+            foreign = _foreign(st)
+            if foreign is not None:
+                raise _refusal(path, foreign)
+            if st.st_nlink > 1:
+                raise _refusal(path, "it has another name (a hard link)")
+            if stat.S_IMODE(st.st_mode) != FILE_MODE:
+                os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def own_file(path: Path, secure: bool, create: bool) -> bool:
+    """Check ``path`` as :func:`open_file` does, creating it first when ``create``.
+
+    For files another library opens by name (SQLite's database): once the
+    folder is checked and this file is, nobody else can swap it.
+
+    Returns:
+        False when the file does not exist and ``create`` is false.
+    """
+    try:
+        fd = open_file(path, os.O_RDONLY | (os.O_CREAT if create else 0), secure)
+    except FileNotFoundError:
+        return False
+    os.close(fd)
+    return True
+
+
+def secure_file(path: Path, secure: bool) -> None:
+    """Give a file 0o600 whatever the umask (a no-op when not ``secure``), never via a symlink.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        CacheOperationError: it is a symlink, not a plain file, or another user's.
+    """
     if secure:
-        os.chmod(path, FILE_MODE)
+        os.close(open_file(path, os.O_RDONLY, secure))
 
 
 @contextlib.contextmanager
@@ -142,10 +430,13 @@ def atomic_write(path: Path, secure: bool) -> Iterator[int]:
 
     Readers see the old file or the new one, never half of one: a process
     killed mid-write leaves only a ``.part`` file, which :func:`prune_to_size`
-    and ``clear`` remove. The temp file is created 0o600 from the start.
+    and ``clear`` remove. The temp file is created 0o600 from the start, and
+    the rename replaces whatever ``path`` was (a planted symlink included)
+    without following it.
     """
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE if secure else 0o666)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+    fd = os.open(tmp, flags, FILE_MODE if secure else 0o666)
     try:
         if secure:
             os.fchmod(fd, FILE_MODE)
@@ -239,14 +530,17 @@ class KeyLock:
             _lockf(self.fd, _UNLOCK, 1, self.offset)
 
 
-def open_lock_file(folder: Path, secure: bool) -> int:
+def open_lock_file(folder: Path, secure: bool, root: Path | None = None) -> int:
     """The descriptor of ``<folder>/.lock``, created (0o600 when ``secure``) if needed.
 
-    Keep it open for the life of the engine: closing any descriptor of the
-    file would drop every record lock this process holds on it.
+    The folder is checked as :func:`ensure_folder` does (from ``root``) and
+    the lock file as :func:`open_file` does, so a planted symlink is never
+    followed. Keep it open for the life of the engine: closing any
+    descriptor of the file would drop every record lock this process holds
+    on it.
+
+    Raises:
+        CacheOperationError: the folder or the lock file is unsafe to use.
     """
-    ensure_folder(folder, secure)
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, FILE_MODE if secure else 0o666)
-    if secure:
-        os.fchmod(fd, FILE_MODE)
-    return fd
+    ensure_folder(folder, secure, root)
+    return open_file(folder / ".lock", os.O_RDWR | os.O_CREAT, secure)

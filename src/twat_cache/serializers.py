@@ -132,7 +132,20 @@ class TypedSerializer:
         from pydantic import TypeAdapter  # only typed caches need it
 
         self.annotation = hints["return"]
-        self._adapter: Any = TypeAdapter(self.annotation)
+        try:
+            self._adapter: Any = TypeAdapter(self.annotation)
+            # A type pydantic validates but cannot write as JSON (a callable, a model with
+            # an arbitrary field) would fail on every store: find out now.
+            self._adapter.json_schema(mode="serialization")
+        except Exception as exc:
+            reason = str(exc).split("\n", 1)[0].split(". ", 1)[0]  # not pydantic's model advice
+            msg = (
+                f"CacheConfig.serializer: invalid value 'typed': the return type "
+                f"{_type_name(self.annotation)} of {func.__qualname__} cannot be stored as "
+                f"JSON by pydantic ({type(exc).__name__}: {reason}); return a pydantic "
+                "model, a dataclass or plain data, or use serializer='pickle'"
+            )
+            raise ConfigurationError(msg) from None
 
     def dumps(self, value: Any) -> bytes:
         """``value`` as JSON; a value that does not match the annotation is refused."""
@@ -144,11 +157,17 @@ class TypedSerializer:
         return self._adapter.validate_json(data)
 
 
+def _type_name(annotation: Any) -> str:
+    """``Plain`` for a class, ``list[mod.Plain]`` for anything else."""
+    return annotation.__qualname__ if isinstance(annotation, type) else repr(annotation)
+
+
 def resolve_serializer(spec: Any, func: Callable[..., Any] | None) -> Serializer:
     """The serializer object for a config's ``serializer`` value.
 
     Raises:
-        ConfigurationError: ``"typed"`` without a function or a return annotation.
+        ConfigurationError: ``"typed"`` without a function, without a return
+            annotation, or with a return type pydantic cannot write as JSON.
     """
     if spec == "pickle":
         return PickleSerializer()

@@ -22,7 +22,7 @@ from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
 from twat_cache.engines.persistent import EntryFiles, PersistentEngine, deadline
 from twat_cache.exceptions import CacheOperationError, SerializationError
-from twat_cache.paths import ensure_folder, remove_path, secure_file
+from twat_cache.paths import ensure_folder, own_file, remove_path, secure_file
 from twat_cache.serializers import HEAD_SIZE, frame_expiry
 
 __all__ = ["DiskCacheEngine", "KleptoEngine"]
@@ -94,14 +94,17 @@ class DiskCacheEngine(PersistentEngine):
             return cache
         with self._open_lock:
             if self._cache is None:
-                if not create and not self._db.exists():
+                if create:
+                    self.make_folder()
+                elif not self.has_folder():
                     return None
-                ensure_folder(self.folder, self.secure)
-                if not self._db.exists():
-                    # SQLite gives -wal and -shm the database file's mode: set it first.
-                    fd = os.open(self._db, os.O_RDWR | os.O_CREAT, 0o600 if self.secure else 0o666)
-                    os.close(fd)
-                    secure_file(self._db, self.secure)
+                # SQLite opens these by name, following symlinks, and gives -wal and -shm
+                # the database's mode: each must be a plain file of ours (the database
+                # created 0o600) before it connects; the checked folder keeps them so.
+                if not own_file(self._db, self.secure, create):
+                    return None
+                for name in _DB_FILES[1:]:
+                    own_file(self.folder / name, self.secure, create=False)
                 try:
                     self._cache = self._connect()
                 except sqlite3.DatabaseError as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import threading
 import time
 from abc import abstractmethod
@@ -26,11 +27,15 @@ from typing import Any, ClassVar
 
 from twat_cache.config import CacheConfig
 from twat_cache.engines.base import Store
+from twat_cache.exceptions import CacheOperationError
 from twat_cache.paths import (
     KeyLock,
     atomic_write,
     cache_folder,
+    cache_root,
+    check_folder,
     ensure_folder,
+    open_file,
     open_lock_file,
     prune_to_size,
     remove_path,
@@ -64,6 +69,13 @@ def deadline(ttl: float | None) -> float:
     True
     """
     return 0.0 if ttl is None else time.time() + ttl
+
+
+def _plain_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _serializer_name(serializer: Any) -> str:
@@ -155,13 +167,17 @@ class Manifest:
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
-        """The manifest of the cache folder ``folder``.
+        """The manifest of the cache folder ``folder``, never read through a symlink.
 
         Raises:
-            OSError: no readable manifest there.
+            OSError: no readable manifest there (or a symlink, or not a plain file).
             ValueError: the file is not a twat-cache manifest.
         """
-        with open(folder / MANIFEST, "rb") as f:
+        try:
+            fd = open_file(folder / MANIFEST, os.O_RDONLY, secure=False)
+        except CacheOperationError as exc:
+            raise OSError(str(exc)) from None
+        with open(fd, "rb") as f:
             return cls.loads(f.read(_MANIFEST_MAX_BYTES))
 
 
@@ -188,7 +204,9 @@ class PersistentEngine(Store):
     def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
         super().__init__(config)
         self.base = base
-        self.folder = cache_folder(config, base)
+        #: Where trust ends: the root is followed as given, every level below it is checked.
+        self.root = base if base is not None else cache_root(config)
+        self.folder = cache_folder(config, self.root)
         self.secure = config.secure
         self.codec: Codec = codec_for(config.serializer, config.compress, config.secure)
         self._siblings: OrderedDict[Path, PersistentEngine] = OrderedDict()
@@ -199,13 +217,24 @@ class PersistentEngine(Store):
         #: line turns this off for commands that only report, which delete nothing.
         self.repair = True
 
-    @abstractmethod
-    def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
-        """Keep ``value`` for ``ttl`` seconds (``None``: no expiry; ``0`` or less: not kept).
+    def make_folder(self) -> Path:
+        """Create this cache's folder, checking every level below the root (see ``ensure_folder``).
 
-        The default exists only for ``wrapper.py``'s ``CacheEngine`` calls, which
-        always pass the config's ttl anyway.
+        Raises:
+            CacheOperationError: a level is a symlink, not a folder, or another user's.
         """
+        return ensure_folder(self.folder, self.secure, self.root)
+
+    def has_folder(self) -> bool:
+        """True if this cache's folder exists and passes :meth:`make_folder`'s checks.
+
+        Without :attr:`repair` (reports), a folder other users can write is
+        refused rather than repaired and emptied.
+
+        Raises:
+            CacheOperationError: a level is a symlink, not a folder, or another user's.
+        """
+        return check_folder(self.folder, self.secure, self.root, repair=self.repair)
 
     def wrote(self) -> None:
         """Called after each stored entry: the first one leaves the folder's manifest.
@@ -218,11 +247,11 @@ class PersistentEngine(Store):
             return
         path = self.folder / MANIFEST
         try:
-            if not path.exists():
-                ensure_folder(self.folder, self.secure)
+            self.make_folder()
+            if not _plain_file(path):  # a planted symlink is replaced, not followed
                 with atomic_write(path, self.secure) as fd:
                     os.write(fd, Manifest.of(self).dumps())
-        except OSError:
+        except (OSError, CacheOperationError):
             return
         self._manifest_written = True
 
@@ -232,7 +261,7 @@ class PersistentEngine(Store):
         if fd < 0:
             with self._siblings_lock:
                 if self._lock_fd < 0:
-                    self._lock_fd = open_lock_file(self.folder, self.secure)
+                    self._lock_fd = open_lock_file(self.folder, self.secure, self.root)
                 fd = self._lock_fd
         return KeyLock(fd, key)
 
