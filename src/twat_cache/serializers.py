@@ -48,6 +48,7 @@ FLAG_SIGNED: Final = 2
 KIND_SERIALIZED: Final = 0
 KIND_NPY: Final = 1
 KIND_JOBLIB: Final = 2
+KIND_ARROW: Final = 3
 _HMAC_SIZE = 32
 _CRC_SIZE = 4
 _ZLIB_LEVEL = 3  # most of zlib's gain at a fraction of level 6's cost

@@ -19,22 +19,27 @@ from __future__ import annotations
 
 import hmac
 import io
+import mmap
 import os
 import sys
 import threading
 import time
 import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
+from twat_cache.engines.frames import from_table, to_table, write_ipc
 from twat_cache.engines.persistent import EntryFiles, deadline
 from twat_cache.exceptions import SerializationError
 from twat_cache.paths import atomic_write, ensure_folder, remove_path
 from twat_cache.serializers import (
     FLAG_COMPRESSED,
     HEAD_SIZE,
+    KIND_ARROW,
     KIND_JOBLIB,
     KIND_NPY,
     KIND_SERIALIZED,
@@ -50,6 +55,16 @@ _TRUST_AFTER_NS = 1_000_000_000
 _MAX_TRUSTED = 4096
 _CHUNK = 1 << 24
 _ZLIB_LEVEL = 3
+_FORMATS = {
+    KIND_SERIALIZED: "serialized",
+    KIND_NPY: "npy",
+    KIND_JOBLIB: "joblib",
+    KIND_ARROW: "arrow",
+}
+#: Modules whose objects may go to Arrow files (checked in ``sys.modules``: nothing is imported).
+_TABLE_MODULES = ("pandas", "pyarrow", "polars")
+#: Kinds compressed by zlib here (Arrow compresses its own buffers, joblib its own).
+_ZLIB_KINDS = (KIND_NPY, KIND_SERIALIZED)
 
 
 class _TagWriter(io.RawIOBase):
@@ -86,14 +101,49 @@ def _readinto(f: io.FileIO, view: memoryview) -> int:
 
 
 def _bytes_view(array: Any) -> memoryview:
-    """The array's data as bytes in file order (C, or Fortran for F-ordered arrays)."""
-    if array.flags.c_contiguous:
-        return memoryview(array).cast("B")
-    return memoryview(array.T).cast("B")
+    """The array's data as bytes in file order (C, or Fortran for F-ordered arrays).
+
+    Through a ``uint8`` view: the buffer protocol refuses datetime64 and
+    timedelta64 arrays, which have no buffer format character.
+    """
+    order = "C" if array.flags.c_contiguous else "F"
+    flat = array.reshape(-1, order=order)
+    return memoryview(flat.view("u1") if flat.dtype.itemsize else flat[:0].view("u1"))
+
+
+class _ZlibWriter(io.RawIOBase):
+    """A write-only stream compressing what it is given into another stream."""
+
+    def __init__(self, out: _TagWriter) -> None:
+        super().__init__()
+        self._out = out
+        self._zlib = zlib.compressobj(_ZLIB_LEVEL)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._out.write(self._zlib.compress(view))
+        return len(view)
+
+    def finish(self) -> None:
+        """Write what the compressor still holds."""
+        self._out.write(self._zlib.flush())
 
 
 class JoblibEngine(EntryFiles):
-    """Files under the cache folder: ``.npy``-layout arrays, joblib pickles, serializer bytes."""
+    """Files under the cache folder, each value in the format that reads it back fastest.
+
+    The ``format`` of an entry (counted per format in :meth:`stats`):
+
+    - ``npy``: a NumPy array without Python objects, in the ``.npy`` layout
+      (zlib-compressed with ``compress=True``); read into a new array or mapped.
+    - ``arrow``: a pandas DataFrame or Series, a pyarrow Table or a polars
+      DataFrame, as an Arrow IPC (Feather v2) file, mapped on read; see ``frames.py``.
+    - ``joblib``: a pandas object Arrow cannot hold exactly, through joblib's pickler.
+    - ``serialized``: anything else, through the configured serializer.
+    """
 
     name: ClassVar[str] = "joblib"
     requires: ClassVar[str | None] = "joblib"
@@ -106,33 +156,48 @@ class JoblibEngine(EntryFiles):
         self._native = isinstance(self.codec.serializer, PickleSerializer)
         self._trusted: dict[str, tuple[int, int, int, int]] = {}
         self._lock = threading.Lock()
+        #: Entries this process wrote, by format (what ``stats()`` reports).
+        self.formats: Counter[str] = Counter()
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}{_SUFFIX}"
 
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), "formats": dict(self.formats)}
+
     # -- writing -------------------------------------------------------------------
 
-    def _kind(self, value: Any) -> int:
+    def _form(self, value: Any) -> tuple[int, Any]:
+        """The kind of file ``value`` goes to, and what is written (an array, a table...)."""
         if not self._native:
-            return KIND_SERIALIZED
+            return KIND_SERIALIZED, self.codec.dumps(value)
         np = sys.modules.get("numpy")
-        if np is not None and type(value) is np.ndarray and not value.dtype.hasobject:
-            return KIND_JOBLIB if self.config.compress else KIND_NPY
+        if np is not None and type(value) is np.ndarray:
+            if not value.dtype.hasobject:
+                return KIND_NPY, value
+            return KIND_SERIALIZED, self.codec.dumps(value)
+        if any(name in sys.modules for name in _TABLE_MODULES):
+            table = self._table(value)
+            if table is not None:
+                return KIND_ARROW, table
         pd = sys.modules.get("pandas")
         if pd is not None and isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
-            return KIND_JOBLIB
-        return KIND_SERIALIZED
+            return KIND_JOBLIB, value
+        return KIND_SERIALIZED, self.codec.dumps(value)
+
+    def _table(self, value: Any) -> Any:
+        """``value`` as an Arrow table, or ``None`` (not a table type, not exact, no pyarrow)."""
+        try:
+            return to_table(value)
+        except ImportError:  # pandas without pyarrow: joblib's pickler keeps the frame
+            return None
 
     def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
-        kind = self._kind(value)
-        payload = self.codec.dumps(value) if kind == KIND_SERIALIZED else b""
+        kind, form = self._form(value)  # a value the serializer refuses touches no file
         if ttl is not None and ttl <= 0:
             return  # expires at once: nothing to keep
-        expire = deadline(ttl)
-        compressed = self.config.compress and kind == KIND_SERIALIZED
-        if compressed:
-            payload = zlib.compress(payload, _ZLIB_LEVEL)
-        head = self.codec.head(kind, expire, compressed)
+        compressed = self.config.compress
+        head = self.codec.head(kind, deadline(ttl), compressed and kind in _ZLIB_KINDS)
         tagger = self.codec.tagger(key, head)
         path = self._path(key)
         ensure_folder(self.folder, self.secure)
@@ -140,18 +205,29 @@ class JoblibEngine(EntryFiles):
             os.write(fd, bytes(_HEADER_BLOCK))  # the header goes in once the tag is known
             out = _TagWriter(fd, tagger)
             if kind == KIND_NPY:
-                np = sys.modules["numpy"]
-                np.lib.format.write_array(out, value, allow_pickle=False)
+                sink: Any = _ZlibWriter(out) if compressed else out
+                sys.modules["numpy"].lib.format.write_array(sink, form, allow_pickle=False)
+                if compressed:
+                    sink.finish()
+            elif kind == KIND_ARROW:
+                self._write_table(out, form)
             elif kind == KIND_JOBLIB:
-                compress = ("zlib", _ZLIB_LEVEL) if self.config.compress else 0
-                self._joblib.dump(value, out, compress=compress)
+                self._joblib.dump(form, out, compress=("zlib", _ZLIB_LEVEL) if compressed else 0)
             else:
-                out.write(payload)
+                out.write(zlib.compress(form, _ZLIB_LEVEL) if compressed else form)
             block = head + tagger.digest()
             os.pwrite(fd, block + bytes(_HEADER_BLOCK - len(block)), 0)
             size = _HEADER_BLOCK + out.size
         self._forget(path)
+        self.formats[_FORMATS[kind]] += 1
         self._stored(size)
+
+    def _write_table(self, out: _TagWriter, table: Any) -> None:
+        import pyarrow as pa
+
+        codec = "zstd" if self.config.compress and pa.Codec.is_available("zstd") else None
+        with pa.PythonFile(out, mode="w") as sink:
+            write_ipc(sink, table, codec)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -175,19 +251,57 @@ class JoblibEngine(EntryFiles):
             return MISSING
         tag = block[HEAD_SIZE : HEAD_SIZE + self.codec.tag_size]
         tagger = self.codec.tagger(key, block[:HEAD_SIZE])
-        if kind == KIND_NPY:
+        if kind == KIND_NPY and not flags & FLAG_COMPRESSED:
             return self._read_array(path, fd, st, tag, tagger)
+        if kind == KIND_ARROW:
+            return self._read_table(path, fd, st, tag, tagger)
         payload = os.read(fd, max(st.st_size - _HEADER_BLOCK, 0))
         tagger.update(payload)
         self._check(tag, tagger)
+        if flags & FLAG_COMPRESSED:
+            payload = zlib.decompress(payload)
+        if kind == KIND_NPY:
+            import numpy as np  # an array entry means NumPy wrote it
+
+            return np.lib.format.read_array(io.BytesIO(payload), allow_pickle=False)
         if kind == KIND_JOBLIB:
             return self._joblib.load(io.BytesIO(payload))
         if kind != KIND_SERIALIZED:
             msg = f"stored entry has an unexpected kind {kind}"
             raise SerializationError(msg)
-        if flags & FLAG_COMPRESSED:
-            payload = zlib.decompress(payload)
         return self.codec.loads(payload)
+
+    def _verify(
+        self,
+        path: Path,
+        st: os.stat_result,
+        tag: bytes,
+        tagger: Any,
+        chunks: Callable[[], Iterable[Any]],
+    ) -> None:
+        """Check the tag over ``chunks`` unless this process checked this file version already."""
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if self._trusted.get(str(path)) == identity:
+            return
+        for chunk in chunks():
+            tagger.update(chunk)
+        self._check(tag, tagger)
+        self._trust(path, st, identity)
+
+    def _read_table(self, path: Path, fd: int, st: os.stat_result, tag: bytes, tagger: Any) -> Any:
+        import pyarrow as pa  # an Arrow entry means pyarrow wrote it
+
+        # Mapped, not read: columns are copied once, by the conversion to pandas
+        # (or not at all for a table). The map outlives ``fd``, and entries are
+        # replaced by rename, never rewritten in place.
+        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        data = memoryview(mapped)[_HEADER_BLOCK:]
+        self._verify(path, st, tag, tagger, lambda: (data,))
+        try:
+            return from_table(pa.ipc.open_file(pa.py_buffer(data)).read_all())
+        except (pa.ArrowException, ValueError, KeyError) as exc:
+            msg = f"stored Arrow table cannot be read: {type(exc).__name__}: {exc}"
+            raise SerializationError(msg) from exc
 
     def _read_array(self, path: Path, fd: int, st: os.stat_result, tag: bytes, tagger: Any) -> Any:
         import numpy as np  # an array entry means NumPy wrote it
@@ -214,8 +328,6 @@ class JoblibEngine(EntryFiles):
             if offset + count * dtype.itemsize != st.st_size:
                 msg = "stored array is truncated or has trailing bytes"
                 raise SerializationError(msg)
-            identity = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-            trusted = self._trusted.get(str(path)) == identity
             order: Any = "F" if fortran else "C"
             array: Any
             if self.config.mmap_mode is not None:
@@ -228,13 +340,13 @@ class JoblibEngine(EntryFiles):
                 if count and _readinto(f, _bytes_view(array)) != count * dtype.itemsize:
                     msg = "stored array is truncated"
                     raise SerializationError(msg)
-            if not trusted:
+
+            def chunks() -> tuple[bytes, Any]:
                 os.lseek(fd, _HEADER_BLOCK, os.SEEK_SET)
-                tagger.update(os.read(fd, offset - _HEADER_BLOCK))
-                if count:
-                    tagger.update(_bytes_view(array))
-                self._check(tag, tagger)
-                self._trust(path, st, identity)
+                header = os.read(fd, offset - _HEADER_BLOCK)
+                return header, _bytes_view(array) if count else b""
+
+            self._verify(path, st, tag, tagger, chunks)
         return array
 
     def _check(self, tag: bytes, tagger: Any) -> None:
