@@ -243,7 +243,10 @@ class Codec:
 
     def encode(self, key: str, value: Any, expire: float = 0.0) -> bytes:
         """One framed entry for ``value`` stored under ``key``."""
-        payload = self.dumps(value)
+        return self.frame(key, self.dumps(value), expire)
+
+    def frame(self, key: str, payload: bytes, expire: float = 0.0) -> bytes:
+        """One framed entry for serializer bytes (from :meth:`dumps`) stored under ``key``."""
         compressed = self.compress
         if compressed:
             payload = zlib.compress(payload, _ZLIB_LEVEL)

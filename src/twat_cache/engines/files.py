@@ -1,23 +1,26 @@
-"""The ``fcache`` engine: one file per entry, large arrays in their own binary format.
+"""Values in files of their own: ``fcache``'s store, and ``bcache``'s large values.
 
 Why not pickle: an 80 MB array pickled is copied several times on the way in
 and out. Here a NumPy array is written in the ``.npy`` layout after a 64-byte
 twat-cache header, so a hit reads it straight into a new array (as
 ``np.load`` does) or maps it read-only (``mmap_mode="r"``) without reading it
-at all. pandas objects and compressed arrays go through joblib's pickler,
-which writes array buffers raw; anything else uses the configured serializer.
+at all. pandas DataFrames and Series (and pyarrow tables, polars frames) are
+Arrow IPC files, mapped on read; a pandas object Arrow cannot hold exactly goes
+through joblib's pickler, which writes array buffers raw; anything else uses
+the configured serializer.
 
 Every file is written to a temp file and renamed, and carries a tag (CRC32 or
 HMAC-SHA256) over its payload. Checking an 80 MB tag costs more than reading
-the array, so an array file's tag is checked on this process's first read of
-each file version (inode, size, mtime, ctime) and trusted afterwards; a file
-changed within the last second is always checked, because a coarse file clock
-could hide an in-place change made in the same tick.
+the array, so an array's or a table's tag is checked on this process's first
+read of each file version (inode, size, mtime, ctime) and trusted afterwards;
+a file changed within the last second is always checked, because a coarse
+file clock could hide an in-place change made in the same tick.
 """
 
 from __future__ import annotations
 
 import hmac
+import importlib.util
 import io
 import mmap
 import os
@@ -32,7 +35,7 @@ from typing import Any, ClassVar
 
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
-from twat_cache.engines.frames import from_table, to_table, write_ipc
+from twat_cache.engines.frames import from_table, rough_nbytes, to_table, write_ipc
 from twat_cache.engines.persistent import EntryFiles, deadline
 from twat_cache.exceptions import SerializationError
 from twat_cache.paths import atomic_write, ensure_folder, remove_path
@@ -43,11 +46,12 @@ from twat_cache.serializers import (
     KIND_JOBLIB,
     KIND_NPY,
     KIND_SERIALIZED,
+    Codec,
     PickleSerializer,
     frame_expiry,
 )
 
-__all__ = ["JoblibEngine"]
+__all__ = ["JoblibEngine", "ValueFiles"]
 
 _SUFFIX = ".tc"
 _HEADER_BLOCK = 64  # keeps the array data 64-byte aligned, as .npy files are
@@ -132,75 +136,82 @@ class _ZlibWriter(io.RawIOBase):
         self._out.write(self._zlib.flush())
 
 
-class JoblibEngine(EntryFiles):
-    """Files under the cache folder, each value in the format that reads it back fastest.
+class ValueFiles:
+    """One value per file, in the format that reads it back fastest, checked by its tag.
 
-    The ``format`` of an entry (counted per format in :meth:`stats`):
+    The file stores of ``fcache`` (every entry) and ``bcache`` (large values)
+    share it. Formats, counted per format in :attr:`formats`:
 
     - ``npy``: a NumPy array without Python objects, in the ``.npy`` layout
-      (zlib-compressed with ``compress=True``); read into a new array or mapped.
+      (zlib-compressed with ``compress=True``); read into a new array, or
+      mapped with ``mmap_mode``.
     - ``arrow``: a pandas DataFrame or Series, a pyarrow Table or a polars
       DataFrame, as an Arrow IPC (Feather v2) file, mapped on read; see ``frames.py``.
-    - ``joblib``: a pandas object Arrow cannot hold exactly, through joblib's pickler.
+    - ``joblib``: a pandas object Arrow cannot hold exactly, through joblib's
+      pickler (the configured serializer when joblib is not installed).
     - ``serialized``: anything else, through the configured serializer.
     """
 
-    name: ClassVar[str] = "joblib"
-    requires: ClassVar[str | None] = "joblib"
-
-    def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
-        import joblib  # optional engine, imported on use
-
-        super().__init__(config, base)
-        self._joblib = joblib
-        self._native = isinstance(self.codec.serializer, PickleSerializer)
+    def __init__(self, config: CacheConfig, codec: Codec) -> None:
+        self.config = config
+        self.codec = codec
+        self.secure = config.secure
+        self._native = isinstance(codec.serializer, PickleSerializer)
         self._trusted: dict[str, tuple[int, int, int, int]] = {}
         self._lock = threading.Lock()
-        #: Entries this process wrote, by format (what ``stats()`` reports).
+        #: Entries this process wrote, by format.
         self.formats: Counter[str] = Counter()
-
-    def _path(self, key: str) -> Path:
-        return self.folder / f"{key}{_SUFFIX}"
-
-    def stats(self) -> dict[str, Any]:
-        return {**super().stats(), "formats": dict(self.formats)}
 
     # -- writing -------------------------------------------------------------------
 
-    def _form(self, value: Any) -> tuple[int, Any]:
-        """The kind of file ``value`` goes to, and what is written (an array, a table...)."""
+    def native(self, value: Any, min_bytes: int = 0) -> tuple[int, Any] | None:
+        """``(kind, form)`` when ``value`` has a format of its own (an array, a table).
+
+        ``None`` too when its data is smaller than about ``min_bytes``.
+        """
         if not self._native:
-            return KIND_SERIALIZED, self.codec.dumps(value)
+            return None
         np = sys.modules.get("numpy")
         if np is not None and type(value) is np.ndarray:
-            if not value.dtype.hasobject:
-                return KIND_NPY, value
-            return KIND_SERIALIZED, self.codec.dumps(value)
+            if value.dtype.hasobject or value.nbytes < min_bytes:
+                return None
+            return KIND_NPY, value
         if any(name in sys.modules for name in _TABLE_MODULES):
-            table = self._table(value)
+            if min_bytes and (rough_nbytes(value) or 0) < min_bytes:
+                return None
+            try:
+                table = to_table(value)
+            except ImportError:  # pandas without pyarrow: pickled instead
+                return None
             if table is not None:
                 return KIND_ARROW, table
+        return None
+
+    def form(self, value: Any) -> tuple[int, Any]:
+        """The kind of file ``value`` goes to, and what is written (an array, a table, bytes).
+
+        Raises:
+            SerializationError: the serializer refuses the value (nothing is written).
+        """
+        native = self.native(value)
+        if native is not None:
+            return native
         pd = sys.modules.get("pandas")
-        if pd is not None and isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
+        if (
+            self._native
+            and pd is not None
+            and isinstance(value, (pd.DataFrame, pd.Series, pd.Index))
+            and importlib.util.find_spec("joblib") is not None
+        ):
             return KIND_JOBLIB, value
         return KIND_SERIALIZED, self.codec.dumps(value)
 
-    def _table(self, value: Any) -> Any:
-        """``value`` as an Arrow table, or ``None`` (not a table type, not exact, no pyarrow)."""
-        try:
-            return to_table(value)
-        except ImportError:  # pandas without pyarrow: joblib's pickler keeps the frame
-            return None
-
-    def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
-        kind, form = self._form(value)  # a value the serializer refuses touches no file
-        if ttl is not None and ttl <= 0:
-            return  # expires at once: nothing to keep
+    def write(self, path: Path, key: str, kind: int, form: Any, expire: float) -> int:
+        """Write one entry atomically (temp file, then rename); the file's size."""
         compressed = self.config.compress
-        head = self.codec.head(kind, deadline(ttl), compressed and kind in _ZLIB_KINDS)
+        head = self.codec.head(kind, expire, compressed and kind in _ZLIB_KINDS)
         tagger = self.codec.tagger(key, head)
-        path = self._path(key)
-        ensure_folder(self.folder, self.secure)
+        ensure_folder(path.parent, self.secure)
         with atomic_write(path, self.secure) as fd:
             os.write(fd, bytes(_HEADER_BLOCK))  # the header goes in once the tag is known
             out = _TagWriter(fd, tagger)
@@ -212,15 +223,17 @@ class JoblibEngine(EntryFiles):
             elif kind == KIND_ARROW:
                 self._write_table(out, form)
             elif kind == KIND_JOBLIB:
-                self._joblib.dump(form, out, compress=("zlib", _ZLIB_LEVEL) if compressed else 0)
+                import joblib
+
+                joblib.dump(form, out, compress=("zlib", _ZLIB_LEVEL) if compressed else 0)
             else:
                 out.write(zlib.compress(form, _ZLIB_LEVEL) if compressed else form)
             block = head + tagger.digest()
             os.pwrite(fd, block + bytes(_HEADER_BLOCK - len(block)), 0)
             size = _HEADER_BLOCK + out.size
-        self._forget(path)
+        self.forget(path)
         self.formats[_FORMATS[kind]] += 1
-        self._stored(size)
+        return size
 
     def _write_table(self, out: _TagWriter, table: Any) -> None:
         import pyarrow as pa
@@ -231,8 +244,12 @@ class JoblibEngine(EntryFiles):
 
     # -- reading ---------------------------------------------------------------------
 
-    def get(self, key: Any) -> Any:
-        path = self._path(key)
+    def read(self, path: Path, key: str) -> Any:
+        """The value in ``path`` stored under ``key``; ``MISSING`` if absent or expired.
+
+        Raises:
+            SerializationError: the file is damaged, forged or of another key.
+        """
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -241,6 +258,16 @@ class JoblibEngine(EntryFiles):
             return self._read(key, path, fd)
         finally:
             os.close(fd)
+
+    def forget(self, path: Path) -> None:
+        """Drop what this process remembers of ``path`` (before it is replaced or removed)."""
+        with self._lock:
+            self._trusted.pop(str(path), None)
+
+    def forget_all(self) -> None:
+        """Drop what this process remembers of every file."""
+        with self._lock:
+            self._trusted.clear()
 
     def _read(self, key: str, path: Path, fd: int) -> Any:
         st = os.fstat(fd)
@@ -265,7 +292,9 @@ class JoblibEngine(EntryFiles):
 
             return np.lib.format.read_array(io.BytesIO(payload), allow_pickle=False)
         if kind == KIND_JOBLIB:
-            return self._joblib.load(io.BytesIO(payload))
+            import joblib  # a joblib entry means joblib wrote it
+
+            return joblib.load(io.BytesIO(payload))
         if kind != KIND_SERIALIZED:
             msg = f"stored entry has an unexpected kind {kind}"
             raise SerializationError(msg)
@@ -362,6 +391,34 @@ class JoblibEngine(EntryFiles):
                 self._trusted.clear()
             self._trusted[str(path)] = identity
 
+
+class JoblibEngine(EntryFiles):
+    """``fcache``'s store: one file per entry in the cache folder (see :class:`ValueFiles`)."""
+
+    name: ClassVar[str] = "joblib"
+    requires: ClassVar[str | None] = "joblib"
+
+    def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
+        import joblib  # noqa: F401 - the engine is chosen only when joblib is installed
+
+        super().__init__(config, base)
+        self.files = ValueFiles(config, self.codec)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}{_SUFFIX}"
+
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), "formats": dict(self.files.formats)}
+
+    def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
+        kind, form = self.files.form(value)  # a value the serializer refuses touches no file
+        if ttl is not None and ttl <= 0:
+            return  # expires at once: nothing to keep
+        self._stored(self.files.write(self._path(key), key, kind, form, deadline(ttl)))
+
+    def get(self, key: Any) -> Any:
+        return self.files.read(self._path(key), key)
+
     # -- what EntryFiles needs ---------------------------------------------------------
 
     def _is_entry(self, name: str) -> bool:
@@ -378,8 +435,7 @@ class JoblibEngine(EntryFiles):
             return None
 
     def _forget(self, path: Path) -> None:
-        with self._lock:
-            self._trusted.pop(str(path), None)
+        self.files.forget(path)
 
     def delete(self, key: Any) -> bool:
         path = self._path(key)
@@ -387,6 +443,5 @@ class JoblibEngine(EntryFiles):
         return remove_path(path)
 
     def clear(self) -> None:
-        with self._lock:
-            self._trusted.clear()
+        self.files.forget_all()
         super().clear()

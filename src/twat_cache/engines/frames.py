@@ -20,7 +20,7 @@ import pickle
 import sys
 from typing import Any, Final
 
-__all__ = ["META_KEY", "from_table", "to_table", "write_ipc"]
+__all__ = ["META_KEY", "from_table", "rough_nbytes", "to_table", "write_ipc"]
 
 #: The schema metadata key holding what Arrow itself does not keep.
 META_KEY: Final = b"twat_cache"
@@ -45,6 +45,21 @@ def to_table(value: Any) -> Any:
     pl = sys.modules.get("polars")
     if pl is not None and type(value) is pl.DataFrame:
         return _polars_table(pl, value)
+    return None
+
+
+def rough_nbytes(value: Any) -> int | None:
+    """About how many bytes a table type's data holds (cheap), ``None`` for other values."""
+    pd = sys.modules.get("pandas")
+    if pd is not None and type(value) in (pd.DataFrame, pd.Series):
+        usage = value.memory_usage(index=True, deep=False)
+        return int(usage if type(value) is pd.Series else usage.sum())
+    pa = sys.modules.get("pyarrow")
+    if pa is not None and type(value) is pa.Table:
+        return int(value.nbytes)
+    pl = sys.modules.get("polars")
+    if pl is not None and type(value) is pl.DataFrame:
+        return int(value.estimated_size())
     return None
 
 
