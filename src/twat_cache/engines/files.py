@@ -115,6 +115,18 @@ def _bytes_view(array: Any) -> memoryview:
     return memoryview(flat.view("u1") if flat.dtype.itemsize else flat[:0].view("u1"))
 
 
+def _npy_v1(np: Any, dtype: Any) -> bool:
+    """True when the dtype fits a latin-1 ``.npy`` header (format 1.0/2.0, which we read).
+
+    Field names outside latin-1 need format 3.0: such arrays are pickled instead.
+    """
+    try:
+        repr(np.lib.format.dtype_to_descr(dtype)).encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _ZlibWriter(io.RawIOBase):
     """A write-only stream compressing what it is given into another stream."""
 
@@ -173,7 +185,7 @@ class ValueFiles:
             return None
         np = sys.modules.get("numpy")
         if np is not None and type(value) is np.ndarray:
-            if value.dtype.hasobject or value.nbytes < min_bytes:
+            if value.dtype.hasobject or value.nbytes < min_bytes or not _npy_v1(np, value.dtype):
                 return None
             return KIND_NPY, value
         if any(name in sys.modules for name in _TABLE_MODULES):
