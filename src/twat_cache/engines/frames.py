@@ -172,7 +172,15 @@ def _dtypes(pd: Any, value: Any) -> list[Any]:
 
 
 def _same_dtypes(pd: Any, probe: Any, value: Any) -> bool:
-    return type(probe) is type(value) and _dtypes(pd, probe) == _dtypes(pd, value)
+    """True when the probe has the value's type, dtypes and number of rows (up to the probe's).
+
+    Rows count too: a frame without columns keeps its rows only as its index.
+    """
+    return (
+        type(probe) is type(value)
+        and len(probe) == min(len(value), _PROBE_ROWS)
+        and _dtypes(pd, probe) == _dtypes(pd, value)
+    )
 
 
 def _pandas_from(table: Any, meta: dict[str, Any]) -> Any:
