@@ -43,6 +43,7 @@ def _base(n: int = N) -> pd.DataFrame:
             "f32": np.arange(n, dtype=np.float32),
             "string": pd.array([f"x{i}" if i % 3 else None for i in range(n)], dtype="string"),
             "bytes": pd.Series([b"a", None] * (n // 2), dtype=object),
+            "object_str": pd.Series(["é", None] * (n // 2), dtype=object),
         }
     )
 
@@ -53,6 +54,9 @@ def _frames() -> dict[str, Any]:
     frame = _base()
     frame.index = pd.Index([f"r{i}" for i in range(N)], name="rows")
     cases["str_index_with_name"] = frame
+    frame = _base()
+    frame.index = pd.Index([f"r{i}" for i in range(N)], dtype=object, name="object_rows")
+    cases["object_str_index"] = frame
     frame = _base()
     frame.columns = list(range(frame.shape[1]))
     cases["int_column_names"] = frame

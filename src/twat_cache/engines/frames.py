@@ -140,7 +140,7 @@ def _pandas_table(pd: Any, value: Any) -> Any:
     index = frame.index
     levels = [index.get_level_values(i) for i in range(index.nlevels)]
     for column in (*(frame.iloc[:, i] for i in range(frame.shape[1])), *levels):
-        if column.dtype == object and not _object_ok(column.array):
+        if column.dtype == "object" and not _object_ok(column.array):
             return None
     meta: dict[str, Any] = {
         "type": _PANDAS_SERIES if series else _PANDAS_FRAME,
@@ -149,6 +149,9 @@ def _pandas_table(pd: Any, value: Any) -> Any:
         "freq": getattr(index, "freq", None),
         "attrs": value.attrs,
         "name": value.name if series else None,
+        # Arrow strings come back as pandas' ``str`` dtype: these go back to object.
+        "objects": [i for i, dtype in enumerate(frame.dtypes) if dtype == "object"],
+        "object_index": index.nlevels == 1 and index.dtype == "object",
     }
     # Positional field names and unnamed index levels: Arrow fields need unique
     # str names; the real labels come back from ``meta``.
@@ -183,10 +186,20 @@ def _same_dtypes(pd: Any, probe: Any, value: Any) -> bool:
     )
 
 
+def _as_objects(column: Any) -> Any:
+    """An Arrow column as a NumPy object array (``None`` for nulls, as stored)."""
+    return column.to_numpy(zero_copy_only=False)
+
+
 def _pandas_from(table: Any, meta: dict[str, Any]) -> Any:
     frame = table.to_pandas()
-    names = meta["index_names"]
-    index = frame.index.set_names(names)
+    pd = sys.modules["pandas"]  # imported by ``to_pandas``
+    for i in meta["objects"]:
+        frame.isetitem(i, pd.Series(_as_objects(table.column(str(i))), frame.index, object))
+    index = frame.index
+    if meta["object_index"]:
+        index = pd.Index(_as_objects(table.column("__index_level_0__")), dtype=object)
+    index = index.set_names(meta["index_names"])
     freq = meta["freq"]
     if freq is not None:
         index = type(index)(index, freq=freq)
