@@ -109,6 +109,7 @@ class DiskCacheEngine(PersistentEngine):
 
     name: ClassVar[str] = "diskcache"
     requires: ClassVar[str | None] = "diskcache"
+    entry_dirs: ClassVar[tuple[str, ...]] = (_VALUES,)
 
     def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
         import diskcache  # optional engine, imported on use
