@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +251,13 @@ def test_damaged_bcache_value_file_is_recomputed(tmp_path: Path, damage: str) ->
     assert calls == [0, 0]
     assert _same(make(0), want)
     assert calls == [0, 0]
+
+
+def test_bcache_value_files_are_private(tmp_path: Path) -> None:
+    """With secure=True (the default) value files are 0o600 in a 0o700 folder, like the database."""
+    calls = Calls()
+    make = _cached_by_index(bcache(cache_dir=tmp_path), [np.ones(FILE_MIN_BYTES // 8)], calls)
+    make(0)
+    (value_file,) = tmp_path.rglob("values/*.tc")
+    assert stat.S_IMODE(value_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(value_file.parent.stat().st_mode) == 0o700

@@ -262,9 +262,14 @@ def test_compressed_arrow_files_round_trip(tmp_path: Path, case: str) -> None:
     assert _formats(make) == {"arrow": 1}
 
 
+@pytest.mark.parametrize("secret", [None, "s3cret"])
 @pytest.mark.parametrize("damage", ["flip", "truncate", "flip_header"])
-def test_damaged_arrow_file_is_recomputed(tmp_path: Path, damage: str) -> None:
-    """A flipped byte or a truncated Arrow file is a miss: the right value is recomputed, stored."""
+def test_damaged_arrow_file_is_recomputed(
+    tmp_path: Path, damage: str, secret: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flipped byte or a truncated Arrow file is a miss (CRC32, or HMAC with a secret)."""
+    if secret is not None:
+        monkeypatch.setenv("TWAT_CACHE_SECRET", secret)
     calls = Calls()
     want = _base(2000)
     make = _cached(fcache(cache_dir=tmp_path), [want], calls)
@@ -355,3 +360,18 @@ def test_generated_frames_round_trip(tmp_path: Path, data: st.DataObject) -> Non
     _assert_same(make(0), frame)
     assert calls == [0]
     assert sum(_formats(make).values()) == 1
+
+
+def test_arrow_file_copied_over_another_key_is_a_miss(tmp_path: Path) -> None:
+    """An Arrow entry moved to another key's file name is refused (its tag covers the key)."""
+    calls = Calls()
+    frames = [_base(10), _base(20)]
+    make = _cached(fcache(cache_dir=tmp_path), frames, calls)
+    make(0)
+    first = {p.name for p in tmp_path.rglob("*.tc")}
+    make(1)
+    (path_0,) = (p for p in tmp_path.rglob("*.tc") if p.name in first)
+    (path_1,) = (p for p in tmp_path.rglob("*.tc") if p.name not in first)
+    path_1.write_bytes(path_0.read_bytes())
+    _assert_same(make(1), frames[1])
+    assert calls == [0, 1, 1]
