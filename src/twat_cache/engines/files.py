@@ -243,8 +243,9 @@ class ValueFiles:
             block = head + tagger.digest()
             os.pwrite(fd, block + bytes(_HEADER_BLOCK - len(block)), 0)
             size = _HEADER_BLOCK + out.size
-        self.forget(path)
-        self.formats[_FORMATS[kind]] += 1
+        with self._lock:
+            self._trusted.pop(str(path), None)
+            self.formats[_FORMATS[kind]] += 1
         return size
 
     def _write_table(self, out: _TagWriter, table: Any) -> None:

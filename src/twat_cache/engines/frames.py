@@ -161,8 +161,8 @@ def _pandas_table(pd: Any, value: Any) -> Any:
         table = pa.Table.from_pandas(plain, preserve_index=None)
         table = _with_meta(table, meta)
         probe = _pandas_from(_through_ipc(table.slice(0, _PROBE_ROWS)), meta)
-    except (pa.ArrowException, ValueError, TypeError, OverflowError):
-        return None  # a type Arrow cannot hold as it is
+    except Exception:  # a type Arrow cannot hold, unpicklable attrs...: the pickler decides
+        return None
     if not _same_dtypes(pd, probe, value):
         return None
     return table
@@ -218,12 +218,11 @@ def _pandas_from(table: Any, meta: dict[str, Any]) -> Any:
 
 
 def _polars_table(pl: Any, value: Any) -> Any:
-    import pyarrow as pa
 
     try:
         table = value.to_arrow()
         back = pl.from_arrow(_through_ipc(table.slice(0, _PROBE_ROWS)))
-    except (pa.ArrowException, ValueError, TypeError):
+    except Exception:  # a type Arrow cannot hold: the pickler decides
         return None
     if not isinstance(back, pl.DataFrame) or back.schema != value.schema:
         return None
