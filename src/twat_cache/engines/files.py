@@ -57,7 +57,6 @@ _SUFFIX = ".tc"
 _HEADER_BLOCK = 64  # keeps the array data 64-byte aligned, as .npy files are
 _TRUST_AFTER_NS = 1_000_000_000
 _MAX_TRUSTED = 4096
-_CHUNK = 1 << 24
 _ZLIB_LEVEL = 3
 _FORMATS = {
     KIND_SERIALIZED: "serialized",
