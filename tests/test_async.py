@@ -229,7 +229,7 @@ def test_acache_on_a_sync_function_works(calls):
 
 
 def test_every_engine_is_one_store_contract():
-    """aiocache and redis implement the same contract, with native coroutines where they have them."""
+    """aiocache and redis implement one contract, with native coroutines where they exist."""
     manager = get_engine_manager()
     for name in ("aiocache", "redis", "diskcache", "cachebox"):
         assert issubclass(manager.engine_class(name), Store)

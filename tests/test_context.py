@@ -8,7 +8,6 @@ import pytest
 
 from twat_cache import (
     CacheContext,
-    CacheOperationError,
     ConfigurationError,
     acache,
     engine_context,

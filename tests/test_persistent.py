@@ -289,10 +289,11 @@ def test_shared_name_without_version_is_still_code_versioned(calls: Calls) -> No
 
     def define(factor: int) -> object:
         namespace: dict[str, object] = {"bcache": bcache, "calls": calls}
-        exec(  # the same function, as a notebook cell run twice with an edit between
-            f"@bcache(name='cell')\ndef area(w, h):\n    calls({factor})\n    return w * h * {factor}\n",
-            namespace,
+        source = (  # the same function, as a notebook cell run twice with an edit between
+            f"@bcache(name='cell')\ndef area(w, h):\n"
+            f"    calls({factor})\n    return w * h * {factor}\n"
         )
+        exec(source, namespace)
         return namespace["area"]
 
     first, edited, again = define(1), define(2), define(2)

@@ -43,16 +43,10 @@ FILE_CASES = [
     for decorator, engine, label in ((bcache, None, "diskcache"), (bcache, "klepto", "klepto"))
     for name in FIXED_NAMES[engine]
 ] + [pytest.param(fcache, None, name, id=f"joblib-{name}") for name in FIXED_NAMES["klepto"]]
-#: klepto and joblib still create their folder with ``ensure_folder(self.folder, secure)``,
-#: which checks only the cache's own folder, and read without checking it: they need
-#: ``self.make_folder()`` to write and ``self.has_folder()`` before reading.
-GAP = pytest.mark.xfail(
-    strict=True, reason="files.py and KleptoEngine need self.make_folder()/self.has_folder()"
-)
 FOLDER_NAME_CASES = [
     pytest.param(bcache, None, id="diskcache"),
-    pytest.param(bcache, "klepto", id="klepto", marks=GAP),
-    pytest.param(fcache, None, id="joblib", marks=GAP),
+    pytest.param(bcache, "klepto", id="klepto"),
+    pytest.param(fcache, None, id="joblib"),
 ]
 
 

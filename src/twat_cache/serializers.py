@@ -48,6 +48,7 @@ FLAG_SIGNED: Final = 2
 KIND_SERIALIZED: Final = 0
 KIND_NPY: Final = 1
 KIND_JOBLIB: Final = 2
+KIND_ARROW: Final = 3
 _HMAC_SIZE = 32
 _CRC_SIZE = 4
 _ZLIB_LEVEL = 3  # most of zlib's gain at a fraction of level 6's cost
@@ -261,7 +262,10 @@ class Codec:
 
     def encode(self, key: str, value: Any, expire: float = 0.0) -> bytes:
         """One framed entry for ``value`` stored under ``key``."""
-        payload = self.dumps(value)
+        return self.frame(key, self.dumps(value), expire)
+
+    def frame(self, key: str, payload: bytes, expire: float = 0.0) -> bytes:
+        """One framed entry for serializer bytes (from :meth:`dumps`) stored under ``key``."""
         compressed = self.compress
         if compressed:
             payload = zlib.compress(payload, _ZLIB_LEVEL)

@@ -3,6 +3,13 @@
 Both store framed bytes (see ``serializers.py``) under the 32-hex digest key,
 so neither library ever unpickles anything: a stored value is checked by its
 CRC32 or HMAC before the configured serializer sees it.
+
+diskcache keeps a value of :data:`FILE_MIN_BYTES` or more out of SQLite, in a
+file of its own under ``values/`` written by :class:`~twat_cache.engines.files.ValueFiles`
+(arrays in the ``.npy`` layout, DataFrames as Arrow files); its row holds the
+file's name. Such a value is written once on disk (not again in the WAL) and
+its hit costs about what reading the file costs; diskcache itself counts the
+file toward ``size_limit`` and removes it with the row (delete, eviction, expiry).
 """
 
 from __future__ import annotations
@@ -10,31 +17,40 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import os
+import re
 import sqlite3
 import threading
 import time
+import uuid
 import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
-from twat_cache.engines.persistent import EntryFiles, PersistentEngine, deadline
+from twat_cache.engines.files import ValueFiles
+from twat_cache.engines.persistent import STALE_TEMP, EntryFiles, PersistentEngine, deadline
 from twat_cache.exceptions import CacheOperationError, SerializationError
-from twat_cache.paths import ensure_folder, own_file, remove_path, secure_file
-from twat_cache.serializers import HEAD_SIZE, frame_expiry
+from twat_cache.paths import own_file, remove_path, secure_file
+from twat_cache.serializers import HEAD_SIZE, KIND_SERIALIZED, frame_expiry
 
-__all__ = ["DiskCacheEngine", "KleptoEngine"]
+__all__ = ["FILE_MIN_BYTES", "DiskCacheEngine", "KleptoEngine"]
 
+#: Values this large (serialized, or an array's or a table's data) get a file of their own.
+FILE_MIN_BYTES = 1 << 20
 _MODE_RAW = 1  # diskcache's mode for bytes kept verbatim in the database
+_MODE_BINARY = 2  # diskcache's mode for a value kept in a file (``filename`` column)
 _SELECT = (
-    "SELECT mode, value FROM Cache WHERE key = ? AND raw = 1"
+    "SELECT mode, value, filename FROM Cache WHERE key = ? AND raw = 1"
     " AND (expire_time IS NULL OR expire_time > ?)"
 )
-#: Keep every value inside SQLite: one transaction per write, no loose value
-#: files whose permissions or half-written state would need looking after.
+#: diskcache never makes value files of its own: small values stay in SQLite
+#: (one transaction per write), large ones are written here (:class:`_InFile`).
 _INLINE_LIMIT = 2**40
+_VALUES = "values"
+_VALUE_NAME = re.compile(r"values/[0-9a-f]{32}\.tc")
 _UNBOUNDED = 2**62
 _CORRUPT_MARKERS = ("malformed", "not a database", "no such table", "no such column", "corrupt")
 _DB_FILES = ("cache.db", "cache.db-wal", "cache.db-shm")
@@ -59,6 +75,29 @@ def _corrupt(exc: BaseException) -> bool:
     return any(marker in text for marker in _CORRUPT_MARKERS)
 
 
+class _InFile:
+    """What ``diskcache.Cache.set`` is given for a value already written to its own file."""
+
+    __slots__ = ("name", "size")
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.size = size
+
+
+@functools.cache
+def _disk_class(diskcache: Any) -> Any:
+    """diskcache's ``Disk``, taught to record an :class:`_InFile` as a file-backed row."""
+
+    class Disk(diskcache.Disk):  # type: ignore[misc]
+        def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+            if type(value) is _InFile:
+                return value.size, _MODE_BINARY, value.name, None
+            return super().store(value, read, key=key)
+
+    return Disk
+
+
 class DiskCacheEngine(PersistentEngine):
     """diskcache's SQLite store: one small transaction per write, any number of processes.
 
@@ -70,6 +109,7 @@ class DiskCacheEngine(PersistentEngine):
 
     name: ClassVar[str] = "diskcache"
     requires: ClassVar[str | None] = "diskcache"
+    entry_dirs: ClassVar[tuple[str, ...]] = (_VALUES,)
 
     def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
         import diskcache  # optional engine, imported on use
@@ -82,6 +122,7 @@ class DiskCacheEngine(PersistentEngine):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._epoch = object()
+        self.files = ValueFiles(config, self.codec)
         _live.add(self)
 
     # -- connections -----------------------------------------------------------
@@ -118,6 +159,7 @@ class DiskCacheEngine(PersistentEngine):
             str(self.folder),
             size_limit=self.config.size_limit or _UNBOUNDED,
             eviction_policy="least-recently-stored",  # reads never write
+            disk=_disk_class(self._diskcache),
             disk_min_file_size=_INLINE_LIMIT,
             statistics=False,
             tag_index=False,
@@ -139,10 +181,12 @@ class DiskCacheEngine(PersistentEngine):
         return con
 
     def _remove_files(self) -> None:
-        """Drop a damaged database: the next write starts a fresh one."""
+        """Drop a damaged database and its value files: the next write starts a fresh one."""
         for name in _DB_FILES:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.folder / name)
+        remove_path(self.folder / _VALUES)
+        self.files.forget_all()
 
     def _reset(self) -> None:
         """Close everything and remove the database files (after corruption)."""
@@ -166,16 +210,20 @@ class DiskCacheEngine(PersistentEngine):
         if _corrupt(exc) and self.repair:
             self._reset()
 
-    def _row(self, query: str, *params: Any) -> Any:
-        """One row read through this thread's read connection (``None`` before any write)."""
+    def _row(self, query: str, *params: Any, every: bool = False) -> Any:
+        """One row (or ``every`` row) read through this thread's read connection.
+
+        ``None`` (or no rows) while the cache was never written.
+        """
         local = self._local
         con = getattr(local, "con", None)
         if con is None or local.epoch is not self._epoch:
             con = self._reader()
             if con is None:
-                return None
+                return [] if every else None
         try:
-            return con.execute(query, params).fetchone()
+            cursor = con.execute(query, params)
+            return cursor.fetchall() if every else cursor.fetchone()
         except sqlite3.DatabaseError as exc:
             self._failed(exc)
             raise
@@ -186,24 +234,43 @@ class DiskCacheEngine(PersistentEngine):
         row = self._row(_SELECT, key, time.time())
         if row is None:
             return MISSING
-        mode, data = row
-        if mode != _MODE_RAW or type(data) is not bytes:
-            msg = "stored entry is not raw bytes (written by something else)"
-            raise SerializationError(msg)
-        return self.codec.decode(key, data)
+        mode, data, filename = row
+        if mode == _MODE_RAW and type(data) is bytes:
+            return self.codec.decode(key, data)
+        if mode == _MODE_BINARY and type(filename) is str and _VALUE_NAME.fullmatch(filename):
+            return self.files.read(self.folder / filename, key)
+        msg = "stored entry is neither raw bytes nor a value file (written by something else)"
+        raise SerializationError(msg)
 
     def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
-        data = self.codec.encode(key, value)  # a serialization error touches no file
+        native = self.files.native(value, FILE_MIN_BYTES)
+        payload = b"" if native is not None else self.codec.dumps(value)
         if ttl is not None and ttl <= 0:
-            return  # expires at once: nothing to keep
+            return  # expires at once: nothing to keep (a refused value was reported above)
+        stored: bytes | _InFile
+        if native is None and len(payload) < FILE_MIN_BYTES:
+            stored = self.codec.frame(key, payload)
+        else:
+            kind, form = native or (KIND_SERIALIZED, payload)
+            name = f"{_VALUES}/{uuid.uuid4().hex}.tc"
+            size = self.files.write(self.folder / name, key, kind, form, deadline(ttl))
+            stored = _InFile(name, size)
         try:
-            self._store(create=True).set(key, data, expire=ttl, retry=True)
-        except sqlite3.DatabaseError as exc:
-            if not _corrupt(exc):
-                raise
-            self._reset()
-            self._store(create=True).set(key, data, expire=ttl, retry=True)
+            self._set_row(key, stored, ttl)
+        except BaseException:
+            if isinstance(stored, _InFile):  # no row will ever name it
+                remove_path(self.folder / stored.name)
+            raise
         self.wrote()
+
+    def _set_row(self, key: Any, stored: bytes | _InFile, ttl: float | None) -> None:
+        try:
+            self._store(create=True).set(key, stored, expire=ttl, retry=True)
+        except sqlite3.DatabaseError as exc:
+            if not _corrupt(exc) or isinstance(stored, _InFile):
+                raise  # (a reset removes value files, this one included)
+            self._reset()
+            self._store(create=True).set(key, stored, expire=ttl, retry=True)
 
     def delete(self, key: Any) -> bool:
         cache = self._store(create=False)
@@ -230,16 +297,36 @@ class DiskCacheEngine(PersistentEngine):
         super().close()
         self._close_connections()
 
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), "formats": dict(self.files.formats)}
+
     def prune(self) -> int:
         removed = super().prune()
         cache = self._store(create=False)
         if cache is None:
             return removed
         try:  # cull() expires first, then evicts down to size_limit (unbounded without one)
-            return removed + int(cache.cull(retry=True))
+            removed += int(cache.cull(retry=True))
         except sqlite3.DatabaseError as exc:
             self._failed(exc)
             raise
+        return removed + self._sweep_values()
+
+    def _sweep_values(self) -> int:
+        """Remove value files no row names, left by writers killed before their row landed."""
+        folder = self.folder / _VALUES
+        if not self.repair or not folder.is_dir():
+            return 0
+        rows = self._row("SELECT filename FROM Cache WHERE mode = ?", _MODE_BINARY, every=True)
+        named = {filename for (filename,) in rows}
+        stale = time.time() - STALE_TEMP
+        removed = 0
+        with os.scandir(folder) as listing:
+            for item in listing:
+                with contextlib.suppress(FileNotFoundError):
+                    if f"{_VALUES}/{item.name}" not in named and item.stat().st_mtime < stale:
+                        removed += remove_path(Path(item.path))
+        return removed
 
     def _scalar(self, query: str, *params: Any) -> Any:
         row = self._row(query, *params)
@@ -295,11 +382,11 @@ class KleptoEngine(EntryFiles):
         archive = self._archive
         if archive is not None:
             return archive
-        if not create and not self.folder.is_dir():
+        if not create and not self.has_folder():
             return None
         with self._lock:
             if self._archive is None:
-                ensure_folder(self.folder, self.secure)
+                self.make_folder()
                 self._archive = self._archives.dir_archive(
                     str(self.folder),
                     cached=False,

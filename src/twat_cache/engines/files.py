@@ -1,55 +1,73 @@
-"""The ``fcache`` engine: one file per entry, large arrays in their own binary format.
+"""Values in files of their own: ``fcache``'s store, and ``bcache``'s large values.
 
 Why not pickle: an 80 MB array pickled is copied several times on the way in
 and out. Here a NumPy array is written in the ``.npy`` layout after a 64-byte
 twat-cache header, so a hit reads it straight into a new array (as
 ``np.load`` does) or maps it read-only (``mmap_mode="r"``) without reading it
-at all. pandas objects and compressed arrays go through joblib's pickler,
-which writes array buffers raw; anything else uses the configured serializer.
+at all. pandas DataFrames and Series (and pyarrow tables, polars frames) are
+Arrow IPC files, mapped on read; a pandas object Arrow cannot hold exactly goes
+through joblib's pickler, which writes array buffers raw; anything else uses
+the configured serializer.
 
 Every file is written to a temp file and renamed, and carries a tag (CRC32 or
 HMAC-SHA256) over its payload. Checking an 80 MB tag costs more than reading
-the array, so an array file's tag is checked on this process's first read of
-each file version (inode, size, mtime, ctime) and trusted afterwards; a file
-changed within the last second is always checked, because a coarse file clock
-could hide an in-place change made in the same tick.
+the array, so an array's or a table's tag is checked on this process's first
+read of each file version (inode, size, mtime, ctime) and trusted afterwards;
+a file changed within the last second is always checked, because a coarse
+file clock could hide an in-place change made in the same tick.
 """
 
 from __future__ import annotations
 
 import hmac
+import importlib.util
 import io
+import mmap
 import os
 import sys
 import threading
 import time
 import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
+from twat_cache.engines.frames import from_table, rough_nbytes, to_table, write_ipc
 from twat_cache.engines.persistent import EntryFiles, deadline
 from twat_cache.exceptions import SerializationError
 from twat_cache.paths import atomic_write, ensure_folder, remove_path
 from twat_cache.serializers import (
     FLAG_COMPRESSED,
     HEAD_SIZE,
+    KIND_ARROW,
     KIND_JOBLIB,
     KIND_NPY,
     KIND_SERIALIZED,
+    Codec,
     PickleSerializer,
     frame_expiry,
 )
 
-__all__ = ["JoblibEngine"]
+__all__ = ["JoblibEngine", "ValueFiles"]
 
 _SUFFIX = ".tc"
 _HEADER_BLOCK = 64  # keeps the array data 64-byte aligned, as .npy files are
 _TRUST_AFTER_NS = 1_000_000_000
 _MAX_TRUSTED = 4096
-_CHUNK = 1 << 24
 _ZLIB_LEVEL = 3
+_FORMATS = {
+    KIND_SERIALIZED: "serialized",
+    KIND_NPY: "npy",
+    KIND_JOBLIB: "joblib",
+    KIND_ARROW: "arrow",
+}
+#: Modules whose objects may go to Arrow files (checked in ``sys.modules``: nothing is imported).
+_TABLE_MODULES = ("pandas", "pyarrow", "polars")
+#: Kinds compressed by zlib here (Arrow compresses its own buffers, joblib its own).
+_ZLIB_KINDS = (KIND_NPY, KIND_SERIALIZED)
 
 
 class _TagWriter(io.RawIOBase):
@@ -86,77 +104,164 @@ def _readinto(f: io.FileIO, view: memoryview) -> int:
 
 
 def _bytes_view(array: Any) -> memoryview:
-    """The array's data as bytes in file order (C, or Fortran for F-ordered arrays)."""
-    if array.flags.c_contiguous:
-        return memoryview(array).cast("B")
-    return memoryview(array.T).cast("B")
+    """The array's data as bytes in file order (C, or Fortran for F-ordered arrays).
+
+    Through a ``uint8`` view: the buffer protocol refuses datetime64 and
+    timedelta64 arrays, which have no buffer format character.
+    """
+    order = "C" if array.flags.c_contiguous else "F"
+    flat = array.reshape(-1, order=order)
+    return memoryview(flat.view("u1") if flat.dtype.itemsize else flat[:0].view("u1"))
 
 
-class JoblibEngine(EntryFiles):
-    """Files under the cache folder: ``.npy``-layout arrays, joblib pickles, serializer bytes."""
+def _npy_v1(np: Any, dtype: Any) -> bool:
+    """True when the dtype fits a latin-1 ``.npy`` header (format 1.0/2.0, which we read).
 
-    name: ClassVar[str] = "joblib"
-    requires: ClassVar[str | None] = "joblib"
+    Field names outside latin-1 need format 3.0: such arrays are pickled instead.
+    """
+    try:
+        repr(np.lib.format.dtype_to_descr(dtype)).encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
-    def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
-        import joblib  # optional engine, imported on use
 
-        super().__init__(config, base)
-        self._joblib = joblib
-        self._native = isinstance(self.codec.serializer, PickleSerializer)
+class _ZlibWriter(io.RawIOBase):
+    """A write-only stream compressing what it is given into another stream."""
+
+    def __init__(self, out: _TagWriter) -> None:
+        super().__init__()
+        self._out = out
+        self._zlib = zlib.compressobj(_ZLIB_LEVEL)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._out.write(self._zlib.compress(view))
+        return len(view)
+
+    def finish(self) -> None:
+        """Write what the compressor still holds."""
+        self._out.write(self._zlib.flush())
+
+
+class ValueFiles:
+    """One value per file, in the format that reads it back fastest, checked by its tag.
+
+    The file stores of ``fcache`` (every entry) and ``bcache`` (large values)
+    share it. Formats, counted per format in :attr:`formats`:
+
+    - ``npy``: a NumPy array without Python objects, in the ``.npy`` layout
+      (zlib-compressed with ``compress=True``); read into a new array, or
+      mapped with ``mmap_mode``.
+    - ``arrow``: a pandas DataFrame or Series, a pyarrow Table or a polars
+      DataFrame, as an Arrow IPC (Feather v2) file, mapped on read; see ``frames.py``.
+    - ``joblib``: a pandas object Arrow cannot hold exactly, through joblib's
+      pickler (the configured serializer when joblib is not installed).
+    - ``serialized``: anything else, through the configured serializer.
+    """
+
+    def __init__(self, config: CacheConfig, codec: Codec) -> None:
+        self.config = config
+        self.codec = codec
+        self.secure = config.secure
+        self._native = isinstance(codec.serializer, PickleSerializer)
         self._trusted: dict[str, tuple[int, int, int, int]] = {}
         self._lock = threading.Lock()
-
-    def _path(self, key: str) -> Path:
-        return self.folder / f"{key}{_SUFFIX}"
+        #: Entries this process wrote, by format.
+        self.formats: Counter[str] = Counter()
 
     # -- writing -------------------------------------------------------------------
 
-    def _kind(self, value: Any) -> int:
-        if not self._native:
-            return KIND_SERIALIZED
-        np = sys.modules.get("numpy")
-        if np is not None and type(value) is np.ndarray and not value.dtype.hasobject:
-            return KIND_JOBLIB if self.config.compress else KIND_NPY
-        pd = sys.modules.get("pandas")
-        if pd is not None and isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
-            return KIND_JOBLIB
-        return KIND_SERIALIZED
+    def native(self, value: Any, min_bytes: int = 0) -> tuple[int, Any] | None:
+        """``(kind, form)`` when ``value`` has a format of its own (an array, a table).
 
-    def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
-        kind = self._kind(value)
-        payload = self.codec.dumps(value) if kind == KIND_SERIALIZED else b""
-        if ttl is not None and ttl <= 0:
-            return  # expires at once: nothing to keep
-        expire = deadline(ttl)
-        compressed = self.config.compress and kind == KIND_SERIALIZED
-        if compressed:
-            payload = zlib.compress(payload, _ZLIB_LEVEL)
-        head = self.codec.head(kind, expire, compressed)
+        ``None`` too when its data is smaller than about ``min_bytes``.
+        """
+        if not self._native:
+            return None
+        np = sys.modules.get("numpy")
+        if np is not None and type(value) is np.ndarray:
+            if value.dtype.hasobject or value.nbytes < min_bytes or not _npy_v1(np, value.dtype):
+                return None
+            return KIND_NPY, value
+        if any(name in sys.modules for name in _TABLE_MODULES):
+            if min_bytes and (rough_nbytes(value) or 0) < min_bytes:
+                return None
+            try:
+                table = to_table(value)
+            except ImportError:  # pandas without pyarrow: pickled instead
+                return None
+            if table is not None:
+                return KIND_ARROW, table
+        return None
+
+    def form(self, value: Any) -> tuple[int, Any]:
+        """The kind of file ``value`` goes to, and what is written (an array, a table, bytes).
+
+        Raises:
+            SerializationError: the serializer refuses the value (nothing is written).
+        """
+        native = self.native(value)
+        if native is not None:
+            return native
+        pd = sys.modules.get("pandas")
+        if (
+            self._native
+            and pd is not None
+            and isinstance(value, (pd.DataFrame, pd.Series, pd.Index))
+            and importlib.util.find_spec("joblib") is not None
+        ):
+            return KIND_JOBLIB, value
+        return KIND_SERIALIZED, self.codec.dumps(value)
+
+    def write(self, path: Path, key: str, kind: int, form: Any, expire: float) -> int:
+        """Write one entry atomically (temp file, then rename); the file's size."""
+        compressed = self.config.compress
+        head = self.codec.head(kind, expire, compressed and kind in _ZLIB_KINDS)
         tagger = self.codec.tagger(key, head)
-        path = self._path(key)
-        ensure_folder(self.folder, self.secure)
+        ensure_folder(path.parent, self.secure)
         with atomic_write(path, self.secure) as fd:
             os.write(fd, bytes(_HEADER_BLOCK))  # the header goes in once the tag is known
             out = _TagWriter(fd, tagger)
             if kind == KIND_NPY:
-                np = sys.modules["numpy"]
-                np.lib.format.write_array(out, value, allow_pickle=False)
+                sink: Any = _ZlibWriter(out) if compressed else out
+                sys.modules["numpy"].lib.format.write_array(sink, form, allow_pickle=False)
+                if compressed:
+                    sink.finish()
+            elif kind == KIND_ARROW:
+                self._write_table(out, form)
             elif kind == KIND_JOBLIB:
-                compress = ("zlib", _ZLIB_LEVEL) if self.config.compress else 0
-                self._joblib.dump(value, out, compress=compress)
+                import joblib
+
+                joblib.dump(form, out, compress=("zlib", _ZLIB_LEVEL) if compressed else 0)
             else:
-                out.write(payload)
+                out.write(zlib.compress(form, _ZLIB_LEVEL) if compressed else form)
             block = head + tagger.digest()
             os.pwrite(fd, block + bytes(_HEADER_BLOCK - len(block)), 0)
             size = _HEADER_BLOCK + out.size
-        self._forget(path)
-        self._stored(size)
+        with self._lock:
+            self._trusted.pop(str(path), None)
+            self.formats[_FORMATS[kind]] += 1
+        return size
+
+    def _write_table(self, out: _TagWriter, table: Any) -> None:
+        import pyarrow as pa
+
+        codec = "zstd" if self.config.compress and pa.Codec.is_available("zstd") else None
+        with pa.PythonFile(out, mode="w") as sink:
+            write_ipc(sink, table, codec)
 
     # -- reading ---------------------------------------------------------------------
 
-    def get(self, key: Any) -> Any:
-        path = self._path(key)
+    def read(self, path: Path, key: str) -> Any:
+        """The value in ``path`` stored under ``key``; ``MISSING`` if absent or expired.
+
+        Raises:
+            SerializationError: the file is damaged, forged or of another key.
+        """
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -165,6 +270,16 @@ class JoblibEngine(EntryFiles):
             return self._read(key, path, fd)
         finally:
             os.close(fd)
+
+    def forget(self, path: Path) -> None:
+        """Drop what this process remembers of ``path`` (before it is replaced or removed)."""
+        with self._lock:
+            self._trusted.pop(str(path), None)
+
+    def forget_all(self) -> None:
+        """Drop what this process remembers of every file."""
+        with self._lock:
+            self._trusted.clear()
 
     def _read(self, key: str, path: Path, fd: int) -> Any:
         st = os.fstat(fd)
@@ -175,19 +290,59 @@ class JoblibEngine(EntryFiles):
             return MISSING
         tag = block[HEAD_SIZE : HEAD_SIZE + self.codec.tag_size]
         tagger = self.codec.tagger(key, block[:HEAD_SIZE])
-        if kind == KIND_NPY:
+        if kind == KIND_NPY and not flags & FLAG_COMPRESSED:
             return self._read_array(path, fd, st, tag, tagger)
+        if kind == KIND_ARROW:
+            return self._read_table(path, fd, st, tag, tagger)
         payload = os.read(fd, max(st.st_size - _HEADER_BLOCK, 0))
         tagger.update(payload)
         self._check(tag, tagger)
+        if flags & FLAG_COMPRESSED:
+            payload = zlib.decompress(payload)
+        if kind == KIND_NPY:
+            import numpy as np  # an array entry means NumPy wrote it
+
+            return np.lib.format.read_array(io.BytesIO(payload), allow_pickle=False)
         if kind == KIND_JOBLIB:
-            return self._joblib.load(io.BytesIO(payload))
+            import joblib  # a joblib entry means joblib wrote it
+
+            return joblib.load(io.BytesIO(payload))
         if kind != KIND_SERIALIZED:
             msg = f"stored entry has an unexpected kind {kind}"
             raise SerializationError(msg)
-        if flags & FLAG_COMPRESSED:
-            payload = zlib.decompress(payload)
         return self.codec.loads(payload)
+
+    def _verify(
+        self,
+        path: Path,
+        st: os.stat_result,
+        tag: bytes,
+        tagger: Any,
+        chunks: Callable[[], Iterable[Any]],
+    ) -> None:
+        """Check the tag over ``chunks`` unless this process checked this file version already."""
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if self._trusted.get(str(path)) == identity:
+            return
+        for chunk in chunks():
+            tagger.update(chunk)
+        self._check(tag, tagger)
+        self._trust(path, st, identity)
+
+    def _read_table(self, path: Path, fd: int, st: os.stat_result, tag: bytes, tagger: Any) -> Any:
+        import pyarrow as pa  # an Arrow entry means pyarrow wrote it
+
+        # Mapped, not read: columns are copied once, by the conversion to pandas
+        # (or not at all for a table). The map outlives ``fd``, and entries are
+        # replaced by rename, never rewritten in place.
+        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        data = memoryview(mapped)[_HEADER_BLOCK:]
+        self._verify(path, st, tag, tagger, lambda: (data,))
+        try:
+            return from_table(pa.ipc.open_file(pa.py_buffer(data)).read_all())
+        except (pa.ArrowException, ValueError, KeyError) as exc:
+            msg = f"stored Arrow table cannot be read: {type(exc).__name__}: {exc}"
+            raise SerializationError(msg) from exc
 
     def _read_array(self, path: Path, fd: int, st: os.stat_result, tag: bytes, tagger: Any) -> Any:
         import numpy as np  # an array entry means NumPy wrote it
@@ -214,8 +369,6 @@ class JoblibEngine(EntryFiles):
             if offset + count * dtype.itemsize != st.st_size:
                 msg = "stored array is truncated or has trailing bytes"
                 raise SerializationError(msg)
-            identity = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-            trusted = self._trusted.get(str(path)) == identity
             order: Any = "F" if fortran else "C"
             array: Any
             if self.config.mmap_mode is not None:
@@ -228,13 +381,13 @@ class JoblibEngine(EntryFiles):
                 if count and _readinto(f, _bytes_view(array)) != count * dtype.itemsize:
                     msg = "stored array is truncated"
                     raise SerializationError(msg)
-            if not trusted:
+
+            def chunks() -> tuple[bytes, Any]:
                 os.lseek(fd, _HEADER_BLOCK, os.SEEK_SET)
-                tagger.update(os.read(fd, offset - _HEADER_BLOCK))
-                if count:
-                    tagger.update(_bytes_view(array))
-                self._check(tag, tagger)
-                self._trust(path, st, identity)
+                header = os.read(fd, offset - _HEADER_BLOCK)
+                return header, _bytes_view(array) if count else b""
+
+            self._verify(path, st, tag, tagger, chunks)
         return array
 
     def _check(self, tag: bytes, tagger: Any) -> None:
@@ -249,6 +402,42 @@ class JoblibEngine(EntryFiles):
             if len(self._trusted) >= _MAX_TRUSTED:
                 self._trusted.clear()
             self._trusted[str(path)] = identity
+
+
+class JoblibEngine(EntryFiles):
+    """``fcache``'s store: one file per entry in the cache folder (see :class:`ValueFiles`)."""
+
+    name: ClassVar[str] = "joblib"
+    requires: ClassVar[str | None] = "joblib"
+
+    def __init__(self, config: CacheConfig, base: Path | None = None) -> None:
+        import joblib  # noqa: F401 - the engine is chosen only when joblib is installed
+
+        super().__init__(config, base)
+        self.files = ValueFiles(config, self.codec)
+        self._checked = False  # the folder's levels were checked once (no symlink, ours)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}{_SUFFIX}"
+
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), "formats": dict(self.files.formats)}
+
+    def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
+        kind, form = self.files.form(value)  # a value the serializer refuses touches no file
+        if ttl is not None and ttl <= 0:
+            return  # expires at once: nothing to keep
+        if not self._checked:
+            self.make_folder()
+            self._checked = True
+        self._stored(self.files.write(self._path(key), key, kind, form, deadline(ttl)))
+
+    def get(self, key: Any) -> Any:
+        if not self._checked:
+            if not self.has_folder():
+                return MISSING
+            self._checked = True
+        return self.files.read(self._path(key), key)
 
     # -- what EntryFiles needs ---------------------------------------------------------
 
@@ -266,8 +455,7 @@ class JoblibEngine(EntryFiles):
             return None
 
     def _forget(self, path: Path) -> None:
-        with self._lock:
-            self._trusted.pop(str(path), None)
+        self.files.forget(path)
 
     def delete(self, key: Any) -> bool:
         path = self._path(key)
@@ -275,6 +463,5 @@ class JoblibEngine(EntryFiles):
         return remove_path(path)
 
     def clear(self) -> None:
-        with self._lock:
-            self._trusted.clear()
+        self.files.forget_all()
         super().clear()

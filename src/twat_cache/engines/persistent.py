@@ -422,13 +422,13 @@ class EntryFiles(PersistentEngine):
         ]
 
     def expired(self) -> int:
-        if not self.folder.is_dir():
+        if not self.has_folder():
             return 0
         return len(self._expired(self._entries()))
 
     def prune(self) -> int:
         removed = super().prune()
-        if not self.folder.is_dir():
+        if not self.has_folder():
             return removed
         entries = self._entries()
         doomed = set(self._expired(entries))
@@ -446,7 +446,7 @@ class EntryFiles(PersistentEngine):
         super().clear()
         with self._limit_lock:
             self._approx_bytes = None
-        if not self.folder.is_dir():
+        if not self.has_folder():
             return
         with os.scandir(self.folder) as listing:
             doomed = [
@@ -458,7 +458,7 @@ class EntryFiles(PersistentEngine):
             remove_path(path)
 
     def __len__(self) -> int:
-        if not self.folder.is_dir():
+        if not self.has_folder():
             return 0
         with os.scandir(self.folder) as listing:
             return sum(1 for item in listing if self._is_entry(item.name))

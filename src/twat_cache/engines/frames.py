@@ -1,0 +1,229 @@
+"""pandas, polars and pyarrow tables as Arrow IPC (Feather v2) files, exactly or not at all.
+
+Arrow keeps column data, dtypes (categorical, nullable, tz-aware, strings) and
+the row index through pandas' own metadata; what it would change is kept
+beside the table, pickled in its schema metadata under :data:`META_KEY`: the
+column labels (any type, duplicates, a MultiIndex), the index names, a
+``DatetimeIndex``'s ``freq``, ``attrs`` and a Series' name.
+
+:func:`to_table` refuses (returns ``None``) what would not come back equal
+and of the same dtypes: object columns holding anything but ``str``/``bytes``
+and ``None``, a type Arrow cannot hold, a subclass. The file store then keeps
+the value through its pickler instead, so the user sees the same value either
+way. The check is made before anything is written: object columns are scanned
+once, and a few leading rows are converted back to compare dtypes.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from typing import Any, Final
+
+__all__ = ["META_KEY", "from_table", "rough_nbytes", "to_table", "write_ipc"]
+
+#: The schema metadata key holding what Arrow itself does not keep.
+META_KEY: Final = b"twat_cache"
+_PANDAS_FRAME = "pandas.DataFrame"
+_PANDAS_SERIES = "pandas.Series"
+_POLARS_FRAME = "polars.DataFrame"
+_ARROW_TABLE = "pyarrow.Table"
+#: Leading rows converted back at write time to prove the dtypes survive.
+_PROBE_ROWS = 16
+_EXACT_OBJECTS = ({str, type(None)}, {bytes, type(None)})
+
+
+def to_table(value: Any) -> Any:
+    """``value`` as a ``pyarrow.Table`` that :func:`from_table` turns back into it, or ``None``."""
+    pd = sys.modules.get("pandas")
+    if pd is not None and type(value) in (pd.DataFrame, pd.Series):
+        return _pandas_table(pd, value)
+    pa = sys.modules.get("pyarrow")
+    if pa is not None and type(value) is pa.Table:
+        meta = {"type": _ARROW_TABLE, "metadata": value.schema.metadata}
+        return _with_meta(value, meta)
+    pl = sys.modules.get("polars")
+    if pl is not None and type(value) is pl.DataFrame:
+        return _polars_table(pl, value)
+    return None
+
+
+def rough_nbytes(value: Any) -> int | None:
+    """About how many bytes a table type's data holds (cheap), ``None`` for other values."""
+    pd = sys.modules.get("pandas")
+    if pd is not None and type(value) in (pd.DataFrame, pd.Series):
+        usage = value.memory_usage(index=True, deep=False)
+        return int(usage if type(value) is pd.Series else usage.sum())
+    pa = sys.modules.get("pyarrow")
+    if pa is not None and type(value) is pa.Table:
+        return int(value.nbytes)
+    pl = sys.modules.get("polars")
+    if pl is not None and type(value) is pl.DataFrame:
+        return int(value.estimated_size())
+    return None
+
+
+def from_table(table: Any) -> Any:
+    """The value :func:`to_table` was given, back from its table.
+
+    Raises:
+        ValueError: the table carries no twat-cache metadata.
+    """
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        msg = "stored table has no twat-cache metadata"
+        raise ValueError(msg)
+    meta = pickle.loads(raw)
+    kind = meta["type"]
+    if kind == _ARROW_TABLE:
+        return table.replace_schema_metadata(meta["metadata"])
+    if kind == _POLARS_FRAME:
+        import polars as pl  # a polars entry means polars wrote it
+
+        return pl.from_arrow(table.replace_schema_metadata(None))
+    return _pandas_from(table, meta)
+
+
+def write_ipc(sink: Any, table: Any, compression: str | None = None) -> None:
+    """Write ``table`` to ``sink`` (a pyarrow output stream) as an Arrow IPC file.
+
+    An empty table still gets one (empty) record batch: without it the file
+    holds no dictionary, and an empty categorical would lose its categories.
+    """
+    import pyarrow as pa
+
+    batches = table.to_batches() or [
+        pa.RecordBatch.from_arrays(
+            [c.chunk(0) if c.num_chunks else pa.array([], type=c.type) for c in table.columns],
+            schema=table.schema,
+        )
+    ]
+    options = pa.ipc.IpcWriteOptions(compression=compression)
+    with pa.ipc.new_file(sink, table.schema, options=options) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+
+
+def _through_ipc(table: Any) -> Any:
+    """``table`` written to an Arrow IPC file in memory and read back (the write-time probe)."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    write_ipc(sink, table)
+    return pa.ipc.open_file(sink.getvalue()).read_all()
+
+
+def _with_meta(table: Any, meta: dict[str, Any]) -> Any:
+    metadata = dict(table.schema.metadata or {})
+    metadata[META_KEY] = pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL)
+    return table.replace_schema_metadata(metadata)
+
+
+# -- pandas ------------------------------------------------------------------------------
+
+
+def _object_ok(values: Any) -> bool:
+    """True when an object column holds only ``str`` (or only ``bytes``) and ``None``.
+
+    Those come back identical; NaN, numbers, dates or containers in an object
+    column would come back as other types, so such a frame is pickled instead.
+    """
+    kinds = set(map(type, values))
+    return any(kinds <= allowed for allowed in _EXACT_OBJECTS)
+
+
+def _pandas_table(pd: Any, value: Any) -> Any:
+    import pyarrow as pa
+
+    series = type(value) is pd.Series
+    frame = value.to_frame(name="0") if series else value
+    index = frame.index
+    levels = [index.get_level_values(i) for i in range(index.nlevels)]
+    for column in (*(frame.iloc[:, i] for i in range(frame.shape[1])), *levels):
+        if column.dtype == "object" and not _object_ok(column.array):
+            return None
+    meta: dict[str, Any] = {
+        "type": _PANDAS_SERIES if series else _PANDAS_FRAME,
+        "columns": None if series else frame.columns,
+        "index_names": list(index.names),
+        "freq": getattr(index, "freq", None),
+        "attrs": value.attrs,
+        "name": value.name if series else None,
+        # Arrow strings come back as pandas' ``str`` dtype: these go back to object.
+        "objects": [i for i, dtype in enumerate(frame.dtypes) if dtype == "object"],
+        "object_index": index.nlevels == 1 and index.dtype == "object",
+    }
+    # Positional field names and unnamed index levels: Arrow fields need unique
+    # str names; the real labels come back from ``meta``.
+    plain = frame.set_axis([str(i) for i in range(frame.shape[1])], axis=1)
+    plain.index = index.set_names([None] * index.nlevels)
+    try:
+        table = pa.Table.from_pandas(plain, preserve_index=None)
+        table = _with_meta(table, meta)
+        probe = _pandas_from(_through_ipc(table.slice(0, _PROBE_ROWS)), meta)
+    except Exception:  # a type Arrow cannot hold, unpicklable attrs...: the pickler decides
+        return None
+    if not _same_dtypes(pd, probe, value):
+        return None
+    return table
+
+
+def _dtypes(pd: Any, value: Any) -> list[Any]:
+    index = value.index
+    own = [value.dtype] if type(value) is pd.Series else list(value.dtypes)
+    return own + [index.get_level_values(i).dtype for i in range(index.nlevels)]
+
+
+def _same_dtypes(pd: Any, probe: Any, value: Any) -> bool:
+    """True when the probe has the value's type, dtypes and number of rows (up to the probe's).
+
+    Rows count too: a frame without columns keeps its rows only as its index.
+    """
+    return (
+        type(probe) is type(value)
+        and len(probe) == min(len(value), _PROBE_ROWS)
+        and _dtypes(pd, probe) == _dtypes(pd, value)
+    )
+
+
+def _as_objects(column: Any) -> Any:
+    """An Arrow column as a NumPy object array (``None`` for nulls, as stored)."""
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _pandas_from(table: Any, meta: dict[str, Any]) -> Any:
+    frame = table.to_pandas()
+    pd = sys.modules["pandas"]  # imported by ``to_pandas``
+    for i in meta["objects"]:
+        frame.isetitem(i, pd.Series(_as_objects(table.column(str(i))), frame.index, object))
+    index = frame.index
+    if meta["object_index"]:
+        index = pd.Index(_as_objects(table.column("__index_level_0__")), dtype=object)
+    index = index.set_names(meta["index_names"])
+    freq = meta["freq"]
+    if freq is not None:
+        index = type(index)(index, freq=freq)
+    frame.index = index
+    if meta["type"] == _PANDAS_SERIES:
+        result = frame.iloc[:, 0]
+        result.name = meta["name"]
+    else:
+        frame.columns = meta["columns"]
+        result = frame
+    result.attrs = meta["attrs"]
+    return result
+
+
+# -- polars ------------------------------------------------------------------------------
+
+
+def _polars_table(pl: Any, value: Any) -> Any:
+
+    try:
+        table = value.to_arrow()
+        back = pl.from_arrow(_through_ipc(table.slice(0, _PROBE_ROWS)))
+    except Exception:  # a type Arrow cannot hold: the pickler decides
+        return None
+    if not isinstance(back, pl.DataFrame) or back.schema != value.schema:
+        return None
+    return _with_meta(table, {"type": _POLARS_FRAME})
