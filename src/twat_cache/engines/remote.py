@@ -186,9 +186,14 @@ class _Server:
         self._given_async: Any = None
         self._lock = threading.Lock()
         self._aclients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[Any, AsyncGenerator[None, None]]
+            asyncio.AbstractEventLoop,
+            tuple[Any, AsyncGenerator[None, None]]
+            | asyncio.Task[tuple[Any, AsyncGenerator[None, None]]],
         ] = weakref.WeakKeyDictionary()
-        self._last: tuple[asyncio.AbstractEventLoop | None, Any] = (None, None)
+        self._last: tuple[Callable[[], asyncio.AbstractEventLoop | None], Any] = (
+            lambda: None,
+            None,
+        )
 
     # -- clients -------------------------------------------------------------------
 
@@ -244,6 +249,7 @@ class _Server:
                 username=target.username,
                 password=target.password,
                 retry=retry_cls(NoBackoff(), 0),  # a retry would double each timeout
+                **({"max_connections": 2**16} if asynchronous else {}),  # (default 100 raises)
                 **common,
             )
         retry = retry_cls(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
@@ -262,7 +268,7 @@ class _Server:
         """The ``redis.asyncio`` client for the running event loop (made on first use there)."""
         loop = asyncio.get_running_loop()
         last_loop, client = self._last
-        if last_loop is loop:
+        if last_loop() is loop:
             return client
         if self.given is not None:
             if self._given_async is None:
@@ -270,14 +276,34 @@ class _Server:
             return self._given_async
         entry = self._aclients.get(loop)
         if entry is None:
-            client = self._make_client(asynchronous=True)
-            closer = _close_with_loop(client)
-            await closer.__anext__()
-            entry = self._aclients.setdefault(loop, (client, closer))
-            if entry[0] is not client:  # another task of this loop won the race
-                await closer.aclose()
-        self._last = (loop, entry[0])
-        return entry[0]
+            # One task per loop makes the client; every other caller awaits it (redis-py's
+            # asyncio RedisCluster fails when many tasks initialize one client at once).
+            entry = self._aclients[loop] = loop.create_task(self._new_aclient())
+        if isinstance(entry, asyncio.Task):
+            try:
+                made = await asyncio.shield(entry)
+            except Exception:
+                if self._aclients.get(loop) is entry:
+                    del self._aclients[loop]
+                raise
+            self._aclients[loop] = made  # drop the task: it holds the loop alive
+            client = made[0]
+        else:
+            client = entry[0]
+        self._last = (weakref.ref(loop), client)
+        return client
+
+    async def _new_aclient(self) -> tuple[Any, AsyncGenerator[None, None]]:
+        client = self._make_client(asynchronous=True)
+        if self.target is not None and self.target.kind == "cluster":
+            try:
+                await client.initialize()
+            except BaseException:
+                await client.aclose()
+                raise
+        closer = _close_with_loop(client)
+        await closer.__anext__()
+        return client, closer
 
     # -- faults --------------------------------------------------------------------
 
@@ -300,7 +326,7 @@ class _Server:
             return
         self.breaker.failure()
         pool = getattr(self._last[1], "connection_pool", None)
-        if pool is not None and self._last[0] is asyncio.get_running_loop():
+        if pool is not None and self._last[0]() is asyncio.get_running_loop():
             try:
                 await pool.disconnect()
             except Exception:  # dropping sockets is best effort
