@@ -240,3 +240,37 @@ def test_bad_redis_client_fails_at_decoration():
         @mcache(redis_client=Path("/nope"))
         def f(x):
             return x
+
+
+def test_cli_lists_and_clears_caches_across_nodes(cluster_url, capsys):
+    """twat-cache list/stats/clear --redis-url see every node; clear empties one cache only."""
+    import json
+
+    from twat_cache.__main__ import main
+
+    @mcache(engine="redis", redis_url=cluster_url, name="cli")
+    def f(x):
+        return x
+
+    @mcache(engine="redis", redis_url=cluster_url, name="cli:other")
+    def g(x):
+        return x
+
+    for i in range(25):
+        f(i)
+    for i in range(4):
+        g(i)
+    assert main(["list", "--redis-url", cluster_url, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {c["name"]: c["entries"] for c in listed["caches"]} == {"cli": 25, "cli:other": 4}
+    assert main(["stats", "cli", "--redis-url", cluster_url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["caches"] == [
+        {"name": "cli", "engine": "redis", "entries": 25}
+    ]
+    assert main(["clear", "cli", "--redis-url", cluster_url, "--yes", "--json"]) == 0
+    cleared = json.loads(capsys.readouterr().out)["caches"]
+    assert cleared == [{"name": "cli", "removed": 25, "entries": 0}]
+    assert f.cache_info().currsize == 0
+    assert g.cache_info().currsize == 4
+    assert main(["stats", "nope", "--redis-url", cluster_url]) == 2
+    assert "no cache named 'nope'" in capsys.readouterr().err

@@ -417,6 +417,32 @@ async def _acount(client: Any, match: str) -> int:
     return len([key async for key in client.scan_iter(match=match, count=_SCAN_BATCH)])
 
 
+def _parse_name(key: bytes) -> str | None:
+    """The cache name in ``twat_cache:<length>:<name>:<digest>``, or ``None``."""
+    rest = key[len(KEY_ROOT) :]
+    digits, colon, tail = rest.partition(b":")
+    if not colon or not digits.isdigit() or tail[int(digits) : int(digits) + 1] != b":":
+        return None
+    return tail[: int(digits)].decode(errors="replace")
+
+
+def _tally(keys: list[bytes]) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for key in keys:
+        name = _parse_name(key)
+        if name is not None:
+            sizes[name] = sizes.get(name, 0) + 1
+    return dict(sorted(sizes.items()))
+
+
+def _sizes(client: Any, match: str) -> dict[str, int]:
+    return _tally(list(client.scan_iter(match=match, count=_SCAN_BATCH)))
+
+
+async def _asizes(client: Any, match: str) -> dict[str, int]:
+    return _tally([key async for key in client.scan_iter(match=match, count=_SCAN_BATCH)])
+
+
 def _lock(client: Any, name: str, timeout: float) -> Any:
     lock = client.lock(name, timeout=timeout, sleep=0.02, blocking_timeout=timeout)
     return lock if lock.acquire() else None
@@ -540,6 +566,10 @@ class RedisStore(Store):
 
     def key_lock(self, key: str) -> _KeyLock:
         return _KeyLock(self, self.lock_prefix + key)
+
+    def all_caches(self) -> dict[str, int]:
+        """Entries of every twat-cache cache on this deployment, by name (for the CLI)."""
+        return self._run(_sizes, _asizes, _glob_escape(KEY_ROOT) + "*")
 
     async def aget(self, key: Hashable) -> Any:
         skey = str(key)
