@@ -14,6 +14,7 @@ generous (the suite must pass on a busy 2-core machine) and nothing is timed.
 from __future__ import annotations
 
 import random
+import signal
 import socket
 import subprocess
 import time
@@ -108,8 +109,17 @@ class _Processes:
 
         wait_for(f"valkey-server on port {port}", up)
 
+    def freeze(self, port: int) -> None:
+        """Stop the process on ``port`` (SIGSTOP): its socket accepts, nothing answers."""
+        self.processes[port].send_signal(signal.SIGSTOP)
+
+    def thaw(self, port: int) -> None:
+        """Continue a frozen process (SIGCONT)."""
+        self.processes[port].send_signal(signal.SIGCONT)
+
     def kill(self, port: int) -> None:
         process = self.processes.pop(port)
+        process.send_signal(signal.SIGCONT)
         process.kill()
         process.wait(10)
 
@@ -131,7 +141,7 @@ class Cluster(_Processes):
             self.spawn(
                 port,
                 *("--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"),
-                *("--cluster-node-timeout", "5000"),
+                *("--cluster-node-timeout", "15000"),  # a test freezing a node never fails it
             )
         for port in self.ports:
             self.wait_ping(port)

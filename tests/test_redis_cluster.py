@@ -106,6 +106,34 @@ def test_async_function_on_the_cluster_computes_once(cluster_url, calls):
     assert get_stats("acluster")["size"] == 20
 
 
+def test_a_frozen_node_never_breaks_a_call_and_caching_resumes(cluster_url, redis_cluster, calls):
+    """One primary SIGSTOPped: every call returns its value; after SIGCONT, hits come back."""
+
+    @mcache(engine="redis", redis_url=cluster_url, name="cfrozen")
+    def f(x):
+        calls(x)
+        return x - 1
+
+    assert [f(i) for i in range(30)] == [i - 1 for i in range(30)]
+    frozen = redis_cluster.ports[1]
+    redis_cluster.freeze(frozen)
+    try:
+        assert [f(i) for i in range(30)] == [i - 1 for i in range(30)]
+        assert get_stats("cfrozen")["breaker_trips"] >= 1
+        assert get_stats("cfrozen")["errors"] >= 1
+    finally:
+        redis_cluster.thaw(frozen)
+    deadline = time.monotonic() + 60
+    while True:
+        hits = f.cache_info().hits
+        assert [f(i) for i in range(30)] == [i - 1 for i in range(30)]
+        if f.cache_info().hits - hits == 30:
+            break  # every key, on every node, is a hit again
+        assert time.monotonic() < deadline, "caching never resumed after the node came back"
+        time.sleep(0.2)
+    assert get_stats("cfrozen")["breaker"] == "closed"
+
+
 def test_context_on_the_cluster(cluster_url):
     """CacheContext(engine_name="redis") on a cluster: get, set, delete, contains, clear."""
     with CacheContext(engine_name="redis", redis_url=cluster_url, name="cctx") as c:
@@ -130,7 +158,7 @@ from twat_cache import mcache
 def build(x):
     with open({str(marker)!r}, "a") as fh:
         fh.write("x")
-    time.sleep(1.0)
+    time.sleep(0.5)
     return x * 3
 print(build(5))
 """

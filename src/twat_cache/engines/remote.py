@@ -22,10 +22,12 @@ or ``TWAT_CACHE_REDIS_URL``), never as a silent fallback.
 - Faults: connect and read timeouts (``redis_connect_timeout``,
   ``redis_timeout``), one retry on a broken connection only (a restart), and a
   breaker that opens after ``redis_breaker_failures`` consecutive connection
-  failures or timeouts: then every operation fails at once for a cool-down
-  (0.5 s, doubling up to 4 s) and one call probes the server again, so caching
-  resumes by itself. Every operation goes through :meth:`RedisStore._run` or
-  :meth:`RedisStore._arun`, the one place that checks and feeds the breaker.
+  failures or timeouts, or sooner once failures in a row have cost
+  :data:`STREAK_BUDGET` seconds: then every operation fails at once for a
+  cool-down (0.5 s, doubling up to 4 s) and one call probes the server again,
+  so caching resumes by itself. A slow server (answering within the timeout)
+  never counts as failing. Every operation goes through :meth:`RedisStore._run`
+  or :meth:`RedisStore._arun`, the one place that checks and feeds the breaker.
   This module only raises; the call path counts and logs.
 """
 
@@ -52,6 +54,8 @@ __all__ = ["AsyncRedisEngine", "RedisEngine", "RedisStore", "name_prefix"]
 KEY_ROOT = "twat_cache:"
 LOCK_ROOT = "twat_cache-lock:"
 COOL_DOWN = (0.5, 4.0)
+#: Seconds of failed operations in a row after which the breaker opens whatever their count.
+STREAK_BUDGET = 1.0
 _SCAN_BATCH = 1000
 
 T = TypeVar("T")
@@ -87,15 +91,31 @@ def _glob_escape(text: str) -> str:
 
 
 class _Breaker:
-    """Closed, open (fail at once) or half-open (one call probes) for one deployment."""
+    """Closed, open (fail at once) or half-open (one call probes) for one deployment.
 
-    __slots__ = ("_cool", "_lock", "failures", "label", "open_until", "threshold", "trips")
+    It opens after ``threshold`` failures in a row, or sooner once the failures
+    in a row have cost :data:`STREAK_BUDGET` seconds of waiting (timeouts, a
+    cluster client re-reading its topology from a frozen node), so that a dead
+    or frozen server never holds one call for more than about two seconds.
+    """
+
+    __slots__ = (
+        "_cool",
+        "_lock",
+        "failures",
+        "label",
+        "open_until",
+        "streak_seconds",
+        "threshold",
+        "trips",
+    )
 
     def __init__(self, label: str, threshold: int) -> None:
         self.label = label
         self.threshold = threshold
         self.open_until = 0.0  # 0.0: closed; with ``failures``, all the hot path reads
         self.failures = 0  # consecutive, reset by any answer from the server
+        self.streak_seconds = 0.0  # time spent in those failures
         self._cool = 0.0
         self._lock = threading.Lock()
         self.trips = 0
@@ -115,14 +135,20 @@ class _Breaker:
     def success(self) -> None:
         with self._lock:
             self.failures = 0
+            self.streak_seconds = 0.0
             self.open_until = 0.0
             self._cool = 0.0
 
-    def failure(self, at_once: bool = False) -> None:
-        """Count a failure; open after ``threshold`` in a row (``at_once``: open now)."""
+    def failure(self, seconds: float, at_once: bool = False) -> None:
+        """Count a failure that took ``seconds``; open when the streak is long or costly."""
         with self._lock:
             self.failures += 1
-            if not at_once and self.failures < self.threshold:
+            self.streak_seconds += seconds
+            if (
+                not at_once
+                and self.failures < self.threshold
+                and self.streak_seconds < STREAK_BUDGET
+            ):
                 return
             self._cool = min(max(self._cool * 2, COOL_DOWN[0]), COOL_DOWN[1])
             self.open_until = time.monotonic() + self._cool
@@ -307,12 +333,12 @@ class _Server:
 
     # -- faults --------------------------------------------------------------------
 
-    def failed(self, exc: Exception) -> None:
+    def failed(self, exc: Exception, seconds: float) -> None:
         """Feed the breaker; a connection fault also drops pooled sockets (stale after restarts)."""
         if not isinstance(exc, self.errors):
             self.breaker.success()  # the server answered (with an error): it is up
             return
-        self.breaker.failure(at_once=self.client is None and self.given is None)
+        self.breaker.failure(seconds, at_once=self.client is None and self.given is None)
         pool = getattr(self.client, "connection_pool", None)
         if pool is not None and self.sync_native:
             try:
@@ -320,11 +346,11 @@ class _Server:
             except Exception:  # dropping sockets is best effort
                 return
 
-    async def afailed(self, exc: Exception) -> None:
+    async def afailed(self, exc: Exception, seconds: float) -> None:
         if not isinstance(exc, self.errors):
             self.breaker.success()
             return
-        self.breaker.failure()
+        self.breaker.failure(seconds)
         pool = getattr(self._last[1], "connection_pool", None)
         if pool is not None and self._last[0]() is asyncio.get_running_loop():
             try:
@@ -499,6 +525,7 @@ class RedisStore(Store):
         breaker = server.breaker
         if breaker.open_until:
             breaker.check()
+        start = time.monotonic()
         try:
             client = server.client if server.client is not None else server.connect()
             if server.sync_native:
@@ -506,7 +533,7 @@ class RedisStore(Store):
             else:
                 result = run_sync(cast(Any, afn(client, *args)))
         except Exception as exc:
-            server.failed(exc)
+            server.failed(exc, time.monotonic() - start)
             raise
         if breaker.failures:
             breaker.success()
@@ -518,6 +545,7 @@ class RedisStore(Store):
         breaker = server.breaker
         if breaker.open_until:
             breaker.check()
+        start = time.monotonic()
         try:
             if server.async_native:
                 result = await afn(await server.aclient(), *args)
@@ -526,7 +554,7 @@ class RedisStore(Store):
                 loop = asyncio.get_running_loop()
                 result = await loop.run_in_executor(executor(), fn, client, *args)
         except Exception as exc:
-            await server.afailed(exc)
+            await server.afailed(exc, time.monotonic() - start)
             raise
         if breaker.failures:
             breaker.success()
