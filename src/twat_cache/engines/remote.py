@@ -159,12 +159,13 @@ class _Breaker:
         return "open" if self.open_until else "closed"
 
 
-async def _close_with_loop(client: Any) -> AsyncGenerator[None, None]:
-    """Parked async generator: the loop's ``shutdown_asyncgens`` closes the client in time."""
+async def _close_with_loop(clients: list[Any]) -> AsyncGenerator[None, None]:
+    """Parked async generator: the loop's ``shutdown_asyncgens`` closes the clients in time."""
     try:
         yield
     finally:
-        await client.aclose()
+        for client in clients:
+            await client.aclose()
 
 
 def _is_async_client(client: Any) -> bool:
@@ -210,6 +211,7 @@ class _Server:
         #: Whether coroutines get a native ``redis.asyncio`` client.
         self.async_native = True
         self._given_async: Any = None
+        self._companions: list[Any] = []
         self._lock = threading.Lock()
         self._aclients: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop,
@@ -230,7 +232,7 @@ class _Server:
                 if self.given is not None:
                     self._adopt(self.given() if callable(self.given) else self.given)
                 else:
-                    self.client = self._make_client(asynchronous=False)
+                    self.client, self._companions = self._make_client(asynchronous=False)
             return self.client
 
     def _adopt(self, client: Any) -> None:
@@ -241,8 +243,9 @@ class _Server:
             self.async_native = False
         self.client = client
 
-    def _make_client(self, asynchronous: bool) -> Any:
-        """A client for this URL: redis-py's, or its ``redis.asyncio`` twin."""
+    def _make_client(self, asynchronous: bool) -> tuple[Any, list[Any]]:
+        """A client for this URL (redis-py's or its ``redis.asyncio`` twin) and the clients
+        it relies on (a Sentinel's), to close with it."""
         import redis
         import redis.asyncio
         from redis.backoff import NoBackoff
@@ -270,7 +273,7 @@ class _Server:
             "socket_timeout": self.timeout,
         }
         if target.kind == "cluster":
-            return cluster.RedisCluster(
+            client = cluster.RedisCluster(
                 startup_nodes=[cluster.ClusterNode(host, port) for host, port in target.nodes],
                 username=target.username,
                 password=target.password,
@@ -278,17 +281,19 @@ class _Server:
                 **({"max_connections": 2**16} if asynchronous else {}),  # (default 100 raises)
                 **common,
             )
+            return client, []
         retry = retry_cls(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
         if target.kind == "sentinel":
             found = sentinel.Sentinel(list(target.nodes), sentinel_kwargs=dict(common), **common)
-            return found.master_for(
+            master = found.master_for(
                 target.service,
                 db=target.db,
                 username=target.username,
                 password=target.password,
                 retry=retry,
             )
-        return plain.from_url(self.url, retry=retry, **common)
+            return master, list(found.sentinels)
+        return plain.from_url(self.url, retry=retry, **common), []
 
     async def aclient(self) -> Any:
         """The ``redis.asyncio`` client for the running event loop (made on first use there)."""
@@ -320,14 +325,14 @@ class _Server:
         return client
 
     async def _new_aclient(self) -> tuple[Any, AsyncGenerator[None, None]]:
-        client = self._make_client(asynchronous=True)
+        client, companions = self._make_client(asynchronous=True)
         if self.target is not None and self.target.kind == "cluster":
             try:
                 await client.initialize()
             except BaseException:
                 await client.aclose()
                 raise
-        closer = _close_with_loop(client)
+        closer = _close_with_loop([client, *companions])
         await closer.__anext__()
         return client, closer
 
@@ -362,7 +367,8 @@ class _Server:
         """Close the clients this module made (a client given by the user stays open)."""
         client, self.client = self.client, None
         if client is not None and self.given is None:
-            client.close()
+            for each in [client, *self._companions]:
+                each.close()
 
 
 _servers: dict[tuple[Any, ...], _Server] = {}
