@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import DedicatedServer, run_python
 from twat_cache import (
@@ -551,3 +553,14 @@ def test_ttl_zero_keeps_nothing(redis_url):
         c.set("k", "new", ttl=0)
         assert c.get("k", default="gone") == "gone"
         assert _keys(redis_url, "twat_cache:4:zero:*") == []
+
+
+@given(st.text(min_size=1), st.text(min_size=1), st.text(alphabet="0123456789abcdef", max_size=16))
+def test_name_prefixes_never_overlap_and_read_back(a, b, digest):
+    """No cache's key prefix starts another's, and the name reads back from any key (the CLI)."""
+    from twat_cache.engines.remote import KEY_ROOT, _parse_name, name_prefix
+
+    if a != b:
+        assert not name_prefix(KEY_ROOT, b).startswith(name_prefix(KEY_ROOT, a))
+    key = (name_prefix(KEY_ROOT, a) + digest).encode()
+    assert _parse_name(key) == a
