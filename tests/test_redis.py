@@ -564,3 +564,36 @@ def test_name_prefixes_never_overlap_and_read_back(a, b, digest):
         assert not name_prefix(KEY_ROOT, b).startswith(name_prefix(KEY_ROOT, a))
     key = (name_prefix(KEY_ROOT, a) + digest).encode()
     assert _parse_name(key) == a
+
+
+def test_redis_client_of_the_other_kind_still_serves(redis_url, calls):
+    """A sync client serves an async def (in the pool); an asyncio client serves a plain def."""
+    import redis.asyncio
+
+    sync_client = redis.Redis.from_url(redis_url)
+
+    @ucache(engine="redis", redis_client=sync_client, name="mixed")
+    async def af(x):
+        calls(("async", x))
+        return x + 1
+
+    async def main():
+        return [await af(i) for i in range(3)] + [await af(i) for i in range(3)]
+
+    assert asyncio.run(main()) == [1, 2, 3, 1, 2, 3]
+    async_client = redis.asyncio.Redis.from_url(redis_url)
+
+    @mcache(engine="redis", redis_client=async_client, name="mixed")
+    def f(x):
+        calls(("sync", x))
+        return -1
+
+    assert [f(i) for i in range(3)] == [1, 2, 3]  # af's entries, read through redis.asyncio
+    assert calls == [("async", 0), ("async", 1), ("async", 2)]
+    assert f.cache_info().currsize == 3
+    f.cache_clear()
+    assert len(_keys(redis_url, "twat_cache:5:mixed:*")) == 0
+    sync_client.close()
+    from twat_cache._threads import run_sync
+
+    run_sync(async_client.aclose())  # it ran on twat-cache's background loop
