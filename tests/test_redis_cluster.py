@@ -270,11 +270,22 @@ def test_bad_redis_client_fails_at_decoration():
             return x
 
 
-def test_cli_lists_and_clears_caches_across_nodes(cluster_url, capsys):
+@pytest.fixture
+def cli_main() -> Any:
+    """The command line's ``main``, run in this process; twat-cache's logging restored after."""
+    from loguru import logger
+
+    from twat_cache.__main__ import main
+
+    yield main
+    logger.enable("twat_cache")  # main() silences it for the rest of a command-line process
+
+
+def test_cli_lists_and_clears_caches_across_nodes(cluster_url, capsys, cli_main):
     """twat-cache list/stats/clear --redis-url see every node; clear empties one cache only."""
     import json
 
-    from twat_cache.__main__ import main
+    main = cli_main
 
     @mcache(engine="redis", redis_url=cluster_url, name="cli")
     def f(x):
@@ -302,3 +313,30 @@ def test_cli_lists_and_clears_caches_across_nodes(cluster_url, capsys):
     assert g.cache_info().currsize == 4
     assert main(["stats", "nope", "--redis-url", cluster_url]) == 2
     assert "no cache named 'nope'" in capsys.readouterr().err
+
+
+def test_a_dead_cluster_or_sentinel_never_breaks_a_call(calls, log):
+    """No node or sentinel answering: right values, errors counted, the breaker opens."""
+    from tests.redis_servers import free_port
+
+    dead_cluster = f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    dead_sentinel = f"redis+sentinel://127.0.0.1:{free_port()}/mymaster"
+
+    @mcache(engine="redis", redis_url=dead_cluster, name="dead-cluster")
+    def f(x):
+        calls(x)
+        return x * 4
+
+    @mcache(engine="redis", redis_url=dead_sentinel, name="dead-sentinel")
+    def g(x):
+        calls(x)
+        return x * 5
+
+    assert [f(i % 3) for i in range(10)] == [(i % 3) * 4 for i in range(10)]
+    assert [g(i % 3) for i in range(10)] == [(i % 3) * 5 for i in range(10)]
+    assert len(calls) == 20
+    for name in ("dead-cluster", "dead-sentinel"):
+        stats = get_stats(name)
+        assert stats["errors"] >= 10
+        assert stats["breaker"] == "open"
+    assert any("cache 'dead-cluster'" in message for message in log)

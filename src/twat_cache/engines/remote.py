@@ -168,6 +168,10 @@ async def _close_with_loop(clients: list[Any]) -> AsyncGenerator[None, None]:
             await client.aclose()
 
 
+class _UnreachableError(CacheOperationError):
+    """No client could be made (a cluster with no node answering, a factory that failed)."""
+
+
 def _is_async_client(client: Any) -> bool:
     return type(client).__module__.startswith("redis.asyncio")
 
@@ -204,6 +208,7 @@ class _Server:
             redis.exceptions.RedisClusterException,
             asyncio.TimeoutError,
             OSError,
+            _UnreachableError,
         )
         #: The client plain calls use, and whether its methods are plain calls.
         self.client: Any = None
@@ -229,10 +234,14 @@ class _Server:
         """The client plain calls use, made (or the factory called) on first use."""
         with self._lock:
             if self.client is None:
-                if self.given is not None:
-                    self._adopt(self.given() if callable(self.given) else self.given)
-                else:
-                    self.client, self._companions = self._make_client(asynchronous=False)
+                try:
+                    if self.given is not None:
+                        self._adopt(self.given() if callable(self.given) else self.given)
+                    else:
+                        self.client, self._companions = self._make_client(asynchronous=False)
+                except Exception as exc:
+                    msg = f"cannot make a client for {self.label}: {type(exc).__name__}: {exc}"
+                    raise _UnreachableError(msg) from exc
             return self.client
 
     def _adopt(self, client: Any) -> None:
@@ -284,7 +293,10 @@ class _Server:
             return client, []
         retry = retry_cls(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
         if target.kind == "sentinel":
-            found = sentinel.Sentinel(list(target.nodes), sentinel_kwargs=dict(common), **common)
+            # No retries with backoff on the sentinels (redis-py's default): a dead one
+            # must cost one refused connection, not seconds.
+            asked = {**common, "retry": retry_cls(NoBackoff(), 0)}
+            found = sentinel.Sentinel(list(target.nodes), sentinel_kwargs=asked, **common)
             master = found.master_for(
                 target.service,
                 db=target.db,
@@ -343,7 +355,7 @@ class _Server:
         if not isinstance(exc, self.errors):
             self.breaker.success()  # the server answered (with an error): it is up
             return
-        self.breaker.failure(seconds, at_once=self.client is None and self.given is None)
+        self.breaker.failure(seconds, at_once=isinstance(exc, _UnreachableError))
         pool = getattr(self.client, "connection_pool", None)
         if pool is not None and self.sync_native:
             try:
