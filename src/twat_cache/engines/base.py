@@ -312,6 +312,7 @@ class _PooledLock:
         await _in_pool(self._lock.__exit__, None, None, None)
 
 
+
 class MemoryEngine(CacheEngine):
     """An in-process engine backed by a mapping of Python objects.
 
