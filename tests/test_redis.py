@@ -16,9 +16,19 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import DedicatedServer, run_python
-from twat_cache import CacheContext, explain_selection, get_stats, mcache, ucache
+from twat_cache import (
+    CacheContext,
+    CacheOperationError,
+    ConfigurationError,
+    explain_selection,
+    get_stats,
+    mcache,
+    ucache,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -373,6 +383,80 @@ def test_async_calls_survive_a_frozen_server(dedicated_server: DedicatedServer, 
     assert get_stats("afrozen")["errors"] > 0
 
 
+def test_breaker_opens_only_after_consecutive_failures():
+    """redis_breaker_failures=3: after two failures the server is still tried; the third opens."""
+    with CacheContext("redis", redis_url=_unused_url(), name="brk", redis_breaker_failures=3) as c:
+        for _ in range(2):
+            with pytest.raises(redis.ConnectionError):
+                c.get("k")
+            assert c.engine.stats()["breaker"] == "closed"
+        with pytest.raises(redis.ConnectionError):
+            c.get("k")
+        assert c.engine.stats()["breaker"] == "open"
+        with pytest.raises(CacheOperationError, match="circuit open"):
+            c.get("k")
+
+
+def test_a_slow_server_is_not_down(dedicated_server: DedicatedServer, calls):
+    """A server that stalls 250 ms at a time (a loaded machine) keeps serving hits; no breaker trip.
+
+    The stalls are real: the server process is stopped (SIGSTOP) and continued in turns.
+    """
+    import threading
+
+    @mcache(engine="redis", redis_url=dedicated_server.url, name="slow")
+    def f(x):
+        calls(x)
+        return x * 11
+
+    assert [f(i) for i in range(5)] == [i * 11 for i in range(5)]
+    stop = threading.Event()
+
+    def keep_busy() -> None:
+        while not stop.is_set():
+            dedicated_server.freeze()
+            time.sleep(0.25)
+            dedicated_server.thaw()
+            time.sleep(0.005)
+
+    busy = threading.Thread(target=keep_busy)
+    busy.start()
+    try:
+        values = []
+        for i in range(12):
+            values.append(f(i % 5))
+            time.sleep(0.1)  # land the next call anywhere in a stall
+    finally:
+        stop.set()
+        busy.join(30)
+    assert values == [(i % 5) * 11 for i in range(12)]
+    stats = get_stats("slow")
+    assert stats["breaker_trips"] == 0
+    assert stats["hits"] >= 9  # nearly every call was a hit, though most waited
+    assert len(calls) <= 10
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("redis_timeout", 0),
+        ("redis_timeout", -1.0),
+        ("redis_connect_timeout", 0),
+        ("redis_breaker_failures", 0),
+        ("redis_breaker_failures", 2.5),
+    ],
+)
+def test_bad_fault_settings_fail_at_decoration(option, value):
+    """Timeouts must be > 0 s and the failure threshold an int >= 1, checked at decoration."""
+    with pytest.raises(ConfigurationError, match=option) as info:
+
+        @mcache(engine="redis", redis_url="redis://127.0.0.1:6379", **{option: value})
+        def f(x):
+            return x
+
+    assert repr(value) in str(info.value)
+
+
 _NEEDS_REDIS = '''
 def test_x(redis_url):
     """Needs the server."""
@@ -469,3 +553,47 @@ def test_ttl_zero_keeps_nothing(redis_url):
         c.set("k", "new", ttl=0)
         assert c.get("k", default="gone") == "gone"
         assert _keys(redis_url, "twat_cache:4:zero:*") == []
+
+
+@given(st.text(min_size=1), st.text(min_size=1), st.text(alphabet="0123456789abcdef", max_size=16))
+def test_name_prefixes_never_overlap_and_read_back(a, b, digest):
+    """No cache's key prefix starts another's, and the name reads back from any key (the CLI)."""
+    from twat_cache.engines.remote import KEY_ROOT, _parse_name, name_prefix
+
+    if a != b:
+        assert not name_prefix(KEY_ROOT, b).startswith(name_prefix(KEY_ROOT, a))
+    key = (name_prefix(KEY_ROOT, a) + digest).encode()
+    assert _parse_name(key) == a
+
+
+def test_redis_client_of_the_other_kind_still_serves(redis_url, calls):
+    """A sync client serves an async def (in the pool); an asyncio client serves a plain def."""
+    import redis.asyncio
+
+    sync_client = redis.Redis.from_url(redis_url)
+
+    @ucache(engine="redis", redis_client=sync_client, name="mixed")
+    async def af(x):
+        calls(("async", x))
+        return x + 1
+
+    async def main():
+        return [await af(i) for i in range(3)] + [await af(i) for i in range(3)]
+
+    assert asyncio.run(main()) == [1, 2, 3, 1, 2, 3]
+    async_client = redis.asyncio.Redis.from_url(redis_url)
+
+    @mcache(engine="redis", redis_client=async_client, name="mixed")
+    def f(x):
+        calls(("sync", x))
+        return -1
+
+    assert [f(i) for i in range(3)] == [1, 2, 3]  # af's entries, read through redis.asyncio
+    assert calls == [("async", 0), ("async", 1), ("async", 2)]
+    assert f.cache_info().currsize == 3
+    f.cache_clear()
+    assert len(_keys(redis_url, "twat_cache:5:mixed:*")) == 0
+    sync_client.close()
+    from twat_cache._threads import run_sync
+
+    run_sync(async_client.aclose())  # it ran on twat-cache's background loop

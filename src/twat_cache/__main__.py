@@ -286,6 +286,8 @@ def _targets(args: argparse.Namespace) -> tuple[Path, list[FoundCache]]:
 def _list(args: argparse.Namespace) -> int:
     from twat_cache._manage import describe
 
+    if args.redis_url:
+        return _redis_report(args)
     root, caches = _targets(args)
     rows = [describe(cache) for cache in caches]
     if args.json:
@@ -326,6 +328,8 @@ def _list(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     from twat_cache._manage import describe
 
+    if args.redis_url:
+        return _redis_report(args)
     root, caches = _targets(args)
     rows = [describe(cache, expired=True) for cache in caches]
     if args.json:
@@ -423,6 +427,8 @@ def _clear(args: argparse.Namespace) -> int:
     """Every entry of the caches named (all without NAME), after confirmation."""
     from twat_cache import _manage
 
+    if args.redis_url:
+        return _redis_clear(args)
     root, caches = _targets(args)
     if not caches:
         return _nothing_found(args, root)
@@ -478,6 +484,102 @@ def _prune(args: argparse.Namespace) -> int:
     return _report(args, root, results, failed)
 
 
+# -- caches on Redis (every node of a cluster) ----------------------------------------
+
+
+def _redis_sizes(args: argparse.Namespace) -> tuple[str, dict[str, int]]:
+    """The deployment's label and entries per cache name (only NAME's, when given)."""
+    from twat_cache.config import CacheConfig
+    from twat_cache.engines.remote import RedisStore
+
+    store = RedisStore(CacheConfig(redis_url=args.redis_url))  # a bad URL: exit 2
+    try:
+        sizes = store.all_caches()
+    finally:
+        store.close()
+    label = store.server.label
+    name = getattr(args, "name", None)
+    if name is not None:
+        if name not in sizes:
+            msg = f"no cache named {name!r} on {label} (twat-cache list --redis-url shows them)"
+            raise _UsageError(msg)
+        sizes = {name: sizes[name]}
+    return label, sizes
+
+
+def _redis_report(args: argparse.Namespace) -> int:
+    """list and stats of the caches on a Redis deployment: name and entries."""
+    try:
+        label, sizes = _redis_sizes(args)
+    except _UsageError:
+        raise
+    except Exception as exc:  # unreachable server: one line, exit 1
+        print(f"twat-cache {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    rows: list[dict[str, Any]] = [
+        {"name": name, "engine": "redis", "entries": count} for name, count in sizes.items()
+    ]
+    if args.json:
+        _print_json({"redis_url": label, "caches": rows})
+        return 0
+    console = _rich()
+    if not rows:
+        console.print(f"no caches on {label}", markup=False)
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"caches on {label}")
+    table.add_column("name")
+    table.add_column("entries", justify="right")
+    for row in rows:
+        table.add_row(row["name"], f"{row['entries']:,}")
+    console.print(table)
+    return 0
+
+
+def _redis_clear(args: argparse.Namespace) -> int:
+    """clear on a Redis deployment: each cache's keys only (SCAN on every primary)."""
+    from twat_cache.config import CacheConfig
+    from twat_cache.engines.remote import RedisStore
+
+    try:
+        label, sizes = _redis_sizes(args)
+    except _UsageError:
+        raise
+    except Exception as exc:
+        print(f"twat-cache clear: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if not sizes:
+        if args.json:
+            _print_json({"redis_url": label, "caches": []})
+        else:
+            print(f"no caches on {label}")
+        return 0
+    which = repr(next(iter(sizes))) if len(sizes) == 1 else f"{len(sizes)} caches"
+    if not _confirm(args, f"Delete every entry of {which} on {label}?"):
+        print("twat-cache clear: nothing deleted", file=sys.stderr)
+        return 1
+    results: list[dict[str, Any]] = []
+    for name, count in sizes.items():
+        store = RedisStore(CacheConfig(redis_url=args.redis_url, name=name))
+        try:
+            store.clear()
+            results.append({"name": name, "removed": count, "entries": len(store)})
+        except Exception as exc:  # report each cache, carry on with the others
+            results.append({"name": name, "error": f"{type(exc).__name__}: {exc}"})
+        finally:
+            store.close()
+    if args.json:
+        _print_json({"redis_url": label, "caches": results})
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['name']}: failed: {r['error']}", file=sys.stderr)
+            else:
+                print(f"{r['name']}: removed {r['removed']:,} entries ({r['entries']:,} left)")
+    return 1 if any("error" in r for r in results) else 0
+
+
 # -- the parser ----------------------------------------------------------------------
 
 
@@ -512,6 +614,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the cache root to look under (default: TWAT_CACHE_DIR, else the user cache folder)",
     )
     common.add_argument("--json", action="store_true", help="print JSON only")
+    on_redis = _Parser(add_help=False)
+    on_redis.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="the caches on this Redis instead (redis://, redis+cluster://, redis+sentinel://)",
+    )
     name_help = "a cache's name (as `list` shows it), or its folder relative to the root"
     confirm = _Parser(add_help=False)
     confirm.add_argument(
@@ -520,7 +628,7 @@ def _parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser(
         "list",
-        parents=[common],
+        parents=[common, on_redis],
         help="the persistent caches under the cache root",
         description="The persistent caches under the cache root: entries, bytes on disk, "
         "engine, last write.",
@@ -528,7 +636,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=_list)
     stats = commands.add_parser(
         "stats",
-        parents=[common],
+        parents=[common, on_redis],
         help="details of one cache, or of every cache",
         description="Details of one cache (or of every cache): entries, expired entries, "
         "bytes, ttl, size_limit, created, last write.",
@@ -537,7 +645,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.set_defaults(run=_stats)
     clear = commands.add_parser(
         "clear",
-        parents=[common, confirm],
+        parents=[common, confirm, on_redis],
         help="delete every entry of one cache, or of every cache",
         description="Delete every entry of the cache NAME, or of every cache under the root. "
         "Asks first, unless --yes; without a terminal to ask at, refuses.",

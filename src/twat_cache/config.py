@@ -68,12 +68,13 @@ class CacheConfig(BaseModel):
     #: or a zero-argument callable returning one, resolved on first use.
     redis_client: Any = None
     #: Seconds to open a connection / to wait for an answer: a loaded server answering
-    #: in 300 ms is slow, not down; with the breaker below, a dead or frozen server
-    #: costs a call at most ``redis_breaker_failures`` such waits (1.5 s by default).
+    #: in 300 ms is slow, not down. With the breaker below (which also opens once
+    #: failures in a row have cost 1 s), a dead or frozen server costs a call ~1 s.
     redis_connect_timeout: Annotated[float, Field(gt=0, le=60)] = 0.5
     redis_timeout: Annotated[float, Field(gt=0, le=60)] = 0.5
     #: Consecutive connection failures or timeouts before the shared cache is switched
     #: off for a cool-down (0.5 s, doubling to 4 s) and then probed again.
+    #: Any answer from the server resets the count.
     redis_breaker_failures: Annotated[int, Field(ge=1, le=100, strict=True)] = 3
     secure: bool = True
     lock: bool = True

@@ -273,9 +273,15 @@ def choose_chain(
     if config.engine is not None:
         kind, chain = _chain_of(config.engine)
         return chain, f"engine={config.engine!r} was given: {kind}'s chain, that engine first"
-    if config.redis_url is not None:
+    if config.redis_url is not None or config.redis_client is not None:
         rest = CHAINS["acache"] if is_async else MEMORY_CHAIN
-        source = "redis_url=" if "redis_url" in given else "TWAT_CACHE_REDIS_URL"
+        source = (
+            "redis_client="
+            if config.redis_client is not None
+            else "redis_url="
+            if "redis_url" in given
+            else "TWAT_CACHE_REDIS_URL"
+        )
         mode = "async (redis.asyncio)" if is_async else "sync (redis-py)"
         return ("redis", *rest), f"{source} was given: redis, {mode}"
     if is_async:

@@ -22,10 +22,12 @@ or ``TWAT_CACHE_REDIS_URL``), never as a silent fallback.
 - Faults: connect and read timeouts (``redis_connect_timeout``,
   ``redis_timeout``), one retry on a broken connection only (a restart), and a
   breaker that opens after ``redis_breaker_failures`` consecutive connection
-  failures or timeouts: then every operation fails at once for a cool-down
-  (0.5 s, doubling up to 4 s) and one call probes the server again, so caching
-  resumes by itself. Every operation goes through :meth:`RedisStore._run` or
-  :meth:`RedisStore._arun`, the one place that checks and feeds the breaker.
+  failures or timeouts, or sooner once failures in a row have cost
+  :data:`STREAK_BUDGET` seconds: then every operation fails at once for a
+  cool-down (0.5 s, doubling up to 4 s) and one call probes the server again,
+  so caching resumes by itself. A slow server (answering within the timeout)
+  never counts as failing. Every operation goes through :meth:`RedisStore._run`
+  or :meth:`RedisStore._arun`, the one place that checks and feeds the breaker.
   This module only raises; the call path counts and logs.
 """
 
@@ -52,6 +54,8 @@ __all__ = ["RedisStore", "name_prefix"]
 KEY_ROOT = "twat_cache:"
 LOCK_ROOT = "twat_cache-lock:"
 COOL_DOWN = (0.5, 4.0)
+#: Seconds of failed operations in a row after which the breaker opens whatever their count.
+STREAK_BUDGET = 1.0
 _SCAN_BATCH = 1000
 
 T = TypeVar("T")
@@ -87,15 +91,31 @@ def _glob_escape(text: str) -> str:
 
 
 class _Breaker:
-    """Closed, open (fail at once) or half-open (one call probes) for one deployment."""
+    """Closed, open (fail at once) or half-open (one call probes) for one deployment.
 
-    __slots__ = ("_cool", "_lock", "failures", "label", "open_until", "threshold", "trips")
+    It opens after ``threshold`` failures in a row, or sooner once the failures
+    in a row have cost :data:`STREAK_BUDGET` seconds of waiting (timeouts, a
+    cluster client re-reading its topology from a frozen node), so that a dead
+    or frozen server never holds one call for more than about two seconds.
+    """
+
+    __slots__ = (
+        "_cool",
+        "_lock",
+        "failures",
+        "label",
+        "open_until",
+        "streak_seconds",
+        "threshold",
+        "trips",
+    )
 
     def __init__(self, label: str, threshold: int) -> None:
         self.label = label
         self.threshold = threshold
         self.open_until = 0.0  # 0.0: closed; with ``failures``, all the hot path reads
         self.failures = 0  # consecutive, reset by any answer from the server
+        self.streak_seconds = 0.0  # time spent in those failures
         self._cool = 0.0
         self._lock = threading.Lock()
         self.trips = 0
@@ -115,14 +135,20 @@ class _Breaker:
     def success(self) -> None:
         with self._lock:
             self.failures = 0
+            self.streak_seconds = 0.0
             self.open_until = 0.0
             self._cool = 0.0
 
-    def failure(self, at_once: bool = False) -> None:
-        """Count a failure; open after ``threshold`` in a row (``at_once``: open now)."""
+    def failure(self, seconds: float, at_once: bool = False) -> None:
+        """Count a failure that took ``seconds``; open when the streak is long or costly."""
         with self._lock:
             self.failures += 1
-            if not at_once and self.failures < self.threshold:
+            self.streak_seconds += seconds
+            if (
+                not at_once
+                and self.failures < self.threshold
+                and self.streak_seconds < STREAK_BUDGET
+            ):
                 return
             self._cool = min(max(self._cool * 2, COOL_DOWN[0]), COOL_DOWN[1])
             self.open_until = time.monotonic() + self._cool
@@ -133,12 +159,17 @@ class _Breaker:
         return "open" if self.open_until else "closed"
 
 
-async def _close_with_loop(client: Any) -> AsyncGenerator[None, None]:
-    """Parked async generator: the loop's ``shutdown_asyncgens`` closes the client in time."""
+async def _close_with_loop(clients: list[Any]) -> AsyncGenerator[None, None]:
+    """Parked async generator: the loop's ``shutdown_asyncgens`` closes the clients in time."""
     try:
         yield
     finally:
-        await client.aclose()
+        for client in clients:
+            await client.aclose()
+
+
+class _UnreachableError(CacheOperationError):
+    """No client could be made (a cluster with no node answering, a factory that failed)."""
 
 
 def _is_async_client(client: Any) -> bool:
@@ -177,6 +208,7 @@ class _Server:
             redis.exceptions.RedisClusterException,
             asyncio.TimeoutError,
             OSError,
+            _UnreachableError,
         )
         #: The client plain calls use, and whether its methods are plain calls.
         self.client: Any = None
@@ -184,11 +216,17 @@ class _Server:
         #: Whether coroutines get a native ``redis.asyncio`` client.
         self.async_native = True
         self._given_async: Any = None
+        self._companions: list[Any] = []
         self._lock = threading.Lock()
         self._aclients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[Any, AsyncGenerator[None, None]]
+            asyncio.AbstractEventLoop,
+            tuple[Any, AsyncGenerator[None, None]]
+            | asyncio.Task[tuple[Any, AsyncGenerator[None, None]]],
         ] = weakref.WeakKeyDictionary()
-        self._last: tuple[asyncio.AbstractEventLoop | None, Any] = (None, None)
+        self._last: tuple[Callable[[], asyncio.AbstractEventLoop | None], Any] = (
+            lambda: None,
+            None,
+        )
 
     # -- clients -------------------------------------------------------------------
 
@@ -196,10 +234,14 @@ class _Server:
         """The client plain calls use, made (or the factory called) on first use."""
         with self._lock:
             if self.client is None:
-                if self.given is not None:
-                    self._adopt(self.given() if callable(self.given) else self.given)
-                else:
-                    self.client = self._make_client(asynchronous=False)
+                try:
+                    if self.given is not None:
+                        self._adopt(self.given() if callable(self.given) else self.given)
+                    else:
+                        self.client, self._companions = self._make_client(asynchronous=False)
+                except Exception as exc:
+                    msg = f"cannot make a client for {self.label}: {type(exc).__name__}: {exc}"
+                    raise _UnreachableError(msg) from exc
             return self.client
 
     def _adopt(self, client: Any) -> None:
@@ -210,8 +252,9 @@ class _Server:
             self.async_native = False
         self.client = client
 
-    def _make_client(self, asynchronous: bool) -> Any:
-        """A client for this URL: redis-py's, or its ``redis.asyncio`` twin."""
+    def _make_client(self, asynchronous: bool) -> tuple[Any, list[Any]]:
+        """A client for this URL (redis-py's or its ``redis.asyncio`` twin) and the clients
+        it relies on (a Sentinel's), to close with it."""
         import redis
         import redis.asyncio
         from redis.backoff import NoBackoff
@@ -239,30 +282,36 @@ class _Server:
             "socket_timeout": self.timeout,
         }
         if target.kind == "cluster":
-            return cluster.RedisCluster(
+            client = cluster.RedisCluster(
                 startup_nodes=[cluster.ClusterNode(host, port) for host, port in target.nodes],
                 username=target.username,
                 password=target.password,
                 retry=retry_cls(NoBackoff(), 0),  # a retry would double each timeout
+                **({"max_connections": 2**16} if asynchronous else {}),  # (default 100 raises)
                 **common,
             )
+            return client, []
         retry = retry_cls(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
         if target.kind == "sentinel":
-            found = sentinel.Sentinel(list(target.nodes), sentinel_kwargs=dict(common), **common)
-            return found.master_for(
+            # No retries with backoff on the sentinels (redis-py's default): a dead one
+            # must cost one refused connection, not seconds.
+            asked = {**common, "retry": retry_cls(NoBackoff(), 0)}
+            found = sentinel.Sentinel(list(target.nodes), sentinel_kwargs=asked, **common)
+            master = found.master_for(
                 target.service,
                 db=target.db,
                 username=target.username,
                 password=target.password,
                 retry=retry,
             )
-        return plain.from_url(self.url, retry=retry, **common)
+            return master, list(found.sentinels)
+        return plain.from_url(self.url, retry=retry, **common), []
 
     async def aclient(self) -> Any:
         """The ``redis.asyncio`` client for the running event loop (made on first use there)."""
         loop = asyncio.get_running_loop()
         last_loop, client = self._last
-        if last_loop is loop:
+        if last_loop() is loop:
             return client
         if self.given is not None:
             if self._given_async is None:
@@ -270,23 +319,43 @@ class _Server:
             return self._given_async
         entry = self._aclients.get(loop)
         if entry is None:
-            client = self._make_client(asynchronous=True)
-            closer = _close_with_loop(client)
-            await closer.__anext__()
-            entry = self._aclients.setdefault(loop, (client, closer))
-            if entry[0] is not client:  # another task of this loop won the race
-                await closer.aclose()
-        self._last = (loop, entry[0])
-        return entry[0]
+            # One task per loop makes the client; every other caller awaits it (redis-py's
+            # asyncio RedisCluster fails when many tasks initialize one client at once).
+            entry = self._aclients[loop] = loop.create_task(self._new_aclient())
+        if isinstance(entry, asyncio.Task):
+            try:
+                made = await asyncio.shield(entry)
+            except Exception:
+                if self._aclients.get(loop) is entry:
+                    del self._aclients[loop]
+                raise
+            self._aclients[loop] = made  # drop the task: it holds the loop alive
+            client = made[0]
+        else:
+            client = entry[0]
+        self._last = (weakref.ref(loop), client)
+        return client
+
+    async def _new_aclient(self) -> tuple[Any, AsyncGenerator[None, None]]:
+        client, companions = self._make_client(asynchronous=True)
+        if self.target is not None and self.target.kind == "cluster":
+            try:
+                await client.initialize()
+            except BaseException:
+                await client.aclose()
+                raise
+        closer = _close_with_loop([client, *companions])
+        await closer.__anext__()
+        return client, closer
 
     # -- faults --------------------------------------------------------------------
 
-    def failed(self, exc: Exception) -> None:
+    def failed(self, exc: Exception, seconds: float) -> None:
         """Feed the breaker; a connection fault also drops pooled sockets (stale after restarts)."""
         if not isinstance(exc, self.errors):
             self.breaker.success()  # the server answered (with an error): it is up
             return
-        self.breaker.failure(at_once=self.client is None and self.given is None)
+        self.breaker.failure(seconds, at_once=isinstance(exc, _UnreachableError))
         pool = getattr(self.client, "connection_pool", None)
         if pool is not None and self.sync_native:
             try:
@@ -294,13 +363,13 @@ class _Server:
             except Exception:  # dropping sockets is best effort
                 return
 
-    async def afailed(self, exc: Exception) -> None:
+    async def afailed(self, exc: Exception, seconds: float) -> None:
         if not isinstance(exc, self.errors):
             self.breaker.success()
             return
-        self.breaker.failure()
+        self.breaker.failure(seconds)
         pool = getattr(self._last[1], "connection_pool", None)
-        if pool is not None and self._last[0] is asyncio.get_running_loop():
+        if pool is not None and self._last[0]() is asyncio.get_running_loop():
             try:
                 await pool.disconnect()
             except Exception:  # dropping sockets is best effort
@@ -310,7 +379,8 @@ class _Server:
         """Close the clients this module made (a client given by the user stays open)."""
         client, self.client = self.client, None
         if client is not None and self.given is None:
-            client.close()
+            for each in [client, *self._companions]:
+                each.close()
 
 
 _servers: dict[tuple[Any, ...], _Server] = {}
@@ -391,6 +461,32 @@ async def _acount(client: Any, match: str) -> int:
     return len([key async for key in client.scan_iter(match=match, count=_SCAN_BATCH)])
 
 
+def _parse_name(key: bytes) -> str | None:
+    """The cache name in ``twat_cache:<length>:<name>:<digest>``, or ``None``."""
+    rest = key[len(KEY_ROOT) :]
+    digits, colon, tail = rest.partition(b":")
+    if not colon or not digits.isdigit() or tail[int(digits) : int(digits) + 1] != b":":
+        return None
+    return tail[: int(digits)].decode(errors="replace")
+
+
+def _tally(keys: list[bytes]) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for key in keys:
+        name = _parse_name(key)
+        if name is not None:
+            sizes[name] = sizes.get(name, 0) + 1
+    return dict(sorted(sizes.items()))
+
+
+def _sizes(client: Any, match: str) -> dict[str, int]:
+    return _tally(list(client.scan_iter(match=match, count=_SCAN_BATCH)))
+
+
+async def _asizes(client: Any, match: str) -> dict[str, int]:
+    return _tally([key async for key in client.scan_iter(match=match, count=_SCAN_BATCH)])
+
+
 def _lock(client: Any, name: str, timeout: float) -> Any:
     lock = client.lock(name, timeout=timeout, sleep=0.02, blocking_timeout=timeout)
     return lock if lock.acquire() else None
@@ -446,6 +542,7 @@ class RedisStore(Store):
         breaker = server.breaker
         if breaker.open_until:
             breaker.check()
+        start = time.monotonic()
         try:
             client = server.client if server.client is not None else server.connect()
             if server.sync_native:
@@ -453,7 +550,7 @@ class RedisStore(Store):
             else:
                 result = run_sync(cast(Any, afn(client, *args)))
         except Exception as exc:
-            server.failed(exc)
+            server.failed(exc, time.monotonic() - start)
             raise
         if breaker.failures:
             breaker.success()
@@ -465,6 +562,7 @@ class RedisStore(Store):
         breaker = server.breaker
         if breaker.open_until:
             breaker.check()
+        start = time.monotonic()
         try:
             if server.async_native:
                 result = await afn(await server.aclient(), *args)
@@ -473,7 +571,7 @@ class RedisStore(Store):
                 loop = asyncio.get_running_loop()
                 result = await loop.run_in_executor(executor(), fn, client, *args)
         except Exception as exc:
-            await server.afailed(exc)
+            await server.afailed(exc, time.monotonic() - start)
             raise
         if breaker.failures:
             breaker.success()
@@ -513,6 +611,10 @@ class RedisStore(Store):
 
     def key_lock(self, key: str) -> _KeyLock:
         return _KeyLock(self, self.lock_prefix + key)
+
+    def all_caches(self) -> dict[str, int]:
+        """Entries of every twat-cache cache on this deployment, by name (for the CLI)."""
+        return self._run(_sizes, _asizes, _glob_escape(KEY_ROOT) + "*")
 
     async def aget(self, key: Hashable) -> Any:
         skey = str(key)
