@@ -183,17 +183,17 @@ from twat_cache import bcache, fcache
 
 @bcache(folder_name="proj/runs", name="runs", ttl=TTL)
 def runs_short(x): return {"run": x}
-@bcache(folder_name="proj/runs", name="runs")
+@bcache(folder_name="proj/runs", name="runs", version="k")
 def runs_kept(x): return {"kept": x}
 
 @fcache(folder_name="arrays", name="arrays", ttl=TTL)
 def arrays_short(n): return np.arange(n, dtype=np.float64)
-@fcache(folder_name="arrays", name="arrays")
+@fcache(folder_name="arrays", name="arrays", version="k")
 def arrays_kept(n): return np.ones(n)
 
 @bcache(engine="klepto", name="kl", ttl=TTL)
 def kl_short(x): return str(x) * 100
-@bcache(engine="klepto", name="kl")
+@bcache(engine="klepto", name="kl", version="k")
 def kl_kept(x): return [x]
 
 for i in range(2):
@@ -203,15 +203,16 @@ for f in (runs_short, arrays_short, kl_short):
     assert f.cache_parameters()["fallback"] is None, f.cache_parameters()
 """
 
-#: The kept entries are hits in a new process: the functions would fail if called.
+#: The kept entries are hits in a new process: the functions would fail if called
+#: (``version=`` says they are the same functions, whatever their code).
 STILL_CACHED = """
 from twat_cache import bcache, fcache
 
-@bcache(folder_name="proj/runs", name="runs")
+@bcache(folder_name="proj/runs", name="runs", version="k")
 def runs_kept(x): raise AssertionError("recomputed")
-@fcache(folder_name="arrays", name="arrays")
+@fcache(folder_name="arrays", name="arrays", version="k")
 def arrays_kept(n): raise AssertionError("recomputed")
-@bcache(engine="klepto", name="kl")
+@bcache(engine="klepto", name="kl", version="k")
 def kl_kept(x): raise AssertionError("recomputed")
 
 print(runs_kept(10), int(arrays_kept(2000).sum()), kl_kept(10))
