@@ -24,8 +24,8 @@ def test_get_set_delete_clear(engine_name):
     """Values round-trip; a miss is MISSING; delete reports presence; clear empties."""
     engine = make(engine_name)
     assert engine.get("k") is MISSING
-    engine.set("k", {"v": 1})
-    engine.set(("t", 1), [1, 2])
+    engine.set("k", {"v": 1}, None)
+    engine.set(("t", 1), [1, 2], None)
     assert engine.get("k") == {"v": 1}
     assert engine.get(("t", 1)) == [1, 2]
     assert len(engine) == 2

@@ -17,6 +17,7 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, ClassVar
 
 from twat_cache._threads import executor
+from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
 
 __all__ = ["AsyncCacheEngine", "CacheEngine", "Store"]
@@ -101,6 +102,9 @@ class Store(ABC):
 
     def __len__(self) -> int:
         return 0
+
+    def __contains__(self, key: Hashable) -> bool:
+        return self.get(key) is not MISSING
 
     def stats(self) -> dict[str, Any]:
         """Store-specific figures merged into ``get_stats()``."""
