@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +116,24 @@ def _assert_same(got: Any, want: Any) -> None:
     assert got.attrs == want.attrs
 
 
+class _Captured:
+    """What the cached closure reads; keyed by a token, since a pyarrow Table is not keyable
+    (a closure's captured values are part of its identity)."""
+
+    def __init__(self, values: list[Any], calls: Calls) -> None:
+        self.values, self.calls, self.token = values, calls, uuid.uuid4().hex
+
+    def __cache_key__(self) -> str:
+        return self.token
+
+
 def _cached(decorator: Any, values: list[Any], calls: Calls) -> Any:
+    captured = _Captured(values, calls)
+
     @decorator
     def make(i: int) -> Any:
-        calls(i)
-        return values[i]
+        captured.calls(i)
+        return captured.values[i]
 
     return make
 

@@ -78,13 +78,32 @@ def test_default_name_is_module_and_qualname():
 def test_redefined_function_gets_a_fresh_cache(calls):
     """Re-running a definition (a notebook cell) starts a fresh cache under the same name."""
     results = []
-    for offset in (1, 100):
+    for _ in range(2):
 
         @mcache
         def f(x):
             calls(x)
-            return x + offset  # noqa: B023 - each definition sees its own offset
+            return x + 1
 
         results.append(f(1))
-    assert results == [2, 101]
+    assert results == [2, 2]
+    assert calls == [1, 1]
     assert len(list_caches()) == 1
+
+
+def test_closures_with_other_captured_values_are_other_caches(calls):
+    """make(1) and make(100) are two functions: two caches, each listed and cleared."""
+
+    def make(offset):
+        @mcache
+        def f(x):
+            calls(x)
+            return x + offset
+
+        return f
+
+    one, hundred = make(1), make(100)
+    assert [one(1), hundred(1), one(1)] == [2, 101, 2]
+    assert len(list_caches()) == 2
+    clear_cache()
+    assert one.cache_info().currsize == hundred.cache_info().currsize == 0

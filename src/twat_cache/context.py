@@ -2,7 +2,8 @@
 
 Why the same keys: an entry a context writes under ``k`` is the entry a
 decorated one-parameter function ``f`` with the same ``name`` (and folder or
-server) stores for ``f(k)``, and the other way round. Keys come from the same
+server; on disk also the same ``version``) stores for ``f(k)``, and the other
+way round. Keys come from the same
 :class:`~twat_cache.keys.KeyPlan` as the decorators', so the two can never
 drift apart. ``ttl`` means what it means everywhere: omitted, the context's
 own ``ttl``; ``None`` there, no expiry.
@@ -16,7 +17,6 @@ from types import TracebackType
 from typing import Any
 
 from twat_cache._types import MISSING
-from twat_cache.call.build import namespace_of
 from twat_cache.config import create_cache_config
 from twat_cache.engines import choose_chain, get_engine_manager
 from twat_cache.engines.base import Store, _in_pool
@@ -85,7 +85,9 @@ class CacheContext:
             _key_of,
             config,
             in_process=self.store.in_process,
-            namespace=namespace_of(_key_of, config, self.name, self.store),
+            # No code of its own: a persistent decorated function shares its entries when
+            # it has the same name= and version= (which then replaces its code version).
+            namespace=(self.name, config.version or ""),
         )
         self._closed = False
 

@@ -20,9 +20,12 @@ tuple of the bound argument values) into the key a store sees:
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import itertools
+import os
 import threading
+import types
 import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -31,7 +34,7 @@ from twat_cache.config import CacheConfig
 from twat_cache.encoding import DigestKey, describe_unkeyable, namespaced_digest, stable_digest
 from twat_cache.exceptions import CacheKeyError, ConfigurationError
 
-__all__ = ["RESERVED_PREFIX", "KeyPlan", "Token"]
+__all__ = ["RESERVED_PREFIX", "KeyPlan", "Token", "default_name", "function_identity"]
 
 #: Names of generated locals; a function's own parameters may not use it.
 RESERVED_PREFIX = "_tc_"
@@ -158,6 +161,7 @@ class KeyPlan:
         self.namespace = namespace
         self._digest = namespaced_digest(namespace, typed=self.typed)
         self._memo: dict[tuple[Any, ...], str] = {}
+        self._deferred: CacheKeyError | None = None
         self._interned: dict[Any, Token] = {}
         self._intern_limit = max(1024, 2 * (config.maxsize or 0))
         self._instances: dict[int, tuple[weakref.ref[Any], Token]] = {}
@@ -210,7 +214,7 @@ class KeyPlan:
                 return raw
         try:
             key: Hashable = self._plain(raw, 0)
-        except (CacheKeyError, RecursionError):
+        except CacheKeyError:
             raise self._unkeyable(raw) from None
         return key
 
@@ -233,16 +237,22 @@ class KeyPlan:
         if cls is set or cls is frozenset:
             tag = _SET if cls is set else _FROZENSET
             return (tag, frozenset([self._plain(item, depth + 1) for item in value]))
-        if _has_own_key(cls) or not _hashable(value):
-            # By content, with the class: never by identity, never by a user __eq__.
-            return (_KEYED, DigestKey(stable_digest(value, typed=self.typed)))
-        return self._intern(value)
+        if not _has_own_key(cls):
+            try:
+                return self._intern(value)
+            except TypeError:  # unhashable: keyed by content below
+                pass
+        # By content, with the class: never by identity, never by a user __eq__.
+        return (_KEYED, DigestKey(stable_digest(value, typed=self.typed)))
 
     def _intern(self, value: Any) -> Token:
         """A token standing for ``value`` (compared by its own ``__eq__`` outside any lock).
 
         The table is bounded: when full it starts afresh with new tokens, so
         old entries are never hit again (a miss, never a wrong value).
+
+        Raises:
+            TypeError: ``value`` is not hashable.
         """
         table = self._interned
         token = table.get(value)
@@ -316,12 +326,25 @@ class KeyPlan:
     def _checked_digest(self, raw: Any) -> str:
         try:
             return self._digest(raw)
-        except (CacheKeyError, RecursionError):
+        except CacheKeyError as exc:
+            if exc is self._deferred:
+                raise
             raise self._unkeyable(raw) from None
 
     def _unkeyable(self, raw: Any) -> CacheKeyError:
         values = raw if isinstance(raw, tuple) else (raw,)
         return describe_unkeyable(self.names, values, self.typed)
+
+    def fail_with(self, error: CacheKeyError) -> None:
+        """Make every digest raise ``error`` (a function that can never be keyed safely):
+        the error reaches the first call, naming what is wrong."""
+
+        def refuse(raw: Any) -> str:
+            raise error
+
+        self._deferred = error
+        self._digest = refuse
+        self._memo.clear()
 
     def forget(self) -> None:
         """Drop remembered digests and interned values (after ``cache_clear``)."""
@@ -331,6 +354,95 @@ class KeyPlan:
     def after_fork(self) -> None:
         """A forked child gets a fresh lock (the parent's may have been held)."""
         self._ilock = threading.Lock()
+
+
+def _code_bytes(code: types.CodeType, out: list[bytes]) -> None:
+    """What a code object computes: its bytecode, names and constants, nested code too."""
+    out.append(code.co_code)
+    out.append(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _code_bytes(const, out)
+        else:
+            out.append(repr(const).encode())
+
+
+_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None))
+
+
+def _captured(value: Any, strict: bool) -> bytes:
+    """A captured value's part of a function's identity (functions and classes by name).
+
+    ``strict`` (the key namespace of a shared store) takes every value by content;
+    otherwise (the cache's name) only immutable scalars count by value, anything
+    else by its type, so the name stays put while a captured object changes.
+    """
+    if isinstance(value, (types.FunctionType, types.MethodType, type)):
+        target = inspect.unwrap(value) if callable(value) else value
+        return f"{target.__module__}.{target.__qualname__}".encode()
+    if isinstance(value, types.ModuleType):
+        return value.__name__.encode()
+    if strict or isinstance(value, _IMMUTABLE):
+        return stable_digest(value, typed=True).encode()
+    return type(value).__qualname__.encode()
+
+
+def function_identity(func: Callable[..., Any], *, strict: bool) -> str:
+    """A digest of what tells ``func`` apart from other functions of the same name.
+
+    Two closures of one factory differ by the values they captured, two lambdas
+    on one line by their code, two scripts run as ``__main__`` by their file.
+
+    Raises:
+        CacheKeyError: (``strict``) a captured value cannot be keyed; the message
+            names it.
+    """
+    parts: list[bytes] = [f"{func.__module__}.{func.__qualname__}".encode()]
+    code = getattr(func, "__code__", None)
+    if isinstance(code, types.CodeType):
+        if func.__module__ == "__main__":
+            parts.append(os.path.abspath(code.co_filename).encode())
+        if func.__name__ == "<lambda>":
+            _code_bytes(code, parts)
+        cells = getattr(func, "__closure__", None) or ()
+        for var, cell in zip(code.co_freevars, cells, strict=False):
+            try:
+                value = cell.cell_contents
+            except ValueError:  # not bound yet (a function referring to itself)
+                continue
+            try:
+                parts.append(var.encode() + b"=" + _captured(value, strict))
+            except CacheKeyError as exc:
+                msg = (
+                    f"cannot tell {func.__qualname__} apart from other functions of its "
+                    f"name: the value it captures as {var!r} cannot be keyed ({exc}); give it "
+                    "name= (and version=) to share one cache on purpose, or give that "
+                    "value's class a __cache_key__() method"
+                )
+                raise CacheKeyError(msg) from None
+    return hashlib.blake2b(b"\0".join(parts), digest_size=8).hexdigest()
+
+
+def _cell_values(func: Callable[..., Any]) -> list[Any]:
+    values = []
+    for cell in getattr(func, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # an empty cell: a function referring to itself, not bound yet
+            continue
+    return values
+
+
+def default_name(func: Callable[..., Any]) -> str:
+    """A function's cache name: its module and qualified name, plus a short identity for a
+    lambda or a closure capturing plain values (``make(1)`` and ``make(2)``), so that each
+    is a cache of its own."""
+    name = f"{func.__module__}.{func.__qualname__}"
+    cells = getattr(func, "__closure__", None) or ()
+    plain = any(isinstance(getattr(cell, "cell_contents", None), _IMMUTABLE[:-1]) for cell in cells)
+    if plain or getattr(func, "__name__", "") == "<lambda>":
+        name += "#" + function_identity(func, strict=False)[:8]
+    return name
 
 
 def _memoable(raw: tuple[Any, ...]) -> bool:
@@ -346,14 +458,6 @@ def _memoable(raw: tuple[Any, ...]) -> bool:
                 return False
         elif cls not in _MEMO_TYPES:
             return False
-    return True
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
     return True
 
 

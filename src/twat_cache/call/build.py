@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, cast
 
 from twat_cache._types import CacheInfo
 from twat_cache.call.memory import memory_wrapper, store_wrapper
@@ -22,16 +22,12 @@ from twat_cache.codeversion import code_version
 from twat_cache.config import CacheConfig
 from twat_cache.engines import CacheEngineManager, get_engine_manager
 from twat_cache.engines.base import Store
-from twat_cache.keys import KeyPlan
+from twat_cache.exceptions import CacheKeyError
+from twat_cache.keys import KeyPlan, default_name, function_identity
 from twat_cache.registry import CacheEntry, registry
 from twat_cache.serializers import resolve_serializer
 
 __all__ = ["make_cached", "make_passthrough"]
-
-
-def default_name(func: Callable[..., Any]) -> str:
-    """A function's cache name: its module and qualified name."""
-    return f"{func.__module__}.{func.__qualname__}"
 
 
 def namespace_of(
@@ -44,11 +40,12 @@ def namespace_of(
     of the helpers and constants it uses from the user's own modules (with
     ``name=`` too, so a re-run notebook cell with an edited body starts afresh).
     """
+    identity = () if config.name is not None else (function_identity(func, strict=True),)
     if config.version is not None:
-        return (name, config.version)
+        return (name, config.version, *identity)
     if store.persistent:
-        return (name, "", code_version(func))
-    return (name, "")
+        return (name, "", code_version(func), *identity)
+    return (name, "", *identity)
 
 
 def open_entry(
@@ -81,12 +78,16 @@ def open_entry(
 def make_path(func: Callable[..., Any], config: CacheConfig, entry: CacheEntry) -> CallPath:
     """The call path of ``func`` over ``entry``'s store."""
     store = entry.store
-    plan = KeyPlan(
-        func,
-        config,
-        in_process=store.in_process,
-        namespace=namespace_of(func, config, entry.name, store),
-    )
+    error: CacheKeyError | None = None
+    namespace: tuple[str, ...] = (entry.name,)
+    if not store.in_process:  # in-process keys need no namespace: the store is this function's
+        try:
+            namespace = namespace_of(func, config, entry.name, store)
+        except CacheKeyError as exc:  # said at the first call, which cannot be cached safely
+            error = exc
+    plan = KeyPlan(func, config, in_process=store.in_process, namespace=namespace)
+    if error is not None:
+        plan.fail_with(error)
     path = CallPath(func, config, entry.name, store, plan)
     entry.members.add(path)
     return path
@@ -118,7 +119,52 @@ def make_cached(
         wrapper = store_wrapper(path)
     controls = Controls(path, entry, why, whereof)
     controls.attach(wrapper)
+    if path.plan.method:
+        return CachedMethod(wrapper)
     return wrapper
+
+
+class CachedMethod:
+    """A cached method: ``A.f`` is the cached function itself, ``a.f`` binds it to ``a``
+    with its controls, so ``a.f.cache_delete(x)`` and ``a.f.cache_refresh(x)`` find
+    ``a``'s entry (a plain bound method would hand them ``x`` as ``self``)."""
+
+    __slots__ = ("__dict__", "function")
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self.__dict__.update(function.__dict__)
+        for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+            self.__dict__[attr] = getattr(function, attr, None)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self.function
+        return BoundCached(self.function, obj)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.function.__qualname__ = f"{owner.__qualname__}.{name}"
+
+
+class BoundCached(functools.partial):  # type: ignore[type-arg]
+    """``a.f``: the cached function with ``a`` bound, its controls bound to ``a`` too."""
+
+    __slots__ = ()
+
+    def cache_delete(self, *args: Any, **kwargs: Any) -> Any:
+        return cast(Any, self.func).cache_delete(*self.args, *args, **kwargs)
+
+    def cache_refresh(self, *args: Any, **kwargs: Any) -> Any:
+        return cast(Any, self.func).cache_refresh(*self.args, *args, **kwargs)
+
+    def cache_bypass(self, *args: Any, **kwargs: Any) -> Any:
+        return cast(Any, self.func).cache_bypass(*self.args, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.func, name)
 
 
 class Controls:
