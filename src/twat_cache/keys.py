@@ -438,8 +438,7 @@ def default_name(func: Callable[..., Any]) -> str:
     lambda or a closure capturing plain values (``make(1)`` and ``make(2)``), so that each
     is a cache of its own."""
     name = f"{func.__module__}.{func.__qualname__}"
-    cells = getattr(func, "__closure__", None) or ()
-    plain = any(isinstance(getattr(cell, "cell_contents", None), _IMMUTABLE[:-1]) for cell in cells)
+    plain = any(isinstance(value, _IMMUTABLE[:-1]) for value in _cell_values(func))
     if plain or getattr(func, "__name__", "") == "<lambda>":
         name += "#" + function_identity(func, strict=False)[:8]
     return name
