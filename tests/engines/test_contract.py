@@ -18,6 +18,8 @@ import asyncio
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -321,6 +323,12 @@ def size(engine: Engine, store: Store) -> int:
     return len(store)
 
 
+def test_every_registered_engine_is_in_the_suite() -> None:
+    """ENGINES lists every engine twat-cache registers, so none escapes the contract."""
+    listed = {param.values[0].name for param in ENGINES}
+    assert set(get_engine_manager().names()) <= listed
+
+
 # -- the store -----------------------------------------------------------------------------
 
 
@@ -520,6 +528,65 @@ def test_key_lock_is_exclusive_across_threads(
     finally:
         held.set()
         thread.join(30)
+
+
+_LOCK_CHILD = """
+import sys, threading
+from twat_cache import CacheConfig, get_engine_manager
+config = CacheConfig(**{options!r})
+store = get_engine_manager().select([{engine!r}], config).engine
+got = threading.Event()
+
+def take():
+    with store.key_lock({key!r}) as acquired:
+        if acquired:
+            got.set()
+
+threading.Thread(target=take, daemon=True).start()
+print("got" if got.wait(0.5) else "blocked", flush=True)
+sys.stdin.readline()
+print("got" if got.wait(20) else "blocked", flush=True)
+store.close()
+"""
+
+
+def test_key_lock_is_exclusive_across_processes(
+    engine: Engine, make: Callable[..., Store], options: Callable[[str], dict[str, Any]]
+) -> None:
+    """While this process holds ``key_lock(k)``, another process using the same cache waits;
+    it gets the lock once this one releases it (the lock's declared purpose)."""
+    store = make()
+    k = str(key(store, "locked"))
+    if store.key_lock(k) is None:
+        pytest.skip(f"{store!r} declares no per-key lock")
+    given = {n: str(v) for n, v in options(USERS).items() if n in ("cache_dir", "redis_url")}
+    code = _LOCK_CHILD.format(options={"name": USERS, **given}, engine=engine.name, key=k)
+    lock = store.key_lock(k)
+    assert lock is not None
+    with lock as acquired:
+        assert acquired
+        child = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdin is not None
+            while_held = child.stdout.readline().strip()
+        except BaseException:
+            child.kill()
+            raise
+    try:
+        child.stdin.write("released\n")
+        child.stdin.flush()
+        after_release = child.stdout.readline().strip()
+        _, errors = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert (while_held, after_release) == ("blocked", "got"), errors
 
 
 def test_fault_raises_from_the_store(
