@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import socket
 import subprocess
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from twat_cache import (
     MISSING,
@@ -355,6 +358,39 @@ def test_get_set_delete_clear(engine: Engine, make: Callable[..., Store]) -> Non
             store.delete(a)
         with pytest.raises(CacheOperationError, match="clear"):
             store.clear()
+
+
+_OPS = st.lists(
+    st.tuples(st.sampled_from(["set", "delete", "get"]), st.integers(0, 4), st.integers()),
+    max_size=25,
+)
+_fresh = itertools.count()
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_OPS)
+def test_agrees_with_a_dict(
+    engine: Engine, make: Callable[..., Store], ops: list[tuple[str, int, int]]
+) -> None:
+    """Any sequence of set/delete/get leaves the store holding what a dict would hold."""
+    store = make(f"model-{next(_fresh)}")
+    model: dict[int, int] = {}
+    for op, k, value in ops:
+        if op == "set":
+            store.set(key(store, k), value, None)
+            model[k] = value
+        elif op == "delete" and engine.deletes:
+            assert store.delete(key(store, k)) is (k in model)
+            model.pop(k, None)
+        else:
+            assert store.get(key(store, k)) == model.get(k, MISSING)
+    assert {k: store.get(key(store, k)) for k in range(5)} == {
+        k: model.get(k, MISSING) for k in range(5)
+    }
+    if engine.counts:
+        assert len(store) == len(model)
 
 
 @pytest.mark.parametrize("value", VALUES, ids=["None", "bytes", "nested", "unicode"])
