@@ -8,15 +8,14 @@ integrity checks and ``TWAT_CACHE_SECRET`` signing.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
 from twat_cache.exceptions import ConfigurationError
 
 __all__ = ["AsyncBackend", "Backend", "backend_methods", "check_backend"]
-
 
 
 class Backend(ABC):
