@@ -112,8 +112,22 @@ class BackendEngine(Store):
             return MISSING
         return self._decode(key, data)
 
+    def _expired_at_once(self, key: Hashable) -> tuple[str, tuple[Any, ...]]:
+        """What ``set(key, value, 0)`` calls: nothing is kept, not even an older value.
+
+        ``delete`` where the backend has one; else an entry whose frame has
+        already expired, which every read treats as a miss.
+        """
+        skey = str(key)
+        if self.resolve().methods["delete"] is not None:
+            return "delete", (skey,)
+        # The frame has expired already; ttl 1 s lets the backend drop it soon after.
+        return "set", (skey, self.codec.encode(skey, None, time.time()), 1.0)
+
     def set(self, key: Hashable, value: Any, ttl: float | None) -> None:
         if ttl == 0:
+            name, args = self._expired_at_once(key)
+            self._call(name, *args)
             return
         self._call("set", str(key), self._encode(key, value, ttl), ttl)
 
@@ -132,6 +146,8 @@ class BackendEngine(Store):
 
     async def aset(self, key: Hashable, value: Any, ttl: float | None) -> None:
         if ttl == 0:
+            name, args = self._expired_at_once(key)
+            await self._acall(name, *args)
             return
         await self._acall("set", str(key), self._encode(key, value, ttl), ttl)
 
@@ -140,6 +156,16 @@ class BackendEngine(Store):
 
     async def aclear(self) -> None:
         await self._acall("clear")
+
+    def __len__(self) -> int:
+        """The backend's own ``len()`` when it has one (its entries), else 0 (unknown).
+
+        A factory not called yet is not called for this: it is resolved on first use.
+        """
+        if self._resolved is None and not backend_methods(self._spec, strict=False):
+            return 0
+        backend = self.resolve().backend
+        return len(backend) if hasattr(backend, "__len__") else 0
 
     def close(self) -> None:
         resolved = self._resolved

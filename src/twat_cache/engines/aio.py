@@ -88,7 +88,10 @@ class AioCacheEngine(MemoryStore):
         return _LruView(self._data) if self._lru else self._data
 
     async def aset(self, key: Hashable, value: Any, ttl: float | None) -> None:
-        if not self.keep or ttl == 0:
+        if not self.keep:
+            return
+        if ttl == 0:  # expires at once: nothing is kept, not even an older value
+            self._drop(key)
             return
         deadline = float("inf") if ttl is None else time.monotonic() + ttl
         await self._aio._set(key, (value, deadline), ttl=ttl)

@@ -66,7 +66,10 @@ class MemoryStore(Store):
         return stored
 
     def set(self, key: Hashable, value: Any, ttl: float | None) -> None:
-        if not self.keep or ttl == 0:
+        if not self.keep:
+            return
+        if ttl == 0:  # expires at once: nothing is kept, not even an older value
+            self._drop(key)
             return
         deadline = math.inf if ttl is None else time.monotonic() + ttl
         if self.stamped:
