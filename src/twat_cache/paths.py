@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import stat
+import threading
 import time
 import uuid
 import zlib
@@ -486,48 +487,91 @@ def remove_path(path: Path) -> bool:
 
 
 class KeyLock:
-    """An exclusive lock on one key, shared by every process using a cache folder.
+    """An exclusive lock on one key, for every thread of every process using a cache folder.
 
-    A POSIX record lock (``fcntl.lockf``) on one byte of the folder's ``.lock``
-    file, at an offset picked by the key's CRC32: one lock file per folder,
-    held open by the engine, so a lock costs two system calls and creates
-    nothing on disk. The kernel releases a dead holder's locks, so a killed
-    process never blocks the others, and after ``timeout`` seconds a caller
-    proceeds without the lock. Record locks belong to the process, and two
-    threads of one process never compete for a key (the wrapper's per-key
-    flight admits one). Where ``fcntl`` does not exist (Windows) no lock is
-    taken. A class rather than a generator: it sits on every persistent miss.
+    Across processes: a POSIX record lock (``fcntl.lockf``) on one byte of the
+    folder's ``.lock`` file, at an offset picked by the key's CRC32: one lock
+    file per folder, held open by the engine, so a lock costs two system calls
+    and creates nothing on disk. The kernel releases a dead holder's locks, so a
+    killed process never blocks the others, and after ``timeout`` seconds a
+    caller proceeds without the lock. Record locks belong to the process, so
+    threads of one process first take a per-key thread lock. Where ``fcntl``
+    does not exist (Windows) only the thread lock is taken. A class rather than
+    a generator: it sits on every persistent miss.
     """
 
-    __slots__ = ("_held", "fd", "offset", "timeout")
+    __slots__ = ("_held", "_slot", "fd", "offset", "timeout")
 
     def __init__(self, fd: int, key: str, timeout: float = LOCK_TIMEOUT) -> None:
         self.fd = fd
         self.offset = zlib.crc32(key.encode())
         self.timeout = timeout
         self._held = False
+        self._slot: list[Any] | None = None
 
     def __enter__(self) -> bool:
-        if _lockf is None:
+        deadline = time.monotonic() + self.timeout
+        slot = _thread_slot((self.fd, self.offset))
+        if not slot[0].acquire(timeout=self.timeout):
+            _leave_slot((self.fd, self.offset), slot)
             return False
-        deadline = 0.0
-        while True:
-            try:
-                _lockf(self.fd, _EXCLUSIVE_NOW, 1, self.offset)
-                break
-            except (BlockingIOError, PermissionError):  # held elsewhere (EAGAIN or EACCES)
-                now = time.monotonic()
-                deadline = deadline or now + self.timeout
-                if now >= deadline:
-                    return False
-                time.sleep(_LOCK_POLL)
+        self._slot = slot
+        if _lockf is not None:
+            while True:
+                try:
+                    _lockf(self.fd, _EXCLUSIVE_NOW, 1, self.offset)
+                    break
+                except (BlockingIOError, PermissionError):  # held elsewhere (EAGAIN or EACCES)
+                    if time.monotonic() >= deadline:
+                        self._release_thread()
+                        return False
+                    time.sleep(_LOCK_POLL)
         self._held = True
         return True
 
+    def _release_thread(self) -> None:
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot[0].release()
+            _leave_slot((self.fd, self.offset), slot)
+
     def __exit__(self, *exc_info: object) -> None:
-        if self._held and _lockf is not None:
+        if self._held:
             self._held = False
-            _lockf(self.fd, _UNLOCK, 1, self.offset)
+            if _lockf is not None:
+                _lockf(self.fd, _UNLOCK, 1, self.offset)
+            self._release_thread()
+
+
+#: (lock file descriptor, offset) -> [thread lock, users]: the in-process half of KeyLock.
+_slots: dict[tuple[int, int], list[Any]] = {}
+_slots_guard = threading.Lock()
+
+
+def _thread_slot(where: tuple[int, int]) -> list[Any]:
+    with _slots_guard:
+        slot = _slots.get(where)
+        if slot is None:
+            slot = _slots[where] = [threading.Lock(), 0]
+        slot[1] += 1
+        return slot
+
+
+def _leave_slot(where: tuple[int, int], slot: list[Any]) -> None:
+    with _slots_guard:
+        slot[1] -= 1
+        if slot[1] == 0 and _slots.get(where) is slot:
+            del _slots[where]
+
+
+def _forget_slots_after_fork() -> None:
+    global _slots_guard
+    _slots_guard = threading.Lock()
+    _slots.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_slots_after_fork)
 
 
 def open_lock_file(folder: Path, secure: bool, root: Path | None = None) -> int:

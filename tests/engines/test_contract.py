@@ -197,9 +197,15 @@ class Fault:
 
 
 def _folder_is_a_file(tmp: Path) -> Fault:
-    blocker = tmp / "a-file"
+    """A cache folder that cannot be made: a file stands where a level should be.
+
+    (``cache_dir=`` pointing at a file is refused at decoration; a folder_name
+    level blocked later, after decoration, is a fault of the store.)
+    """
+    blocker = tmp / "blocked"
     blocker.write_bytes(b"not a folder")
-    return Fault({"cache_dir": blocker}, (OSError,), reads_fail=False)
+    errors = (OSError, CacheOperationError)  # refused by the folder checks, or by the OS
+    return Fault({"cache_dir": tmp, "folder_name": "blocked"}, errors, reads_fail=True)
 
 
 def _closed_port() -> Fault:
@@ -292,24 +298,6 @@ def context(
     yield build
     for c in made:
         c.close()
-
-
-#: A contract violation found by this suite in files other helpers own (fix at merge).
-TTL_ZERO_KEEPS_OLD = (
-    "persistent stores (disk.py, files.py) return early on set(key, value, 0) and leave an "
-    "older entry under the key in place, so it is still served; redis, memory and backend "
-    "stores drop it"
-)
-LOCK_PER_PROCESS = (
-    "persistent stores lock with POSIX record locks (fcntl.lockf on one shared fd, paths.py "
-    "KeyLock), which belong to the process: a second thread of the same process gets the lock"
-)
-
-
-def xfail_persistent(request: pytest.FixtureRequest, store: Store, reason: str) -> None:
-    """Expect ``reason``'s failure on persistent stores (strict: it must fail there)."""
-    if store.persistent:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def key(store: Store, raw: Any) -> Hashable:
@@ -435,7 +423,6 @@ def test_ttl_expires_and_none_never_expires(
 def test_ttl_zero_keeps_nothing(make: Callable[..., Store], request: pytest.FixtureRequest) -> None:
     """ttl=0 expires at once: nothing is kept, and an older value under the key is not served."""
     store = make()
-    xfail_persistent(request, store, TTL_ZERO_KEEPS_OLD)
     store.set(key(store, "new"), "x", 0)
     assert store.get(key(store, "new")) is MISSING
     store.set(key(store, "old"), "stale", None)
@@ -544,7 +531,6 @@ def test_key_lock_is_exclusive_across_threads(
     k = str(key(store, "locked")) if not store.in_process else "locked"
     if store.key_lock(k) is None:
         pytest.skip(f"{store!r} declares no per-key lock")
-    xfail_persistent(request, store, LOCK_PER_PROCESS)
     held, got = threading.Event(), threading.Event()
 
     def second() -> None:
@@ -710,7 +696,6 @@ def test_context_ttl_zero_keeps_nothing(
 ) -> None:
     """``set(k, v, ttl=0)`` keeps nothing, whatever was stored under ``k`` before."""
     c = context()
-    xfail_persistent(request, c.engine, TTL_ZERO_KEEPS_OLD)
     c.set("new", 1, ttl=0)
     assert "new" not in c
     c.set("old", "stale")

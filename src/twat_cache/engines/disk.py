@@ -245,8 +245,9 @@ class DiskCacheEngine(PersistentEngine):
     def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
         native = self.files.native(value, FILE_MIN_BYTES)
         payload = b"" if native is not None else self.codec.dumps(value)
-        if ttl is not None and ttl <= 0:
-            return  # expires at once: nothing to keep (a refused value was reported above)
+        if ttl is not None and ttl <= 0:  # expires at once: keep nothing, not even an old value
+            self.delete(key)
+            return
         stored: bytes | _InFile
         if native is None and len(payload) < FILE_MIN_BYTES:
             stored = self.codec.frame(key, payload)
@@ -451,8 +452,9 @@ class KleptoEngine(EntryFiles):
 
     def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
         data = self.codec.encode(key, value, deadline(ttl))  # a refused value touches no file
-        if ttl is not None and ttl <= 0:
-            return  # expires at once: nothing to keep
+        if ttl is not None and ttl <= 0:  # expires at once: keep nothing, not even an old value
+            self.delete(key)
+            return
         text = base64.b64encode(data).decode("ascii")
         archive = self._open(create=True)
         archive[key] = text

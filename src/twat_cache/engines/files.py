@@ -425,8 +425,9 @@ class JoblibEngine(EntryFiles):
 
     def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
         kind, form = self.files.form(value)  # a value the serializer refuses touches no file
-        if ttl is not None and ttl <= 0:
-            return  # expires at once: nothing to keep
+        if ttl is not None and ttl <= 0:  # expires at once: keep nothing, not even an old value
+            self.delete(key)
+            return
         if not self._checked:
             self.make_folder()
             self._checked = True
