@@ -37,7 +37,8 @@ class Flight:
         self.owner = owner
         self.outcome = PENDING
         self.result: Any = None
-        self.event = threading.Event()
+        #: Made by the first waiting thread only: most flights are never waited for.
+        self.event: threading.Event | None = None
         self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
 
@@ -73,7 +74,9 @@ class Flights:
                 del self._table[key]
             flight.outcome, flight.result = outcome, result
             waiters, flight.waiters = flight.waiters, []
-        flight.event.set()
+            event = flight.event
+        if event is not None:
+            event.set()
         for loop, fut in waiters:
             try:
                 loop.call_soon_threadsafe(_wake, fut)
@@ -82,7 +85,13 @@ class Flights:
 
     def wait(self, flight: Flight) -> None:
         """Block this thread until ``flight`` lands."""
-        flight.event.wait()
+        with self._lock:
+            if flight.outcome != PENDING:
+                return
+            event = flight.event
+            if event is None:
+                event = flight.event = threading.Event()
+        event.wait()
 
     async def await_(self, flight: Flight) -> None:
         """Suspend this task until ``flight`` lands (from any thread or loop)."""

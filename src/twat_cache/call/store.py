@@ -179,8 +179,12 @@ class CallPath:
 
     def begin_memory(self, raw: Any) -> Any:
         """A miss (or an unhashable key, or a policy block) of the memory hit path."""
-        read, write = POLICY.get(policy.current() or "", (True, True))
-        return self.begin(self.store, self.plan.plain(raw), read, write)
+        key = self.plan.plain(raw)
+        if policy.ACTIVE:
+            read, write = POLICY.get(policy.current() or "", (True, True))
+            return self.begin(self.store, key, read, write)
+        # The wrapper just missed this very key: no second look before joining the flight.
+        return self.begin(self.store, key, looked=key is raw)
 
     def begin_store(self, raw: Any) -> Any:
         """A call on a store keyed by stable digests (disk, Redis, a backend)."""
@@ -189,11 +193,22 @@ class CallPath:
             read, write = POLICY.get(policy.current() or "", (True, True))
         return self.begin(self.store, self.plan.digest(raw), read, write)
 
-    def begin(self, store: Store, key: Hashable, read: bool = True, write: bool = True) -> Any:
+    def begin(
+        self,
+        store: Store,
+        key: Hashable,
+        read: bool = True,
+        write: bool = True,
+        looked: bool = False,
+    ) -> Any:
         """The stored value (a hit, or another caller's fresh result), or a :class:`Ticket`
-        telling the caller to compute. Raises the exception of a computation it waited for."""
+        telling the caller to compute. Raises the exception of a computation it waited for.
+
+        ``looked``: the caller has just missed this key itself; only the look after
+        joining the flight (another thread may have stored it meanwhile) remains.
+        """
         quiet = False
-        if read:
+        if read and not looked:
             value = self.lookup(store, key)
             if value is FAULT:  # counted once: a write failing after it is not counted again
                 quiet = True
@@ -227,7 +242,9 @@ class CallPath:
         except BaseException:
             self.flights.land(key, flight, ABANDONED, None)
             raise
-        if value is not MISSING and value is not FAULT:  # stored meanwhile elsewhere
+        if value is FAULT:
+            quiet = True
+        elif value is not MISSING:  # stored meanwhile elsewhere
             self._exit(lock)
             self.flights.land(key, flight, VALUE, value)
             self.misses -= 1
@@ -276,8 +293,11 @@ class CallPath:
     # -- the same for coroutines -----------------------------------------------------------
 
     async def abegin_memory(self, raw: Any) -> Any:
-        read, write = POLICY.get(policy.current() or "", (True, True))
-        return await self.abegin(self.store, self.plan.plain(raw), read, write)
+        key = self.plan.plain(raw)
+        if policy.ACTIVE:
+            read, write = POLICY.get(policy.current() or "", (True, True))
+            return await self.abegin(self.store, key, read, write)
+        return await self.abegin(self.store, key, looked=key is raw)
 
     async def abegin_store(self, raw: Any) -> Any:
         read = write = True
@@ -286,10 +306,15 @@ class CallPath:
         return await self.abegin(self.store, self.plan.digest(raw), read, write)
 
     async def abegin(
-        self, store: Store, key: Hashable, read: bool = True, write: bool = True
+        self,
+        store: Store,
+        key: Hashable,
+        read: bool = True,
+        write: bool = True,
+        looked: bool = False,
     ) -> Any:
         quiet = False
-        if read:
+        if read and not looked:
             value = await self.alookup(store, key)
             if value is FAULT:
                 quiet = True
@@ -324,7 +349,9 @@ class CallPath:
                 await self._aexit(lock)
             self.flights.land(key, flight, ABANDONED, None)
             raise
-        if value is not MISSING and value is not FAULT:
+        if value is FAULT:
+            quiet = True
+        elif value is not MISSING:
             await self._aexit(lock)
             self.flights.land(key, flight, VALUE, value)
             self.misses -= 1
