@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, MutableMapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -146,27 +147,40 @@ async def _in_pool(fn: Callable[..., Any], *args: Any) -> Any:
 class _PooledLock:
     """A blocking cross-process lock, entered and left in the shared pool.
 
-    If the waiting task is cancelled after the pool thread got the lock, the
-    lock is released by that thread at once, so no other process waits for a
-    holder that is gone.
+    If the waiting task is cancelled, the pool thread that is still waiting
+    for the lock gives it back as soon as it gets it (or it is given back at
+    once, when it was already held), without needing the task's event loop,
+    which may be closed by then: no other process waits for a holder that is gone.
     """
 
-    __slots__ = ("_lock",)
+    __slots__ = ("_abandoned", "_entered", "_lock", "_mutex")
 
     def __init__(self, lock: AbstractContextManager[object]) -> None:
         self._lock = lock
+        self._mutex = threading.Lock()
+        self._abandoned = False
+        self._entered = False
+
+    def _enter(self) -> object:
+        got = self._lock.__enter__()
+        with self._mutex:
+            if self._abandoned:
+                self._lock.__exit__(None, None, None)
+                return False
+            self._entered = True
+        return got
 
     async def __aenter__(self) -> object:
-        fut = asyncio.get_running_loop().run_in_executor(executor(), self._lock.__enter__)
+        fut = asyncio.get_running_loop().run_in_executor(executor(), self._enter)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
-            fut.add_done_callback(self._release_late)
+            with self._mutex:
+                self._abandoned = True
+                entered = self._entered
+            if entered:
+                executor().submit(self._lock.__exit__, None, None, None)
             raise
-
-    def _release_late(self, fut: asyncio.Future[object]) -> None:
-        if not fut.cancelled() and fut.exception() is None:
-            executor().submit(self._lock.__exit__, None, None, None)
 
     async def __aexit__(self, *exc_info: object) -> None:
         await _in_pool(self._lock.__exit__, None, None, None)

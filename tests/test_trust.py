@@ -1,0 +1,715 @@
+"""Never a wrong value, never a hang: the call path under hostile and careless use (issue 9).
+
+Each test names the family it guards; the same behaviour is checked on every engine and for
+sync and async functions where both apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Calls
+from twat_cache import (
+    Backend,
+    CacheKeyError,
+    CacheOperationError,
+    ConfigurationError,
+    acache,
+    bcache,
+    clear_cache,
+    get_stats,
+    list_caches,
+    mcache,
+)
+from twat_cache.registry import registry
+
+MEMORY_ENGINES = ["cachebox", "cachetools", "functools"]
+
+
+# -- 1. function identity ------------------------------------------------------------------
+
+
+def test_closures_with_other_captured_values_never_share_persistent_entries(calls: Calls) -> None:
+    """make(1) and make(100) are different functions: their bcache entries never mix."""
+
+    def make(n: int) -> Any:
+        @bcache
+        def add(x: int) -> int:
+            calls(n)
+            return x + n
+
+        return add
+
+    one, hundred = make(1), make(100)
+    assert [one(1), hundred(1), one(1), hundred(1)] == [2, 101, 2, 101]
+    assert calls == [1, 100]
+    names = [name for name in list_caches() if "add" in name]
+    assert len(names) == 2
+    clear_cache()
+    assert one(1) == 2
+    assert hundred(1) == 101
+    assert calls == [1, 100, 1, 100]  # both were cleared
+
+
+def test_two_lambdas_on_one_line_are_two_functions() -> None:
+    """Lambdas share a qualified name and a source line, never a cache."""
+    inc, tenfold = bcache(lambda x: x + 1), bcache(lambda x: x * 10)
+    assert [inc(3), tenfold(3), inc(3), tenfold(3)] == [4, 30, 4, 30]
+
+
+def test_methods_of_classes_from_a_factory_keep_their_own_entries() -> None:
+    """A class factory makes classes whose methods read the factory's arguments."""
+
+    def factory(offset: int) -> type:
+        class Shifter:
+            __slots__ = ()
+
+            def __cache_key__(self) -> str:
+                return "shifter"
+
+            @bcache
+            def shift(self, x: int) -> int:
+                return x + offset
+
+        return Shifter
+
+    one, two = factory(1)(), factory(2)()
+    assert [one.shift(1), two.shift(1), one.shift(1), two.shift(1)] == [2, 3, 2, 3]
+
+
+def test_same_function_name_in_two_scripts_never_shares(tmp_path: Path) -> None:
+    """Two scripts run as __main__ with a same-named function keep apart on one cache root."""
+    for n, body in ((1, "x + 1"), (2, "x * 2")):
+        (tmp_path / f"script{n}.py").write_text(
+            textwrap.dedent(
+                f"""
+                from twat_cache import bcache
+                @bcache
+                def compute(x):
+                    return {body}
+                print(compute(10))
+                """
+            )
+        )
+    env = {**os.environ, "TWAT_CACHE_DIR": str(tmp_path / "root")}
+    out = [
+        subprocess.run(
+            [sys.executable, str(tmp_path / f"script{n}.py")],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout.strip()
+        for n in (1, 2, 1, 2)
+    ]
+    assert out == ["11", "20", "11", "20"]
+
+
+def test_a_captured_value_that_cannot_be_keyed_is_named_at_the_first_call() -> None:
+    """bcache on a closure over an unkeyable object: CacheKeyError naming the variable."""
+    lock = threading.Lock()
+
+    @bcache
+    def guarded(x: int) -> int:
+        with lock:
+            return x
+
+    with pytest.raises(CacheKeyError, match="'lock'"):
+        guarded(1)
+
+
+# -- 3. objects that say how to key them ------------------------------------------------
+
+
+class Doc:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __cache_key__(self) -> str:
+        return self.text
+
+
+class Draft(Doc):
+    pass
+
+
+@pytest.mark.parametrize("engine", MEMORY_ENGINES)
+def test_cache_key_objects_are_keyed_by_it_in_memory(engine: str, calls: Calls) -> None:
+    """Two equal Doc objects hit; a subclass with an equal key never gets the parent's result."""
+
+    @mcache(engine=engine)
+    def kind(doc: Doc) -> str:
+        calls(type(doc).__name__)
+        return type(doc).__name__
+
+    assert [kind(Doc("abc")), kind(Doc("abc")), kind(Draft("abc"))] == ["Doc", "Doc", "Draft"]
+    assert calls == ["Doc", "Draft"]
+
+
+# -- 4. methods ---------------------------------------------------------------------------
+
+
+class Account:
+    def __init__(self, owner: int) -> None:
+        self.owner = owner
+
+    @mcache
+    def statement(self, month: int) -> tuple[int, int]:
+        return (self.owner, month)
+
+
+def test_clearing_during_method_calls_never_attaches_a_result_to_another_instance() -> None:
+    """One thread clears every cache in a loop while another calls methods of new instances."""
+    stop = threading.Event()
+
+    def clearer() -> None:
+        while not stop.is_set():
+            Account.statement.cache_clear()
+            clear_cache()
+
+    thread = threading.Thread(target=clearer)
+    thread.start()
+    wrong = 0
+    try:
+        deadline = time.monotonic() + 1.0
+        i = 0
+        while time.monotonic() < deadline:
+            i += 1
+            if Account(i).statement(1) != (i, 1):
+                wrong += 1
+    finally:
+        stop.set()
+        thread.join()
+    assert wrong == 0
+    assert i > 100
+
+
+def test_method_controls_work_through_an_instance(calls: Calls) -> None:
+    """a.f.cache_delete(x) and a.f.cache_refresh(x) find a's entry."""
+
+    class Meter:
+        def __init__(self, base: int) -> None:
+            self.base = base
+
+        @mcache
+        def read(self, x: int) -> int:
+            calls(x)
+            return self.base + x
+
+    a, b = Meter(10), Meter(20)
+    assert [a.read(1), b.read(1)] == [11, 21]
+    assert a.read.cache_delete(1) is True
+    assert a.read.cache_delete(1) is False
+    assert b.read(1) == 21  # b's entry stayed
+    a.base = 100
+    assert a.read.cache_refresh(1) == 101
+    assert a.read(1) == 101
+    assert calls == [1, 1, 1]
+
+
+# -- 6. re-entrancy -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lock", [True, False])
+@pytest.mark.parametrize("engine", MEMORY_ENGINES)
+def test_arguments_whose_eq_and_hash_call_the_cache_never_deadlock(engine: str, lock: bool) -> None:
+    """__hash__ and __eq__ that call the same cached function: right values, no hang."""
+    hashes: list[int] = []
+
+    class Key:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __hash__(self) -> int:
+            hashes.append(self.n)
+            size(0)
+            return hash(self.n)
+
+        def __eq__(self, other: object) -> bool:
+            size(0)
+            return isinstance(other, Key) and other.n == self.n
+
+    @mcache(engine=engine, lock=lock)
+    def size(k: Any) -> int:
+        return k if isinstance(k, int) else k.n * 10
+
+    done: list[list[int]] = []
+    worker = threading.Thread(
+        target=lambda: done.append([size(Key(3)), size(Key(3)), size(Key(2))]), daemon=True
+    )
+    worker.start()
+    worker.join(20)
+    assert done == [[30, 30, 20]], "the call hung"
+    hashes.clear()
+    size(Key(3))  # a hit
+    assert len(hashes) <= 2
+
+
+# -- 7. fork --------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_child_never_waits_for_the_parents_computation() -> None:
+    """A child forked while a thread computes a key computes it itself, at once."""
+    started, release = threading.Event(), threading.Event()
+
+    @mcache
+    def slow(x: int) -> str:
+        if os.getpid() == parent:
+            started.set()
+            release.wait(30)
+        return f"computed in {os.getpid()}"
+
+    parent = os.getpid()
+    thread = threading.Thread(target=slow, args=(1,))
+    thread.start()
+    assert started.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the child: must not wait for a computation that will never land here
+        try:
+            ok = slow(1) == f"computed in {os.getpid()}"
+        finally:
+            os._exit(0 if ok else 1)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail("the forked child hung waiting for the parent's computation")
+            time.sleep(0.02)
+        assert os.WIFEXITED(status)
+        assert os.WEXITSTATUS(status) == 0
+    finally:
+        release.set()
+        thread.join()
+
+
+# -- 8. async -----------------------------------------------------------------------------
+
+
+def test_an_async_function_awaiting_itself_raises_promptly() -> None:
+    """The async form of unbounded self-recursion raises RecursionError, like the sync form."""
+
+    @acache
+    async def selfish(x: int) -> int:
+        return await selfish(x)
+
+    async def main() -> str:
+        try:
+            await asyncio.wait_for(selfish(1), 20)
+        except RecursionError:
+            return "RecursionError"
+        return "returned"
+
+    assert asyncio.run(main()) == "RecursionError"
+
+
+def test_compute_once_holds_across_event_loops_in_threads(calls: Calls) -> None:
+    """4 threads, each running its own loop with 20 tasks on one cold key: one computation."""
+    barrier = threading.Barrier(4)
+
+    @acache
+    async def slow(x: int) -> int:
+        calls(x)
+        await asyncio.sleep(0.3)
+        return x
+
+    results: list[list[int]] = []
+
+    def run() -> None:
+        async def main() -> list[int]:
+            return await asyncio.gather(*(slow(7) for _ in range(20)))
+
+        barrier.wait()
+        results.append(asyncio.run(main()))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [[7] * 20] * 4
+    assert calls == [7]
+    assert slow.cache_info().hits == 79
+
+
+def test_a_cancelled_waiter_on_a_cross_process_lock_releases_it(tmp_path: Path) -> None:
+    """A task cancelled while waiting for another process's key lock leaves no lock behind."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+            import os, time
+            from pathlib import Path
+            from twat_cache.config import CacheConfig
+            from twat_cache.engines.disk import DiskCacheEngine
+            store = DiskCacheEngine(CacheConfig(cache_dir={str(tmp_path)!r}, name="locked"))
+            with store.key_lock("k"):
+                Path({str(tmp_path / "held")!r}).touch()
+                time.sleep(1.5)
+            print("released")
+            """
+            ),
+        ],
+        env=dict(os.environ),
+    )
+    from twat_cache.config import CacheConfig
+    from twat_cache.engines.disk import DiskCacheEngine
+
+    store = DiskCacheEngine(CacheConfig(cache_dir=tmp_path, name="locked"))
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "held").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+    async def main() -> None:
+        lock = store.akey_lock("k")
+        assert lock is not None
+        task = asyncio.ensure_future(lock.__aenter__())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    holder.wait(20)
+    lock = store.key_lock("k")
+    assert lock is not None
+    start = time.monotonic()
+    with lock as acquired:  # free again: taken at once, not after the 60 s timeout
+        assert acquired
+    assert time.monotonic() - start < 10
+    store.close()
+
+
+# -- 9. failures under concurrency ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_waiters_of_a_failing_computation_get_its_exception_at_once(kind: str) -> None:
+    """Callers joined to a computation that raises get that exception; it ran once."""
+    runs: list[int] = []
+    entered = threading.Event()
+
+    if kind == "sync":
+
+        @mcache
+        def fail(x: int) -> int:
+            runs.append(x)
+            entered.set()
+            time.sleep(0.3)
+            raise ValueError("boom")
+
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                fail(1)
+            except ValueError as exc:
+                errors.append(exc)
+
+        first = threading.Thread(target=call)
+        first.start()
+        assert entered.wait(10)
+        others = [threading.Thread(target=call) for _ in range(9)]
+        for t in others:
+            t.start()
+        for t in [first, *others]:
+            t.join(30)
+        assert len(errors) == 10
+    else:
+
+        @acache
+        async def afail(x: int) -> int:
+            runs.append(x)
+            await asyncio.sleep(0.3)
+            raise ValueError("boom")
+
+        async def main() -> list[Any]:
+            return await asyncio.gather(*(afail(1) for _ in range(10)), return_exceptions=True)
+
+        outcomes = asyncio.run(main())
+        assert all(isinstance(o, ValueError) for o in outcomes)
+    assert runs == [1]
+
+
+def test_callers_served_by_another_computation_count_as_hits(calls: Calls) -> None:
+    """8 threads on one cold key: 1 miss, 7 hits."""
+    barrier = threading.Barrier(8)
+
+    @mcache
+    def slow(x: int) -> int:
+        calls(x)
+        time.sleep(0.2)
+        return x
+
+    def call() -> int:
+        barrier.wait()
+        return slow(3)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert calls == [3]
+    info = slow.cache_info()
+    assert (info.hits, info.misses) == (7, 1)
+
+
+# -- 10. recursion depth --------------------------------------------------------------------
+
+
+def _deepest(decorate: Any) -> int:
+    @decorate
+    def fib(n: int) -> int:
+        return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+    best = 0
+    for n in range(100, 1000, 10):
+        fib.cache_clear()
+        try:
+            fib(n)
+        except RecursionError:
+            break
+        best = n
+    return best
+
+
+def test_a_cold_recursive_function_goes_as_deep_as_lru_cache() -> None:
+    """fib cold reaches the depth functools.lru_cache reaches, on mcache and bcache alike.
+
+    Two frames per level, as lru_cache (the wrapper calls the function itself); the
+    lookup and store at the deepest level add a few frames once, never per level
+    (measured outside pytest: lru_cache 499, mcache 497, bcache 496).
+    """
+    import functools
+
+    lru = _deepest(functools.lru_cache(maxsize=None))
+    assert _deepest(mcache(maxsize=None)) >= lru - 20
+    assert _deepest(bcache) >= lru - 20
+
+
+def test_a_self_referencing_argument_is_a_cache_key_error() -> None:
+    """A list that contains itself cannot be keyed: CacheKeyError naming it, no RecursionError."""
+    loop: list[Any] = []
+    loop.append(loop)
+
+    @mcache
+    def size(items: list[Any]) -> int:
+        return len(items)
+
+    @bcache
+    def bsize(items: list[Any]) -> int:
+        return len(items)
+
+    for f in (size, bsize):
+        with pytest.raises(CacheKeyError, match="'items'"):
+            f(loop)
+
+
+# -- 11. every valid ttl works on every engine -----------------------------------------------
+
+
+@pytest.mark.parametrize("ttl", [0, 1e-9, 0.5, 1e9, 1e19, 1e300])
+@pytest.mark.parametrize("policy", ["lru", "lfu", "fifo", "rr", "ttl"])
+@pytest.mark.parametrize("engine", MEMORY_ENGINES)
+def test_every_valid_ttl_works(engine: str, policy: str, ttl: float, calls: Calls) -> None:
+    """No process abort, no error: a long ttl hits, ttl=0 never stores."""
+    if engine == "functools" and policy in ("lfu", "rr"):
+        pytest.skip("functools has no LFU or RR policy")
+
+    @mcache(engine=engine, policy=policy, ttl=ttl)
+    def echo(x: int) -> int:
+        calls(x)
+        return x
+
+    assert [echo(1), echo(1)] == [1, 1]
+    if ttl >= 1e9:
+        assert calls == [1]
+    if ttl == 0:
+        assert calls == [1, 1]
+
+
+# -- 12. the user's exception is the user's --------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", [*MEMORY_ENGINES, "diskcache"])
+def test_user_exceptions_carry_no_cache_context(engine: str) -> None:
+    """An IndexError from the function has no cache-internal __context__ (no KeyError)."""
+    decorator = bcache if engine == "diskcache" else mcache(engine=engine)
+
+    @decorator
+    def pick(items: tuple[int, ...], i: int) -> int:
+        return items[i]
+
+    with pytest.raises(IndexError) as info:
+        pick((1, 2), 5)
+    assert info.value.__context__ is None
+    assert info.value.__cause__ is None
+
+
+def test_keyboard_interrupt_releases_every_lock(calls: Calls) -> None:
+    """An interrupted computation leaves no flight behind: the next call computes at once."""
+    interrupt = [True]
+
+    @mcache
+    def work(x: int) -> int:
+        calls(x)
+        if interrupt[0]:
+            raise KeyboardInterrupt
+        return x
+
+    with pytest.raises(KeyboardInterrupt):
+        work(1)
+    interrupt[0] = False
+    assert work(1) == 1
+    assert calls == [1, 1]
+    assert len(work._twat_core.path.flights) == 0  # type: ignore[attr-defined]
+
+
+# -- 13. setups that can never cache are said out loud -------------------------------------
+
+
+class WriteOnlyStyle:
+    """A backend the pydantic-cache way: get and write, nothing else."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes:
+        return self.data[key]
+
+    def write(self, key: str, value: bytes) -> None:
+        self.data[key] = value
+
+
+def test_a_get_and_write_backend_works_and_says_what_it_lacks(calls: Calls) -> None:
+    """write serves as set; cache_delete and cache_clear name the missing method."""
+    backend = WriteOnlyStyle()
+
+    @mcache(backend=backend)
+    def double(x: int) -> int:
+        calls(x)
+        return 2 * x
+
+    assert [double(2), double(2)] == [4, 4]
+    assert calls == [2]
+    assert len(backend.data) == 1
+    assert double.cache_delete(2) is False  # the fault is counted, never raised
+    assert get_stats(double.cache_parameters()["name"])["errors"] == 1
+    with pytest.raises(CacheOperationError, match="clear"):
+        double.cache_clear()
+
+
+def test_a_backend_class_that_cannot_store_is_refused_at_decoration() -> None:
+    """A Backend subclass missing get/set (abstract) given as a factory: ConfigurationError now."""
+
+    class Half(Backend):
+        def get(self, key: str) -> bytes:
+            raise KeyError(key)
+
+    with pytest.raises(ConfigurationError, match="abstract"):
+        mcache(backend=Half)
+
+    class NoStore:
+        def get(self, key: str) -> bytes:
+            raise KeyError(key)
+
+    with pytest.raises(ConfigurationError, match="set"):
+        mcache(backend=NoStore())
+
+
+def test_a_location_arg_that_is_not_a_path_uses_the_default_root(
+    calls: Calls, cache_root: Path
+) -> None:
+    """location_arg given None or a number stores under the cache's own folder."""
+
+    @bcache(location_arg="where")
+    def load(x: int, where: Any = None) -> int:
+        calls(x)
+        return x
+
+    assert [load(1, None), load(1, None), load(2, 5), load(2, 5)] == [1, 1, 2, 2]
+    assert calls == [1, 2]
+
+
+# -- 14. clear_cache clears what it can ----------------------------------------------------
+
+
+def test_clear_cache_clears_all_it_can_then_names_the_rest(calls: Calls) -> None:
+    """One cache whose store fails to clear: the others are cleared, one error names it."""
+
+    class NoClear:
+        def __init__(self) -> None:
+            self.data: dict[str, bytes] = {}
+
+        def get(self, key: str) -> bytes:
+            return self.data[key]
+
+        def set(self, key: str, value: bytes, ttl: float | None) -> None:
+            self.data[key] = value
+
+    @mcache(backend=NoClear(), name="stubborn")
+    def stubborn(x: int) -> int:
+        return x
+
+    @mcache(name="easy")
+    def easy(x: int) -> int:
+        calls(x)
+        return x
+
+    stubborn(1), easy(1)
+    with pytest.raises(CacheOperationError, match="stubborn"):
+        clear_cache()
+    easy(1)
+    assert calls == [1, 1]  # easy was cleared all the same
+
+
+# -- 16. nothing keeps user arguments alive ------------------------------------------------
+
+
+class Blob:
+    def __init__(self, size: int) -> None:
+        self.data = b"x" * size
+
+    def __cache_key__(self) -> int:
+        return len(self.data)
+
+
+@pytest.mark.parametrize("decorator", ["bcache", "mcache"])
+def test_arguments_are_not_kept_alive(decorator: str) -> None:
+    """After a call (and after cache_clear), the arguments are garbage."""
+    cached = bcache if decorator == "bcache" else mcache
+
+    @cached
+    def size(blob: Blob, text: str) -> int:
+        return len(blob.data) + len(text)
+
+    blob = Blob(1 << 20)
+    ref = weakref.ref(blob)
+    assert size(blob, "y" * 100) == (1 << 20) + 100
+    del blob
+    gc.collect()
+    assert ref() is None
+    size.cache_clear()
+    assert registry.names()
