@@ -47,10 +47,7 @@ class CacheConfig(BaseModel):
     60.0
     """
 
-    # defer_build: the schema is built by the first decoration, not by `import twat_cache`.
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     maxsize: Annotated[int, Field(ge=0, strict=True)] | None = 128
     ttl: float | None = None
