@@ -31,7 +31,17 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from twat_cache.config import CacheConfig
-from twat_cache.encoding import DigestKey, describe_unkeyable, namespaced_digest, stable_digest
+from twat_cache.encoding import (
+    _DICT,
+    _FROZENSET,
+    _LIST,
+    _SET,
+    DigestKey,
+    _Tag,
+    describe_unkeyable,
+    namespaced_digest,
+    stable_digest,
+)
 from twat_cache.exceptions import CacheKeyError, ConfigurationError
 
 __all__ = ["RESERVED_PREFIX", "KeyPlan", "Token", "default_name", "function_identity"]
@@ -64,25 +74,8 @@ class Token:
         return f"Token({self.number})"
 
 
-class _Tag:
-    """Marks a frozen container inside a plain key; equal only to itself."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<{self.name}>"
-
-
-_LIST, _DICT, _SET, _FROZENSET, _KEYED = (
-    _Tag("list"),
-    _Tag("dict"),
-    _Tag("set"),
-    _Tag("frozenset"),
-    _Tag("keyed"),
-)
+#: Marks a value keyed by its content (``__cache_key__``, or not hashable) in a plain key.
+_KEYED = _Tag("keyed")
 _SAFE = _PLAIN | {Token, DigestKey, _Tag}
 
 

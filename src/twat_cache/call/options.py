@@ -120,8 +120,7 @@ def options_wrapper(path: CallPath) -> tuple[Callable[..., Any], Callable[..., A
     )
     namespace = plan.namespace_for_template()
     exec(source, namespace)
-    call = _acall_with if path.is_async else _call_with
-    wrapper, whereof = namespace["_tc_factory"](functools.partial(call, path), location)
+    wrapper, whereof = namespace["_tc_factory"](functools.partial(_call_with, path), location)
     copy_defaults(func, wrapper, whereof)
     if config.call_options:
         wrapper.__kwdefaults__ = {**(wrapper.__kwdefaults__ or {}), **CALL_OPTIONS}
@@ -155,24 +154,10 @@ def _call_with(
     cache_results: bool,
     where: Any,
 ) -> Any:
+    """One call with its options; for an ``async def`` function, the coroutine to await."""
     store, key, read, write = _plan_call(path, raw, again, cache_results, where)
     if store is None or not (read or write):
         path.misses += 1
         return path.func(*args, **kwargs)
-    return path.run(store, key, args, kwargs, read, write)
-
-
-async def _acall_with(
-    path: CallPath,
-    raw: Any,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    again: bool,
-    cache_results: bool,
-    where: Any,
-) -> Any:
-    store, key, read, write = _plan_call(path, raw, again, cache_results, where)
-    if store is None or not (read or write):
-        path.misses += 1
-        return await path.func(*args, **kwargs)
-    return await path.arun(store, key, args, kwargs, read, write)
+    run = path.arun if path.is_async else path.run
+    return run(store, key, args, kwargs, read, write)

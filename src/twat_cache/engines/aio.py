@@ -17,43 +17,13 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections import OrderedDict
-from collections.abc import Hashable, Iterator, MutableMapping
+from collections.abc import Hashable, MutableMapping
 from typing import Any, ClassVar
 
 from twat_cache.config import CacheConfig
-from twat_cache.engines.memory import MemoryStore
+from twat_cache.engines.memory import MemoryStore, _Ordered
 
 __all__ = ["AioCacheEngine"]
-
-
-class _LruView(MutableMapping[Hashable, Any]):
-    """The entries in least-recently-used order: a read moves the entry to the end."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: OrderedDict[Hashable, Any]) -> None:
-        self._data = data
-
-    def __getitem__(self, key: Hashable) -> Any:
-        value = self._data[key]
-        try:
-            self._data.move_to_end(key)
-        except KeyError:  # evicted meanwhile by another thread: still a valid hit
-            pass
-        return value
-
-    def __setitem__(self, key: Hashable, value: Any) -> None:
-        self._data[key] = value
-
-    def __delitem__(self, key: Hashable) -> None:
-        del self._data[key]
-
-    def __iter__(self) -> Iterator[Hashable]:
-        return iter(list(self._data))
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 class AioCacheEngine(MemoryStore):
@@ -82,10 +52,14 @@ class AioCacheEngine(MemoryStore):
             raise TypeError(msg)
         self.stamped = True  # expiry is checked on every read, timers only free memory
         self._aio = cache
-        self._data: OrderedDict[Hashable, Any] = OrderedDict()
-        cache._cache = self._data  # aiocache stores into (and expires from) our dict
-        self._lru = config.maxsize is not None and config.policy == "lru"
-        return _LruView(self._data) if self._lru else self._data
+        # aiocache stores into (and expires from) our mapping, which keeps the order and
+        # the bound; an unbounded cache needs no order at all: a plain dict reads fastest.
+        if config.maxsize is None:
+            mapping: MutableMapping[Hashable, Any] = {}
+        else:
+            mapping = _Ordered(config.maxsize, lru=config.policy == "lru")
+        cache._cache = mapping
+        return mapping
 
     async def aset(self, key: Hashable, value: Any, ttl: float | None) -> None:
         if not self.keep:
@@ -94,21 +68,9 @@ class AioCacheEngine(MemoryStore):
             self._drop(key)
             return
         deadline = float("inf") if ttl is None else time.monotonic() + ttl
+        # Through aiocache: its timer frees the entry when it expires, even if never read.
+        # (From sync code, ``set`` has no loop for a timer: the stamp expires the entry.)
         await self._aio._set(key, (value, deadline), ttl=ttl)
-        self._bound(key)
-
-    def set(self, key: Hashable, value: Any, ttl: float | None) -> None:
-        super().set(key, value, ttl)  # from sync code: no loop for a timer, the stamp expires it
-        self._bound(key)
-
-    def _bound(self, key: Hashable) -> None:
-        data = self._data
-        if key in data:
-            data.move_to_end(key)
-        limit = self.config.maxsize
-        if limit is not None:
-            while len(data) > limit:
-                self._drop(next(iter(data)))
 
     def _drop(self, key: Hashable) -> bool:
         handle = self._aio._handlers.pop(key, None)

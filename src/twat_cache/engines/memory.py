@@ -207,51 +207,34 @@ class CacheToolsEngine(MemoryStore):
         return _Locked(cache_cls(maxsize))
 
 
-class _Ordered(MutableMapping[Hashable, Any]):
-    """LRU or FIFO order over the stdlib's ``OrderedDict``."""
+class _Ordered(_Locked):
+    """LRU or FIFO order over the stdlib's ``OrderedDict``; reads take no lock."""
 
-    __slots__ = ("__weakref__", "_data", "_lock", "_lru", "_maxsize")
+    __slots__ = ("_lru", "_maxsize")
 
     def __init__(self, maxsize: int | None, lru: bool) -> None:
-        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        super().__init__(OrderedDict())
         self._maxsize = maxsize
         self._lru = lru
-        self._lock = threading.RLock()
-        _locked[id(self)] = self
 
     def __getitem__(self, key: Hashable) -> Any:
-        value = self._data[key]
+        data = self._cache
+        value = data[key]
         if self._lru:
             try:
-                self._data.move_to_end(key)
+                data.move_to_end(key)  # type: ignore[attr-defined]  # an OrderedDict
             except KeyError:  # evicted by another thread meanwhile: still a valid hit
                 pass
         return value
 
     def __setitem__(self, key: Hashable, value: Any) -> None:
+        data: Any = self._cache
         with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
+            data[key] = value
+            data.move_to_end(key)
             if self._maxsize is not None:
-                while len(self._data) > self._maxsize:
-                    self._data.popitem(last=False)
-
-    def __delitem__(self, key: Hashable) -> None:
-        with self._lock:
-            del self._data[key]
-
-    def __iter__(self) -> Iterator[Hashable]:
-        return iter(list(self._data))
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def after_fork(self) -> None:
-        self._lock = threading.RLock()
+                while len(data) > self._maxsize:
+                    data.popitem(last=False)
 
 
 class FunctoolsEngine(MemoryStore):
