@@ -713,3 +713,19 @@ def test_arguments_are_not_kept_alive(decorator: str) -> None:
     assert ref() is None
     size.cache_clear()
     assert registry.names()
+
+
+@pytest.mark.parametrize("decorator", [mcache, bcache, acache])
+def test_generator_functions_are_refused_at_decoration(decorator: Any) -> None:
+    """A cached generator would be handed out exhausted: refused, naming the function."""
+
+    def numbers(n: int) -> Any:
+        yield from range(n)
+
+    async def anumbers(n: int) -> Any:
+        for i in range(n):
+            yield i
+
+    for target in (numbers, anumbers):
+        with pytest.raises(ConfigurationError, match="generator"):
+            decorator(target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
@@ -64,6 +65,13 @@ def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:
     def decorate(target: Any) -> Any:
         if isinstance(target, (classmethod, staticmethod)):
             return type(target)(decorate(target.__func__))
+        if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+            msg = (
+                f"{kind}: {getattr(target, '__qualname__', target)!r} is a generator function; "
+                "a cache would hand every later caller the same, already consumed generator. "
+                "Cache a function that returns a list (or a tuple) of its items instead"
+            )
+            raise ConfigurationError(msg)
         if caching_disabled():
             return make_passthrough(target, config)
         if kind == "ucache":  # the choice depends on the function: made here, once
