@@ -20,14 +20,18 @@ are never stored. This module is the only place that catches store errors.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
+import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
 
 from twat_cache import policy
 from twat_cache._log import warn_once
+from twat_cache._threads import executor
 from twat_cache._types import MISSING, CacheInfo
 from twat_cache.call.flight import ABANDONED, ERROR, VALUE, Flight, Flights
 from twat_cache.config import CacheConfig
@@ -41,6 +45,20 @@ __all__ = ["POLICY", "CallPath", "Ticket"]
 FAULT: Any = object()
 #: What each policy means for one call: (read the cache, write the cache).
 POLICY = {"disabled": (False, False), "refreshing": (False, True), "readonly": (True, False)}
+#: Fleet counters (``get_stats()["fleet"]``) are sent after this many calls or seconds,
+#: whichever comes first, checked every :data:`FLEET_CHECK` calls; and at exit.
+FLEET_CALLS = 1000
+FLEET_SECONDS = 1.0
+FLEET_CHECK = 16
+
+_fleet_paths: weakref.WeakSet[CallPath] = weakref.WeakSet()
+_fleet_atexit: list[bool] = []
+
+
+def flush_fleets() -> None:
+    """Send every call path's unsent counts (at exit: the fleet misses nothing)."""
+    for path in list(_fleet_paths):
+        path.flush_fleet()
 
 
 class CallPath:
@@ -73,6 +91,16 @@ class CallPath:
         self.reset_fast: Callable[[], None] = _nothing
         self._owned: dict[Token, set[Hashable]] = {}
         self._olock = threading.Lock()
+        #: Shared stores count this function's calls for the whole fleet, in batches.
+        self._sent = (0, 0)
+        self._fleet_at = time.monotonic()
+        self._fleet_lock = threading.Lock()
+        self._fleet_next = FLEET_CHECK if store.shared else math.inf
+        if store.shared:
+            _fleet_paths.add(self)
+            if not _fleet_atexit:
+                _fleet_atexit.append(True)
+                atexit.register(flush_fleets)
         if plan.method and store.in_process:
             plan.on_instance_death = self._instance_died
 
@@ -93,12 +121,50 @@ class CallPath:
 
     def reset(self) -> None:
         """Zero the counters and forget remembered keys (after a clear)."""
+        if self.store.shared:
+            with self._fleet_lock:
+                self._sent = (0, 0)
+                self._fleet_at = time.monotonic()
+                try:
+                    self.store.reset_counts()
+                except Exception as exc:
+                    self.fault("fleet reset", exc, quiet=True)
         self.hits = self.misses = self.errors = self.timed = 0
         self.miss_seconds = 0.0
         self.reset_fast()
         self.plan.forget()
         with self._olock:
             self._owned.clear()
+
+    def _fleet_due(self) -> bool:
+        """Checked every :data:`FLEET_CHECK` calls: is a batch of counts due?"""
+        calls = self.hits + self.misses
+        self._fleet_next = calls + FLEET_CHECK
+        sent = self._sent[0] + self._sent[1]
+        return calls - sent >= FLEET_CALLS or time.monotonic() - self._fleet_at >= FLEET_SECONDS
+
+    def flush_fleet(self) -> None:
+        """Add this process's counts since the last batch to the store's fleet counters.
+
+        A fault keeps them for the next batch; a batch already being sent by
+        another thread is not waited for.
+        """
+        if not self._fleet_lock.acquire(blocking=False):
+            return
+        try:
+            hits, misses = self.hits + self.fast_hits(), self.misses
+            sent_hits, sent_misses = self._sent
+            if hits == sent_hits and misses == sent_misses:
+                return
+            try:
+                self.store.add_counts(hits - sent_hits, misses - sent_misses)
+            except Exception as exc:
+                self.fault("fleet count", exc, quiet=True)
+                return
+            self._sent = (hits, misses)
+            self._fleet_at = time.monotonic()
+        finally:
+            self._fleet_lock.release()
 
     def fault(self, phase: str, exc: BaseException, quiet: bool = False) -> None:
         """Count a store fault (unless this call counted one already); log it once per cause."""
@@ -184,6 +250,8 @@ class CallPath:
 
     def begin_store(self, raw: Any) -> Any:
         """A call on a store keyed by stable digests (disk, Redis, a backend)."""
+        if self.hits + self.misses >= self._fleet_next and self._fleet_due():
+            self.flush_fleet()
         read = write = True
         if policy.ACTIVE:
             read, write = POLICY.get(policy.current() or "", (True, True))
@@ -280,6 +348,8 @@ class CallPath:
         return await self.abegin(self.store, self.plan.plain(raw), read, write)
 
     async def abegin_store(self, raw: Any) -> Any:
+        if self.hits + self.misses >= self._fleet_next and self._fleet_due():
+            asyncio.get_running_loop().run_in_executor(executor(), self.flush_fleet)
         read = write = True
         if policy.ACTIVE:
             read, write = POLICY.get(policy.current() or "", (True, True))
