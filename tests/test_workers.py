@@ -28,7 +28,7 @@ def _env() -> dict[str, str]:
 
 _SCRIPT = """
 import os, sys, pickle, cloudpickle
-from twat_cache import bcache, mcache, get_stats
+from twat_cache import bcache, mcache, ucache, get_stats
 LOG = {log!r}
 
 @{decorator}
@@ -96,7 +96,7 @@ def test_bcache_on_shared_folder_computes_each_key_once(tmp_path: Path, runner: 
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_redis_computes_each_key_once(tmp_path: Path, runner: str, redis_url: str) -> None:
     """A Redis cache: 200 calls over 20 keys from two workers compute 20 times in all."""
-    per_pid, _ = _run(tmp_path, f"bcache(redis_url={redis_url!r})", runner)
+    per_pid, _ = _run(tmp_path, f"ucache(redis_url={redis_url!r})", runner)
     assert sum(per_pid.values()) == 20
 
 

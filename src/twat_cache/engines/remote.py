@@ -490,6 +490,20 @@ async def _asizes(client: Any, match: str) -> dict[str, int]:
     return _tally([key async for key in client.scan_iter(match=match, count=_SCAN_BATCH)])
 
 
+def _get_pttl(client: Any, name: str) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    pipe.get(name)
+    pipe.pttl(name)
+    return list(pipe.execute())
+
+
+async def _aget_pttl(client: Any, name: str) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    pipe.get(name)
+    pipe.pttl(name)
+    return list(await pipe.execute())
+
+
 def _incr(client: Any, name: str, hits: int, misses: int) -> None:
     pipe = client.pipeline(transaction=False)  # one slot: one node, even on a cluster
     pipe.hincrby(name, "hits", hits)
@@ -621,6 +635,15 @@ class RedisStore(Store):
         if data is None:
             return MISSING
         return self.codec.decode(skey, data)  # responses are bytes: never decoded
+
+    def get_with_ttl(self, key: Hashable) -> tuple[Any, float | None]:
+        """The stored value (or ``MISSING``) and its seconds left (``math.inf``: no expiry)."""
+        skey = str(key)
+        data, pttl = self._run(_get_pttl, _aget_pttl, self.prefix + skey)
+        if data is None:
+            return MISSING, None
+        left = math.inf if pttl == -1 else max(pttl, 0) / 1000
+        return self.codec.decode(skey, data), left
 
     def set(self, key: Hashable, value: Any, ttl: float | None) -> None:
         skey = str(key)
