@@ -45,8 +45,9 @@ __all__ = ["POLICY", "CallPath", "Ticket"]
 FAULT: Any = object()
 #: What each policy means for one call: (read the cache, write the cache).
 POLICY = {"disabled": (False, False), "refreshing": (False, True), "readonly": (True, False)}
-#: Fleet counters (``get_stats()["fleet"]``) are sent after this many calls or seconds,
-#: whichever comes first, checked every :data:`FLEET_CHECK` calls; and at exit.
+#: Fleet counters (``get_stats()["fleet"]``): a miss is sent with its computation; hits
+#: after this many calls or seconds, whichever comes first (checked every
+#: :data:`FLEET_CHECK` calls), when stats are read, and at exit.
 FLEET_CALLS = 1000
 FLEET_SECONDS = 1.0
 FLEET_CHECK = 16
@@ -503,6 +504,8 @@ class Ticket:
         path._exit(self.lock)
         if self.flight is not None:
             path.flights.land(self.key, self.flight, VALUE, value)
+        if path.store.shared:  # a miss costs a computation: its count goes out at once
+            path.flush_fleet()
         return value
 
     def failed(self, exc: BaseException) -> None:
@@ -522,6 +525,8 @@ class Ticket:
         await path._aexit(self.lock)
         if self.flight is not None:
             path.flights.land(self.key, self.flight, VALUE, value)
+        if path.store.shared:
+            asyncio.get_running_loop().run_in_executor(executor(), path.flush_fleet)
         return value
 
     async def afailed(self, exc: BaseException) -> None:
