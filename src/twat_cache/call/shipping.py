@@ -99,6 +99,8 @@ def ship(
                 continue  # Controls has its own __reduce__
             _owners[id(part)] = shipment
             kind = type(part)
+            if kind.__module__ == "builtins":  # never hook every dict's pickling
+                continue
             if kind not in _registered:
                 copyreg.pickle(kind, _reduce_part)
                 _registered.add(kind)

@@ -78,6 +78,13 @@ def _shareable(part: Any) -> Any:
     return part
 
 
+class _Copies(dict[Hashable, Any]):
+    """The in-process copies: a dict (read directly by the hit path) of a class of its own,
+    so that a shipped function's copy finds the worker's copies (``call/shipping.py``)."""
+
+    __slots__ = ("__weakref__",)
+
+
 class NearRedisStore(Store):
     """Redis with an in-process copy of what was read, dropped when any process changes it."""
 
@@ -95,7 +102,7 @@ class NearRedisStore(Store):
         super().__init__(config)
         self.remote = RedisStore(config)
         self.stamped = config.ttl is not None
-        self.mapping: dict[Hashable, Any] = {}
+        self.mapping: dict[Hashable, Any] = _Copies()
         self.maxsize = config.near_maxsize
         self.namespace = config.name or "default"
         self._names: dict[str, Hashable] = {}
