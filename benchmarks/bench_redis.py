@@ -227,7 +227,8 @@ def invalidation_delays(url: str, rounds: int = 30) -> list[float]:
         text=True,
         env=env,
     )
-    assert other.stdin is not None and other.stdout is not None
+    assert other.stdin is not None
+    assert other.stdout is not None
     delays = []
     copies = g.engine.mapping
     for k in range(rounds):

@@ -119,9 +119,7 @@ def test_write_elsewhere_replaces_the_copy(redis_url: str) -> None:
     _tracked(value)
     assert value(2) == (2, "here")
     assert value(2) == (2, "here")
-    script = _OTHER.format(
-        url=redis_url, name="near_set", action="value.cache_delete(2)\nvalue(2)"
-    )
+    script = _OTHER.format(url=redis_url, name="near_set", action="value.cache_delete(2)\nvalue(2)")
     run_python(script, {"VALUE": "there"})
     _eventually(lambda: value(2) == (2, "there"), "the other process's value is read")
 

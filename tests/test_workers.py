@@ -21,10 +21,10 @@ import twat_cache
 from twat_cache import mcache
 
 
-
 def _env() -> dict[str, str]:
     """This test's environment (its cache root), importing this tree's twat_cache."""
     return {**os.environ, "PYTHONPATH": str(Path(twat_cache.__file__).parents[1])}
+
 
 _SCRIPT = """
 import os, sys, pickle, cloudpickle
@@ -61,7 +61,9 @@ def _run(tmp_path: Path, decorator: str, runner: str) -> tuple[dict[str, int], s
     """Run the script; return the computations per worker process and its output."""
     log = tmp_path / "computed.log"
     script = tmp_path / "job.py"
-    script.write_text(textwrap.dedent(_SCRIPT.format(log=str(log), decorator=decorator, runner=runner)))
+    script.write_text(
+        textwrap.dedent(_SCRIPT.format(log=str(log), decorator=decorator, runner=runner))
+    )
     done = subprocess.run(
         [sys.executable, str(script)],
         capture_output=True,
@@ -134,7 +136,12 @@ assert g(2) == 4 and g(3) == 6 and f(3) == 6
 print(f.cache_info().misses, g.cache_info().currsize)
 """
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60, env=_env()
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=_env(),
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["2", "2"]

@@ -39,10 +39,10 @@ from typing import Any, ClassVar
 from twat_cache._log import warn_once
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig, parse_redis_url
-from twat_cache.encoding import stable_digest
+from twat_cache.encoding import DigestKey, stable_digest
 from twat_cache.engines.base import Store
 from twat_cache.engines.remote import RedisStore
-from twat_cache.keys import DigestKey, Token
+from twat_cache.keys import Token
 
 __all__ = ["NearRedisStore"]
 
@@ -58,7 +58,7 @@ CHANNEL = b"__redis__:invalidate"
 _stores: weakref.WeakSet[NearRedisStore] = weakref.WeakSet()
 
 
-class _Local(Exception):
+class _LocalKeyError(Exception):
     """A key with a process-local part: no other process can name it."""
 
 
@@ -70,7 +70,7 @@ def _shareable(part: Any) -> Any:
     if cls is frozenset:
         return frozenset([_shareable(item) for item in part])
     if cls is Token:
-        raise _Local
+        raise _LocalKeyError
     if cls is DigestKey:
         return ("<keyed>", str(part))
     if cls.__name__ == "_Tag":
@@ -113,7 +113,7 @@ class NearRedisStore(Store):
         self.tracking = False
         self.invalidations = 0
         self._closed = False
-        self._listener: threading.Thread | None = None
+        self._started = False
         self._pid = os.getpid()
         self._conn: Any = None
         self._why_not = self._cannot_track(config)
@@ -135,7 +135,7 @@ class NearRedisStore(Store):
         """The Redis name of an in-process key, or ``None`` for a process-local key."""
         try:
             return stable_digest(self.namespace, _shareable(key))
-        except _Local:
+        except _LocalKeyError:
             return None
 
     # -- the local copy ----------------------------------------------------------------
@@ -144,19 +144,18 @@ class NearRedisStore(Store):
         """Start listening (once per process), unless the deployment cannot be tracked."""
         if self._pid != os.getpid():  # a forked child: the parent's listener is not here
             self._after_fork()
-        if self._listener is not None or self._closed:
+        if self._started or self._closed:
+            return
+        with self._lock:  # one thread starts the listener
+            mine, self._started = not self._started, True
+        if not mine:
             return
         if self._why_not is not None:
             self._fallback(self._why_not)
-            self._listener = threading.current_thread()  # marks "decided": never start
             return
-        with self._lock:
-            if self._listener is not None:
-                return
-            self._listener = threading.Thread(
-                target=self._listen, name=f"twat_cache-near-{self.namespace}", daemon=True
-            )
-        self._listener.start()
+        threading.Thread(
+            target=self._listen, name=f"twat_cache-near-{self.namespace}", daemon=True
+        ).start()
 
     def _fallback(self, why: str) -> None:
         warn_once(
@@ -210,7 +209,7 @@ class NearRedisStore(Store):
 
     def _after_fork(self) -> None:
         self._pid = os.getpid()
-        self._listener = None
+        self._started = False
         self._conn = None
         self._forget_all(False)
 
@@ -220,7 +219,7 @@ class NearRedisStore(Store):
         while not self._closed:
             try:
                 self._subscribe_and_read()
-            except _CannotTrack as exc:
+            except _CannotTrackError as exc:
                 self._forget_all(False)
                 self._fallback(str(exc))
                 return
@@ -240,7 +239,7 @@ class NearRedisStore(Store):
             socket_connect_timeout=config.redis_connect_timeout,
             socket_timeout=max(config.redis_timeout, 1.0),
         )
-        conn = pool.make_connection()
+        conn: Any = pool.make_connection()
         self._conn = conn
         try:
             conn.connect()
@@ -253,7 +252,7 @@ class NearRedisStore(Store):
             try:
                 conn.read_response()
             except redis.ResponseError as exc:
-                raise _CannotTrack(f"the server cannot track keys ({exc})") from None
+                raise _CannotTrackError(f"the server cannot track keys ({exc})") from None
             conn.send_command("SUBSCRIBE", CHANNEL)
             conn.read_response()
             self._forget_all(True)  # copies are kept from now on
@@ -403,7 +402,7 @@ class NearRedisStore(Store):
         self.remote.close()
 
 
-class _CannotTrack(Exception):
+class _CannotTrackError(Exception):
     """The server refused ``CLIENT TRACKING``."""
 
 
