@@ -17,7 +17,7 @@ from typing import Any, cast
 from twat_cache._types import CacheInfo
 from twat_cache.call.memory import memory_wrapper, store_wrapper
 from twat_cache.call.options import options_wrapper, store_at
-from twat_cache.call.shipping import Shipment, reduce_controls, ship
+from twat_cache.call.shipping import Adoption, Shipment, reduce_controls, ship
 from twat_cache.call.store import CallPath
 from twat_cache.codeversion import code_version
 from twat_cache.config import CacheConfig
@@ -125,6 +125,7 @@ def make_cached(
     controls.attach(wrapper)
     if manager is None:  # a custom manager's engines cannot be found again on a worker
         controls.shipment = ship(controls, func, config, chain, given_why, token)
+        cast(Any, wrapper)._twat_adoption = Adoption(controls.shipment, wrapper)
     if path.plan.method:
         return CachedMethod(wrapper)
     return wrapper

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copyreg
 import threading
+import types
 import uuid
 import weakref
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from twat_cache.config import CacheConfig
 if TYPE_CHECKING:
     from twat_cache.call.build import Controls
 
-__all__ = ["Shipment", "ship"]
+__all__ = ["Adoption", "Shipment", "ship"]
 
 #: The roles a process-local object can play in one cached function.
 ROLES = ("controls", "path", "entry", "store", "mapping", "plan")
@@ -50,7 +51,7 @@ _lock = threading.Lock()
 class Shipment:
     """How to rebuild one cached function elsewhere, and its process-local parts here."""
 
-    __slots__ = ("__weakref__", "chain", "config", "func", "parts", "token", "why")
+    __slots__ = ("__weakref__", "chain", "config", "copies", "func", "parts", "token", "why")
 
     def __init__(
         self,
@@ -67,6 +68,8 @@ class Shipment:
         self.why = why
         self.token = token
         self.parts = parts
+        #: Hit counters of the copies unpickled in this process (see :class:`Adoption`).
+        self.copies: CopyHits | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self.token, self.func, self.config, self.chain, self.why))
@@ -148,3 +151,90 @@ def reduce_controls(controls: Controls) -> tuple[Any, ...]:
         msg = "this cached function cannot be pickled"
         raise TypeError(msg)
     return (_part, (shipment, "controls"))
+
+
+def _hits_cell(func: Callable[..., Any]) -> types.CellType | None:
+    """The generated memory wrapper's own hit counter cell, or ``None`` (other wrappers)."""
+    code = getattr(func, "__code__", None)
+    closure = getattr(func, "__closure__", None)
+    if code is None or closure is None or "_tc_hits" not in code.co_freevars:
+        return None
+    cell: types.CellType = closure[code.co_freevars.index("_tc_hits")]
+    return cell
+
+
+class Adoption:
+    """In a memory wrapper's ``__dict__``: a copy unpickled by value counts its hits
+    (kept in its own closure cell by the generated hit path) into the cache it joins."""
+
+    __slots__ = ("shipment", "wrapper")
+
+    def __init__(self, shipment: Shipment, wrapper: Callable[..., Any]) -> None:
+        self.shipment = shipment
+        self.wrapper = wrapper
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        cell = _hits_cell(self.wrapper)
+        base = cell.cell_contents if cell is not None else 0
+        return (_adopt, (self.shipment, self.wrapper, base))
+
+
+class CopyHits:
+    """The hit count of a cache whose function arrived here more than once (as copies)."""
+
+    def __init__(self, path: Any) -> None:
+        self.own_count: Callable[[], int] = path.fast_hits
+        self.own_reset: Callable[[], None] = path.reset_fast
+        self.live: list[tuple[weakref.ref[Any], types.CellType, list[int]]] = []
+        self.folded = 0  # hits of copies that are gone
+        self.lock = threading.Lock()
+        path.fast_hits, path.reset_fast = self.count, self.reset
+
+    def add(self, copy: Callable[..., Any], cell: types.CellType, base: int) -> None:
+        with self.lock:
+            self.live.append((weakref.ref(copy), cell, [base]))
+        self.count()  # folds the copies that are gone (a worker gets one per task)
+
+    @staticmethod
+    def _hits(cell: types.CellType, base: list[int]) -> int:
+        try:
+            value: int = cell.cell_contents
+        except ValueError:  # not filled in yet (unpickling is under way)
+            return 0
+        return value - base[0]
+
+    def count(self) -> int:
+        with self.lock:
+            total = self.own_count() + self.folded
+            kept = []
+            for ref, cell, base in self.live:
+                hits = self._hits(cell, base)
+                if ref() is None:
+                    self.folded += hits
+                    total += hits
+                else:
+                    total += hits
+                    kept.append((ref, cell, base))
+            self.live = kept
+            return total
+
+    def reset(self) -> None:
+        with self.lock:
+            self.own_reset()
+            self.folded = 0
+            for _, cell, base in self.live:
+                try:
+                    base[0] = cell.cell_contents
+                except ValueError:
+                    continue
+
+
+def _adopt(shipment: Shipment, copy: Callable[..., Any], base: int) -> Adoption:
+    """Count the hits of ``copy`` (being unpickled) into the cache of ``shipment``."""
+    cell = _hits_cell(copy)
+    if cell is not None:
+        with _lock:
+            if shipment.copies is None:
+                shipment.copies = CopyHits(shipment.parts["path"])
+        shipment.copies.add(copy, cell, base)
+    return Adoption(shipment, copy)
