@@ -100,7 +100,8 @@ class CacheEntry:
             return None
         for member in list(self.members):
             flush = getattr(member, "flush_fleet", None)
-            if flush is not None:
+            # a coroutine's counts go through its event loop's client (at misses, every second)
+            if flush is not None and not getattr(member, "is_async", False):
                 flush()
         try:
             counts = self.store.fleet_counts()

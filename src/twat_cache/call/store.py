@@ -31,7 +31,6 @@ from typing import Any
 
 from twat_cache import policy
 from twat_cache._log import warn_once
-from twat_cache._threads import executor
 from twat_cache._types import MISSING, CacheInfo
 from twat_cache.call.flight import ABANDONED, ERROR, VALUE, Flight, Flights
 from twat_cache.config import CacheConfig
@@ -59,7 +58,7 @@ _fleet_atexit: list[bool] = []
 def flush_fleets() -> None:
     """Send every call path's unsent counts (at exit: the fleet misses nothing)."""
     for path in list(_fleet_paths):
-        path.flush_fleet()
+        path.flush_fleet(log=False)  # a server gone by now is no news at exit
 
 
 class CallPath:
@@ -144,28 +143,53 @@ class CallPath:
         sent = self._sent[0] + self._sent[1]
         return calls - sent >= FLEET_CALLS or time.monotonic() - self._fleet_at >= FLEET_SECONDS
 
-    def flush_fleet(self) -> None:
+    def flush_fleet(self, log: bool = True) -> None:
         """Add this process's counts since the last batch to the store's fleet counters.
 
-        A fault keeps them for the next batch; a batch already being sent by
-        another thread is not waited for.
+        A fault keeps them for the next batch (logged once, when ``log``); a
+        batch already being sent by another thread is not waited for.
         """
         if not self._fleet_lock.acquire(blocking=False):
             return
         try:
-            hits, misses = self.hits + self.fast_hits(), self.misses
-            sent_hits, sent_misses = self._sent
-            if hits == sent_hits and misses == sent_misses:
+            batch = self._fleet_batch()
+            if batch is None:
                 return
             try:
-                self.store.add_counts(hits - sent_hits, misses - sent_misses)
+                self.store.add_counts(batch[0] - self._sent[0], batch[1] - self._sent[1])
+            except Exception as exc:
+                if log:
+                    self.fault("fleet count", exc, quiet=True)
+                return
+            self._fleet_sent(batch)
+        finally:
+            self._fleet_lock.release()
+
+    async def aflush_fleet(self) -> None:
+        """:meth:`flush_fleet` for coroutines (through the store's async client)."""
+        if not self._fleet_lock.acquire(blocking=False):
+            return
+        try:
+            batch = self._fleet_batch()
+            if batch is None:
+                return
+            try:
+                await self.store.aadd_counts(batch[0] - self._sent[0], batch[1] - self._sent[1])
             except Exception as exc:
                 self.fault("fleet count", exc, quiet=True)
                 return
-            self._sent = (hits, misses)
-            self._fleet_at = time.monotonic()
+            self._fleet_sent(batch)
         finally:
             self._fleet_lock.release()
+
+    def _fleet_batch(self) -> tuple[int, int] | None:
+        """This process's (hits, misses) now, or ``None`` if nothing is new since the last."""
+        counts = (self.hits + self.fast_hits(), self.misses)
+        return None if counts == self._sent else counts
+
+    def _fleet_sent(self, counts: tuple[int, int]) -> None:
+        self._sent = counts
+        self._fleet_at = time.monotonic()
 
     def fault(self, phase: str, exc: BaseException, quiet: bool = False) -> None:
         """Count a store fault (unless this call counted one already); log it once per cause."""
@@ -350,7 +374,7 @@ class CallPath:
 
     async def abegin_store(self, raw: Any) -> Any:
         if self.hits + self.misses >= self._fleet_next and self._fleet_due():
-            asyncio.get_running_loop().run_in_executor(executor(), self.flush_fleet)
+            await self.aflush_fleet()
         read = write = True
         if policy.ACTIVE:
             read, write = POLICY.get(policy.current() or "", (True, True))
@@ -526,7 +550,7 @@ class Ticket:
         if self.flight is not None:
             path.flights.land(self.key, self.flight, VALUE, value)
         if path.store.shared:
-            asyncio.get_running_loop().run_in_executor(executor(), path.flush_fleet)
+            await path.aflush_fleet()
         return value
 
     async def afailed(self, exc: BaseException) -> None:

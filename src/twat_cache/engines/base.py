@@ -117,6 +117,10 @@ class Store(ABC):
         call path sends them in batches, never on a hit's fast path.
         """
 
+    async def aadd_counts(self, hits: int, misses: int) -> None:
+        """:meth:`add_counts` without blocking the event loop."""
+        await _in_pool(self.add_counts, hits, misses)
+
     def fleet_counts(self) -> tuple[int, int] | None:
         """(hits, misses) summed over every process using this store, or ``None``."""
         return None

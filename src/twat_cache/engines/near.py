@@ -377,6 +377,9 @@ class NearRedisStore(Store):
     def add_counts(self, hits: int, misses: int) -> None:
         self.remote.add_counts(hits, misses)
 
+    async def aadd_counts(self, hits: int, misses: int) -> None:
+        await self.remote.aadd_counts(hits, misses)
+
     def fleet_counts(self) -> tuple[int, int]:
         return self.remote.fleet_counts()
 

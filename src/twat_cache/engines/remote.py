@@ -669,6 +669,10 @@ class RedisStore(Store):
         if hits or misses:
             self._run(_incr, _aincr, self.fleet_key, hits, misses)
 
+    async def aadd_counts(self, hits: int, misses: int) -> None:
+        if hits or misses:
+            await self._arun(_incr, _aincr, self.fleet_key, hits, misses)
+
     def fleet_counts(self) -> tuple[int, int]:
         return self._run(_counts, _acounts, self.fleet_key)
 
