@@ -11,12 +11,14 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
 from tests.conftest import Calls, run_python
+from tests.redis_servers import _Processes, free_port
 from twat_cache import ConfigurationError, get_stats, ucache
 
 pytestmark = pytest.mark.redis
@@ -213,3 +215,30 @@ def test_near_maxsize_must_be_positive() -> None:
     """near_maxsize=0 is refused at decoration, naming the field."""
     with pytest.raises(ConfigurationError, match="near_maxsize"):
         ucache(redis_url="redis://127.0.0.1:1", near=True, near_maxsize=0)
+
+
+def test_falls_back_when_the_server_refuses_tracking(
+    tmp_path: Path, log: list[str], calls: Calls
+) -> None:
+    """A server without CLIENT (renamed away): plain Redis, correct results, logged once."""
+    servers = _Processes(tmp_path)
+    port = free_port()
+    servers.spawn(port, "--rename-command", "CLIENT", "")
+    try:
+        servers.wait_ping(port)
+        url = f"redis://127.0.0.1:{port}/0"
+
+        @ucache(redis_url=url, near=True, name="near_refused")
+        def triple(x: int) -> int:
+            calls(x)
+            return 3 * x
+
+        triple.engine._start()
+        message = "near cache of 'near_refused' is off, using plain Redis: the server cannot"
+        _eventually(lambda: any(message in m for m in log), "the fallback is logged")
+        assert [triple(1), triple(1), triple(2), triple(2)] == [3, 3, 6, 6]
+        assert calls == [1, 2]
+        assert not triple.engine.mapping
+        assert sum(message in m for m in log) == 1
+    finally:
+        servers.stop()

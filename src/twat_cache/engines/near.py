@@ -243,13 +243,13 @@ class NearRedisStore(Store):
         self._conn = conn
         try:
             conn.connect()
-            conn.send_command("CLIENT", "ID")
-            client_id = conn.read_response()
-            conn.send_command(
-                "CLIENT", "TRACKING", "on", "REDIRECT", client_id, "BCAST",
-                "PREFIX", self.remote.prefix,
-            )  # fmt: skip
-            try:
+            try:  # a server without the command (or with CLIENT renamed away) answers an error
+                conn.send_command("CLIENT", "ID")
+                client_id = conn.read_response()
+                conn.send_command(
+                    "CLIENT", "TRACKING", "on", "REDIRECT", client_id, "BCAST",
+                    "PREFIX", self.remote.prefix,
+                )  # fmt: skip
                 conn.read_response()
             except redis.ResponseError as exc:
                 raise _CannotTrackError(f"the server cannot track keys ({exc})") from None
