@@ -16,6 +16,11 @@ worker is wired to that worker's cache: the same name, the same keys and,
 for a disk or Redis cache, the same shared entries. The reducers are
 registered in ``copyreg`` (which both ``pickle`` and cloudpickle consult);
 objects that belong to no cached function keep their usual pickling.
+
+The generated hit path counts hits in a closure cell of the wrapper, and each
+copy has its own cell: :class:`Adoption` (in the wrapper's ``__dict__``) makes
+the rebuilt cache's hit count include its copies'. The hit path itself is
+unchanged.
 """
 
 from __future__ import annotations
@@ -35,8 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Adoption", "Shipment", "ship"]
 
-#: The roles a process-local object can play in one cached function.
-ROLES = ("controls", "path", "entry", "store", "mapping", "plan")
 
 _owners: weakref.WeakValueDictionary[int, Shipment] = weakref.WeakValueDictionary()
 _registered: set[type] = set()
@@ -147,8 +150,8 @@ def _rebuild(
 def reduce_controls(controls: Controls) -> tuple[Any, ...]:
     """``Controls.__reduce__``: the rebuilt cache's controls."""
     shipment = controls.shipment
-    if shipment is None:  # pragma: no cover - every Controls is shipped at decoration
-        msg = "this cached function cannot be pickled"
+    if shipment is None:  # made with a custom engine manager, which a worker cannot find
+        msg = "this cached function cannot be pickled (it uses a custom engine manager)"
         raise TypeError(msg)
     return (_part, (shipment, "controls"))
 
