@@ -242,3 +242,19 @@ def test_falls_back_when_the_server_refuses_tracking(
         assert sum(message in m for m in log) == 1
     finally:
         servers.stop()
+
+
+def test_invalidation_finds_copies_of_a_non_ascii_cache_name(redis_url: str) -> None:
+    """A cache named with non-ASCII text: a key deleted on the server drops this copy."""
+
+    @ucache(redis_url=redis_url, near=True, name="prix-été")
+    def price(x: int) -> int:
+        return x
+
+    _tracked(price)
+    price(1)
+    price(1)
+    assert len(price.engine.mapping) == 1
+    client = redis.Redis.from_url(redis_url)
+    client.delete(*client.keys(price.engine.remote.prefix.encode() + b"*"))
+    _eventually(lambda: not price.engine.mapping, "the copy is dropped")

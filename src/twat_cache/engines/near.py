@@ -194,7 +194,7 @@ class NearRedisStore(Store):
                 self.mapping.clear()
                 self._names.clear()
                 return
-            cut = len(self.remote.prefix)
+            cut = len(self.remote.prefix.encode())  # names arrive as bytes
             for raw in names:
                 key = self._names.pop(raw[cut:].decode(errors="replace"), MISSING)
                 if key is not MISSING:
