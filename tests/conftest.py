@@ -111,7 +111,7 @@ def _wipe(url: str) -> None:
 
     client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     try:
-        for pattern in ("twat_cache:*", "twat_cache-lock:*"):
+        for pattern in ("twat_cache:*", "twat_cache-lock:*", "twat_cache-fleet:*"):
             keys = list(client.scan_iter(match=pattern, count=1000))
             if keys:
                 client.unlink(*keys)
@@ -249,7 +249,7 @@ def cluster_url(redis_cluster: Any) -> str:
     """The cluster's ``redis+cluster://`` URL, with twat-cache's keys of earlier tests deleted."""
     client = redis_cluster.client()
     try:
-        for pattern in ("twat_cache:*", "twat_cache-lock:*"):
+        for pattern in ("twat_cache:*", "twat_cache-lock:*", "twat_cache-fleet:*"):
             keys = list(client.scan_iter(match=pattern, count=1000))
             if keys:
                 client.unlink(*keys)

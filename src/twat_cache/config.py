@@ -76,6 +76,10 @@ class CacheConfig(BaseModel):
     #: off for a cool-down (0.5 s, doubling to 4 s) and then probed again.
     #: Any answer from the server resets the count.
     redis_breaker_failures: Annotated[int, Field(ge=1, le=100, strict=True)] = 3
+    #: An in-process copy of what was read from Redis, dropped when any process changes
+    #: the entry (the server's client-side caching invalidation); at most ``near_maxsize``.
+    near: bool = False
+    near_maxsize: Annotated[int, Field(ge=1, strict=True)] = 10_000
     secure: bool = True
     lock: bool = True
     version: str | None = None

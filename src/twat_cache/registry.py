@@ -86,13 +86,28 @@ class CacheEntry:
             "mean_miss_seconds": miss_seconds / timed if timed else None,
             "saved_seconds": saved,
             "bytes": None,
-            "fleet": None,
+            "fleet": self._fleet(),
         }
         try:
             stats.update(self.store.stats())
         except Exception:  # store extras are optional
             stats["errors"] += 1
         return stats
+
+    def _fleet(self) -> dict[str, int] | None:
+        """Hits and misses of every process using a shared store (this one's sent first)."""
+        if not self.store.shared:
+            return None
+        for member in list(self.members):
+            flush = getattr(member, "flush_fleet", None)
+            # a coroutine's counts go through its event loop's client (at misses, every second)
+            if flush is not None and not getattr(member, "is_async", False):
+                flush()
+        try:
+            counts = self.store.fleet_counts()
+        except Exception:  # a broken store must not break a stats call
+            return None
+        return None if counts is None else {"hits": counts[0], "misses": counts[1]}
 
     def clear(self) -> None:
         """Drop every entry and reset the counters of each function using this cache."""

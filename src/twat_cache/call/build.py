@@ -17,6 +17,7 @@ from typing import Any, cast
 from twat_cache._types import CacheInfo
 from twat_cache.call.memory import memory_wrapper, store_wrapper
 from twat_cache.call.options import options_wrapper, store_at
+from twat_cache.call.shipping import Adoption, Shipment, reduce_controls, ship
 from twat_cache.call.store import CallPath
 from twat_cache.codeversion import code_version
 from twat_cache.config import CacheConfig
@@ -99,11 +100,14 @@ def make_cached(
     chain: tuple[str, ...],
     manager: CacheEngineManager | None = None,
     why: str | None = None,
+    token: str | None = None,
 ) -> Any:
     """Wrap ``func`` with a cache from the first usable engine of ``chain``.
 
-    ``why`` explains the chain (``ucache`` passes its reasons).
+    ``why`` explains the chain (``ucache`` passes its reasons). ``token`` names
+    the cache across processes when it is rebuilt on a worker (``shipping.py``).
     """
+    given_why = why
     entry = open_entry(func, config, chain, manager)
     if config.backend is not None:
         why = "backend= was given: that object stores the entries"
@@ -119,6 +123,9 @@ def make_cached(
         wrapper = store_wrapper(path)
     controls = Controls(path, entry, why, whereof)
     controls.attach(wrapper)
+    if manager is None:  # a custom manager's engines cannot be found again on a worker
+        controls.shipment = ship(controls, func, config, chain, given_why, token)
+        cast(Any, wrapper)._twat_adoption = Adoption(controls.shipment, wrapper)
     if path.plan.method:
         return CachedMethod(wrapper)
     return wrapper
@@ -182,6 +189,11 @@ class Controls:
         self.entry = entry
         self.why = why
         self.whereof = whereof
+        #: How this cache is rebuilt when the function is pickled by value (``shipping.py``).
+        self.shipment: Shipment | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return reduce_controls(self)
 
     def attach(self, wrapper: Any) -> None:
         path = self.path

@@ -20,9 +20,12 @@ are never stored. This module is the only place that catches store errors.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
+import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -41,6 +44,21 @@ __all__ = ["POLICY", "CallPath", "Ticket"]
 FAULT: Any = object()
 #: What each policy means for one call: (read the cache, write the cache).
 POLICY = {"disabled": (False, False), "refreshing": (False, True), "readonly": (True, False)}
+#: Fleet counters (``get_stats()["fleet"]``): a miss is sent with its computation; hits
+#: after this many calls or seconds, whichever comes first (checked every
+#: :data:`FLEET_CHECK` calls), when stats are read, and at exit.
+FLEET_CALLS = 1000
+FLEET_SECONDS = 1.0
+FLEET_CHECK = 16
+
+_fleet_paths: weakref.WeakSet[CallPath] = weakref.WeakSet()
+_fleet_atexit: list[bool] = []
+
+
+def flush_fleets() -> None:
+    """Send every call path's unsent counts (at exit: the fleet misses nothing)."""
+    for path in list(_fleet_paths):
+        path.flush_fleet(log=False)  # a server gone by now is no news at exit
 
 
 class CallPath:
@@ -73,6 +91,16 @@ class CallPath:
         self.reset_fast: Callable[[], None] = _nothing
         self._owned: dict[Token, set[Hashable]] = {}
         self._olock = threading.Lock()
+        #: Shared stores count this function's calls for the whole fleet, in batches.
+        self._sent = (0, 0)
+        self._fleet_at = time.monotonic()
+        self._fleet_lock = threading.Lock()
+        self._fleet_next = FLEET_CHECK if store.shared else math.inf
+        if store.shared:
+            _fleet_paths.add(self)
+            if not _fleet_atexit:
+                _fleet_atexit.append(True)
+                atexit.register(flush_fleets)
         if plan.method and store.in_process:
             plan.on_instance_death = self._instance_died
 
@@ -93,12 +121,75 @@ class CallPath:
 
     def reset(self) -> None:
         """Zero the counters and forget remembered keys (after a clear)."""
+        if self.store.shared:
+            with self._fleet_lock:
+                self._sent = (0, 0)
+                self._fleet_at = time.monotonic()
+                try:
+                    self.store.reset_counts()
+                except Exception as exc:
+                    self.fault("fleet reset", exc, quiet=True)
         self.hits = self.misses = self.errors = self.timed = 0
         self.miss_seconds = 0.0
         self.reset_fast()
         self.plan.forget()
         with self._olock:
             self._owned.clear()
+
+    def _fleet_due(self) -> bool:
+        """Checked every :data:`FLEET_CHECK` calls: is a batch of counts due?"""
+        calls = self.hits + self.misses
+        self._fleet_next = calls + FLEET_CHECK
+        sent = self._sent[0] + self._sent[1]
+        return calls - sent >= FLEET_CALLS or time.monotonic() - self._fleet_at >= FLEET_SECONDS
+
+    def flush_fleet(self, log: bool = True) -> None:
+        """Add this process's counts since the last batch to the store's fleet counters.
+
+        A fault keeps them for the next batch (logged once, when ``log``); a
+        batch already being sent by another thread is not waited for.
+        """
+        if not self._fleet_lock.acquire(blocking=False):
+            return
+        try:
+            batch = self._fleet_batch()
+            if batch is None:
+                return
+            try:
+                self.store.add_counts(batch[0] - self._sent[0], batch[1] - self._sent[1])
+            except Exception as exc:
+                if log:
+                    self.fault("fleet count", exc, quiet=True)
+                return
+            self._fleet_sent(batch)
+        finally:
+            self._fleet_lock.release()
+
+    async def aflush_fleet(self) -> None:
+        """:meth:`flush_fleet` for coroutines (through the store's async client)."""
+        if not self._fleet_lock.acquire(blocking=False):
+            return
+        try:
+            batch = self._fleet_batch()
+            if batch is None:
+                return
+            try:
+                await self.store.aadd_counts(batch[0] - self._sent[0], batch[1] - self._sent[1])
+            except Exception as exc:
+                self.fault("fleet count", exc, quiet=True)
+                return
+            self._fleet_sent(batch)
+        finally:
+            self._fleet_lock.release()
+
+    def _fleet_batch(self) -> tuple[int, int] | None:
+        """This process's (hits, misses) now, or ``None`` if nothing is new since the last."""
+        counts = (self.hits + self.fast_hits(), self.misses)
+        return None if counts == self._sent else counts
+
+    def _fleet_sent(self, counts: tuple[int, int]) -> None:
+        self._sent = counts
+        self._fleet_at = time.monotonic()
 
     def fault(self, phase: str, exc: BaseException, quiet: bool = False) -> None:
         """Count a store fault (unless this call counted one already); log it once per cause."""
@@ -188,6 +279,8 @@ class CallPath:
 
     def begin_store(self, raw: Any) -> Any:
         """A call on a store keyed by stable digests (disk, Redis, a backend)."""
+        if self.hits + self.misses >= self._fleet_next and self._fleet_due():
+            self.flush_fleet()
         read = write = True
         if policy.ACTIVE:
             read, write = POLICY.get(policy.current() or "", (True, True))
@@ -300,6 +393,8 @@ class CallPath:
         return await self.abegin(self.store, key, looked=key is raw)
 
     async def abegin_store(self, raw: Any) -> Any:
+        if self.hits + self.misses >= self._fleet_next and self._fleet_due():
+            await self.aflush_fleet()
         read = write = True
         if policy.ACTIVE:
             read, write = POLICY.get(policy.current() or "", (True, True))
@@ -460,6 +555,8 @@ class Ticket:
         path._exit(self.lock)
         if self.flight is not None:
             path.flights.land(self.key, self.flight, VALUE, value)
+        if path.store.shared:  # a miss costs a computation: its count goes out at once
+            path.flush_fleet()
         return value
 
     def failed(self, exc: BaseException) -> None:
@@ -479,6 +576,8 @@ class Ticket:
         await path._aexit(self.lock)
         if self.flight is not None:
             path.flights.land(self.key, self.flight, VALUE, value)
+        if path.store.shared:
+            await path.aflush_fleet()
         return value
 
     async def afailed(self, exc: BaseException) -> None:

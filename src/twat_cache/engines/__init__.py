@@ -144,6 +144,10 @@ class CacheEngineManager:
         skipped: list[str] = []
         for name in order:
             cls = self.engine_class(name)
+            if name == "redis" and config.near and config.backend is None:
+                from twat_cache.engines.near import NearRedisStore  # imports no optional package
+
+                cls = NearRedisStore
             if not cls.is_available():
                 skipped.append(f"{name}: not installed (pip install {cls.requires})")
                 continue

@@ -111,6 +111,24 @@ class Store(ABC):
         """Store-specific figures merged into ``get_stats()``."""
         return {}
 
+    def add_counts(self, hits: int, misses: int) -> None:  # noqa: B027 - optional capability
+        """Add this process's new hits and misses to the counters every process shares.
+
+        Only shared stores keep such counters (``get_stats()["fleet"]``); the
+        call path sends them in batches, never on a hit's fast path.
+        """
+
+    async def aadd_counts(self, hits: int, misses: int) -> None:
+        """:meth:`add_counts` without blocking the event loop."""
+        await _in_pool(self.add_counts, hits, misses)
+
+    def fleet_counts(self) -> tuple[int, int] | None:
+        """(hits, misses) summed over every process using this store, or ``None``."""
+        return None
+
+    def reset_counts(self) -> None:  # noqa: B027 - optional capability
+        """Zero the shared counters (the cache was cleared)."""
+
     def key_lock(self, key: str) -> AbstractContextManager[object] | None:
         """A lock held across processes while one of them computes ``key``, or ``None``."""
         return None

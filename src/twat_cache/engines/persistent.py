@@ -54,6 +54,8 @@ __all__ = ["MANIFEST", "EntryFiles", "Manifest", "PersistentEngine", "deadline"]
 _MAX_SIBLINGS = 16
 #: The file naming a cache folder's cache and engine, written on the first write.
 MANIFEST = "twat_cache.json"
+#: The hits and misses of every process using the folder (``get_stats()["fleet"]``).
+FLEET = "twat_cache.fleet.json"
 _MANIFEST_FORMAT = 1
 _MANIFEST_MAX_BYTES = 64 * 1024
 #: Temp files or folders older than this were left by a killed writer.
@@ -264,6 +266,36 @@ class PersistentEngine(Store):
                     self._lock_fd = open_lock_file(self.folder, self.secure, self.root)
                 fd = self._lock_fd
         return KeyLock(fd, key)
+
+    def add_counts(self, hits: int, misses: int) -> None:
+        """Add to the folder's fleet counters, under the folder's lock (read, add, replace)."""
+        if not (hits or misses):
+            return
+        self.make_folder()
+        path = self.folder / FLEET
+        with self.key_lock(FLEET):
+            old = self._read_counts(path)
+            data = json.dumps({"hits": old[0] + hits, "misses": old[1] + misses}).encode()
+            with atomic_write(path, self.secure) as fd:
+                os.write(fd, data)
+
+    def fleet_counts(self) -> tuple[int, int]:
+        return self._read_counts(self.folder / FLEET)
+
+    def reset_counts(self) -> None:
+        if not self.folder.is_dir():
+            return
+        with self.key_lock(FLEET), contextlib.suppress(FileNotFoundError):
+            (self.folder / FLEET).unlink()
+
+    @staticmethod
+    def _read_counts(path: Path) -> tuple[int, int]:
+        """The counters in ``path``; a missing or damaged file counts from zero."""
+        try:
+            data = json.loads(path.read_bytes())
+            return int(data["hits"]), int(data["misses"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0, 0
 
     def at(self, base: str | Path) -> PersistentEngine:
         """The same cache (config, codec) stored under the root ``base`` instead."""

@@ -53,6 +53,9 @@ __all__ = ["RedisStore", "name_prefix"]
 
 KEY_ROOT = "twat_cache:"
 LOCK_ROOT = "twat_cache-lock:"
+#: A hash per cache with the hits and misses of every process (``get_stats()["fleet"]``);
+#: outside the entries' prefix, so ``len`` and the CLI never count it as an entry.
+FLEET_ROOT = "twat_cache-fleet:"
 COOL_DOWN = (0.5, 4.0)
 #: Seconds of failed operations in a row after which the breaker opens whatever their count.
 STREAK_BUDGET = 1.0
@@ -487,6 +490,46 @@ async def _asizes(client: Any, match: str) -> dict[str, int]:
     return _tally([key async for key in client.scan_iter(match=match, count=_SCAN_BATCH)])
 
 
+def _get_pttl(client: Any, name: str) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    pipe.get(name)
+    pipe.pttl(name)
+    return list(pipe.execute())
+
+
+async def _aget_pttl(client: Any, name: str) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    pipe.get(name)
+    pipe.pttl(name)
+    return list(await pipe.execute())
+
+
+def _incr(client: Any, name: str, hits: int, misses: int) -> None:
+    pipe = client.pipeline(transaction=False)  # one slot: one node, even on a cluster
+    pipe.hincrby(name, "hits", hits)
+    pipe.hincrby(name, "misses", misses)
+    pipe.execute()
+
+
+async def _aincr(client: Any, name: str, hits: int, misses: int) -> None:
+    pipe = client.pipeline(transaction=False)
+    pipe.hincrby(name, "hits", hits)
+    pipe.hincrby(name, "misses", misses)
+    await pipe.execute()
+
+
+def _counts(client: Any, name: str) -> tuple[int, int]:
+    return _pair(client.hmget(name, "hits", "misses"))
+
+
+async def _acounts(client: Any, name: str) -> tuple[int, int]:
+    return _pair(await client.hmget(name, "hits", "misses"))
+
+
+def _pair(values: list[Any]) -> tuple[int, int]:
+    return int(values[0] or 0), int(values[1] or 0)
+
+
 def _lock(client: Any, name: str, timeout: float) -> Any:
     lock = client.lock(name, timeout=timeout, sleep=0.02, blocking_timeout=timeout)
     return lock if lock.acquire() else None
@@ -529,6 +572,7 @@ class RedisStore(Store):
         name = config.name or "default"
         self.prefix = name_prefix(KEY_ROOT, name)
         self.lock_prefix = name_prefix(LOCK_ROOT, name)
+        self.fleet_key = name_prefix(FLEET_ROOT, name)
         self._match = _glob_escape(self.prefix) + "*"
         self.server = _acquire(config)
         self.breaker = self.server.breaker
@@ -592,6 +636,15 @@ class RedisStore(Store):
             return MISSING
         return self.codec.decode(skey, data)  # responses are bytes: never decoded
 
+    def get_with_ttl(self, key: Hashable) -> tuple[Any, float | None]:
+        """The stored value (or ``MISSING``) and its seconds left (``math.inf``: no expiry)."""
+        skey = str(key)
+        data, pttl = self._run(_get_pttl, _aget_pttl, self.prefix + skey)
+        if data is None:
+            return MISSING, None
+        left = math.inf if pttl == -1 else max(pttl, 0) / 1000
+        return self.codec.decode(skey, data), left
+
     def set(self, key: Hashable, value: Any, ttl: float | None) -> None:
         skey = str(key)
         if ttl is not None and ttl <= 0:  # expires at once: nothing is kept, not even the old
@@ -611,6 +664,20 @@ class RedisStore(Store):
 
     def key_lock(self, key: str) -> _KeyLock:
         return _KeyLock(self, self.lock_prefix + key)
+
+    def add_counts(self, hits: int, misses: int) -> None:
+        if hits or misses:
+            self._run(_incr, _aincr, self.fleet_key, hits, misses)
+
+    async def aadd_counts(self, hits: int, misses: int) -> None:
+        if hits or misses:
+            await self._arun(_incr, _aincr, self.fleet_key, hits, misses)
+
+    def fleet_counts(self) -> tuple[int, int]:
+        return self._run(_counts, _acounts, self.fleet_key)
+
+    def reset_counts(self) -> None:
+        self._run(_delete, _adelete, self.fleet_key)
 
     def all_caches(self) -> dict[str, int]:
         """Entries of every twat-cache cache on this deployment, by name (for the CLI)."""
