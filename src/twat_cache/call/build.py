@@ -18,7 +18,7 @@ from twat_cache._types import CacheInfo
 from twat_cache.call.memory import memory_wrapper, store_wrapper
 from twat_cache.call.options import options_wrapper, store_at
 from twat_cache.call.store import CallPath
-from twat_cache.codeversion import code_version
+from twat_cache.codeversion import _Walk, code_version
 from twat_cache.config import CacheConfig
 from twat_cache.engines import CacheEngineManager, get_engine_manager
 from twat_cache.engines.base import Store
@@ -46,6 +46,20 @@ def namespace_of(
     if store.persistent:
         return (name, "", code_version(func), *identity)
     return (name, "", *identity)
+
+
+def version_tag(config: CacheConfig, namespace: tuple[str, ...]) -> tuple[str, ...]:
+    """The part of a namespace that names the code version: name, ``version=`` and the
+    code digest, without the identity telling closures of one factory apart (they
+    share a folder and a version, and must not remove each other's entries)."""
+    return namespace[:2] if config.version is not None else namespace[:3]
+
+
+def version_parts(func: Callable[..., Any]) -> dict[str, str]:
+    """The digest of each function, class and constant the code version covers."""
+    walk = _Walk()
+    walk.run(inspect.unwrap(func))
+    return dict(walk.parts)
 
 
 def open_entry(
@@ -85,6 +99,8 @@ def make_path(func: Callable[..., Any], config: CacheConfig, entry: CacheEntry) 
             namespace = namespace_of(func, config, entry.name, store)
         except CacheKeyError as exc:  # said at the first call, which cannot be cached safely
             error = exc
+    if store.persistent and error is None:
+        store.adopt_version(version_tag(config, namespace), lambda: version_parts(func))
     plan = KeyPlan(func, config, in_process=store.in_process, namespace=namespace)
     if error is not None:
         plan.fail_with(error)

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from twat_cache._threads import executor
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
+from twat_cache.exceptions import SerializationError
 
 __all__ = ["AsyncCacheEngine", "CacheEngine", "Store"]
 
@@ -109,6 +110,26 @@ class Store(ABC):
     def stats(self) -> dict[str, Any]:
         """Store-specific figures merged into ``get_stats()``."""
         return {}
+
+    def adopt_version(self, tag: tuple[str, ...], parts: Callable[[], dict[str, str]]) -> None:
+        """Entries are written under the code version ``tag`` from now on.
+
+        A persistent store removes the entries of the version it held before
+        on its first write under ``tag`` (they can never be read again);
+        ``parts()`` names the functions the version covers, with their
+        digests, so that ``cache_explain`` can say which one changed. Other
+        stores ignore this.
+        """
+
+    def peek(self, key: Hashable) -> str:
+        """What is stored under ``key``, for ``cache_explain``: ``"hit"``,
+        ``"missing"``, ``"expired"`` or ``"corrupt"``. Never drops an entry
+        where a store can tell without it (the default reads the value)."""
+        try:
+            value = self.get(key)
+        except SerializationError:
+            return "corrupt"
+        return "missing" if value is MISSING else "hit"
 
     def key_lock(self, key: str) -> AbstractContextManager[object] | None:
         """A lock held across processes while one of them computes ``key``, or ``None``."""

@@ -248,6 +248,7 @@ class DiskCacheEngine(PersistentEngine):
         if ttl is not None and ttl <= 0:  # expires at once: keep nothing, not even an old value
             self.delete(key)
             return
+        self.before_write()
         stored: bytes | _InFile
         if native is None and len(payload) < FILE_MIN_BYTES:
             stored = self.codec.frame(key, payload)
@@ -455,6 +456,7 @@ class KleptoEngine(EntryFiles):
         if ttl is not None and ttl <= 0:  # expires at once: keep nothing, not even an old value
             self.delete(key)
             return
+        self.before_write()
         text = base64.b64encode(data).decode("ascii")
         archive = self._open(create=True)
         archive[key] = text

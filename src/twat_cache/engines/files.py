@@ -431,6 +431,7 @@ class JoblibEngine(EntryFiles):
         if not self._checked:
             self.make_folder()
             self._checked = True
+        self.before_write()
         self._stored(self.files.write(self._path(key), key, kind, form, deadline(ttl)))
 
     def get(self, key: Any) -> Any:

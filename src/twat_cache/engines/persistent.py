@@ -23,6 +23,7 @@ from abc import abstractmethod
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from twat_cache.config import CacheConfig
@@ -48,7 +49,7 @@ from twat_cache.serializers import (
     codec_for,
 )
 
-__all__ = ["MANIFEST", "EntryFiles", "Manifest", "PersistentEngine", "deadline"]
+__all__ = ["MANIFEST", "VERSIONS", "EntryFiles", "Manifest", "PersistentEngine", "deadline"]
 
 #: Per-call folders (``cache_path=``, ``location_arg=``) kept open at once per cache.
 _MAX_SIBLINGS = 16
@@ -56,6 +57,8 @@ _MAX_SIBLINGS = 16
 MANIFEST = "twat_cache.json"
 _MANIFEST_FORMAT = 1
 _MANIFEST_MAX_BYTES = 64 * 1024
+#: The file naming the code version a cache folder's entries belong to.
+VERSIONS = "twat_cache_version.json"
 #: Temp files or folders older than this were left by a killed writer.
 STALE_TEMP = 3600.0
 
@@ -216,6 +219,78 @@ class PersistentEngine(Store):
         #: Drop damaged files and temp files of killed writers when met. The command
         #: line turns this off for commands that only report, which delete nothing.
         self.repair = True
+        #: The code version this process writes under (``adopt_version``), the parts it
+        #: is made of (computed on the first write only), and whether that write is done.
+        self._tag: tuple[str, ...] | None = None
+        self._parts: Callable[[], dict[str, str]] | None = None
+        self._adopted = False
+
+    # -- code versions ------------------------------------------------------------------
+
+    def adopt_version(self, tag: tuple[str, ...], parts: Callable[[], dict[str, str]]) -> None:
+        """Write under the code version ``tag`` (see :meth:`Store.adopt_version`).
+
+        Two different tags in one process (functions sharing one ``name=``) turn
+        the clean-up off: entries do not say which version wrote them.
+        """
+        if self._tag is not None and self._tag != tag:
+            self._adopted = True  # nothing is removed for either
+            return
+        self._tag, self._parts = tag, parts
+        for engine in self.siblings():
+            engine.adopt_version(tag, parts)
+
+    def version_record(self) -> dict[str, Any] | None:
+        """The folder's code-version record (``tag``, ``parts``, ``previous``), ``None`` if
+        there is none or it is unreadable."""
+        try:
+            fd = open_file(self.folder / VERSIONS, os.O_RDONLY, secure=False)
+        except (CacheOperationError, OSError):
+            return None
+        try:
+            with open(fd, "rb") as f:
+                record = json.loads(f.read(_MANIFEST_MAX_BYTES))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or not isinstance(record.get("tag"), list):
+            return None
+        return record
+
+    def before_write(self) -> None:
+        """Called before each write: the first under a new code version removes the
+        entries of the version the folder held before and records the new one.
+
+        Only writes pay for this (one flag test after the first): hits read nothing
+        more. A record that cannot be read or written only skips the clean-up.
+        """
+        if self._adopted:
+            return
+        self._adopted = True
+        tag, parts = self._tag, self._parts
+        if tag is None or parts is None:
+            return
+        record = self.version_record()
+        if record is not None and record["tag"] == list(tag):
+            return
+        if record is not None:  # written under another version: its entries are unreachable
+            self._clear_here()
+        previous = None if record is None else {"tag": record["tag"], "parts": record.get("parts")}
+        new = {"format": 1, "tag": list(tag), "parts": parts(), "previous": previous}
+        with contextlib.suppress(OSError, CacheOperationError):
+            self.make_folder()
+            with atomic_write(self.folder / VERSIONS, self.secure) as fd:
+                os.write(fd, json.dumps(new, indent=1).encode())
+
+    def _clear_here(self) -> None:
+        """:meth:`clear` of this folder only (per-call folders keep their own versions)."""
+        with self._siblings_lock:
+            saved, self._siblings = self._siblings, OrderedDict()
+        try:
+            self.clear()
+        finally:
+            with self._siblings_lock:
+                saved.update(self._siblings)
+                self._siblings = saved
 
     def make_folder(self) -> Path:
         """Create this cache's folder, checking every level below the root (see ``ensure_folder``).
@@ -277,6 +352,7 @@ class PersistentEngine(Store):
                 return engine
             engine = type(self)(self.config, base=root)
             engine.codec = self.codec
+            engine._tag, engine._parts = self._tag, self._parts
             self._siblings[root] = engine
             evicted = (
                 self._siblings.popitem(last=False)[1]
