@@ -31,6 +31,7 @@ from twat_cache.exceptions import (
     SerializationError,
     TwatCacheError,
 )
+from twat_cache.explain import CacheExplanation
 from twat_cache.policy import disabled, readonly, refreshing
 from twat_cache.registry import clear_cache, get_stats, list_caches
 from twat_cache.serializers import Serializer
@@ -45,6 +46,7 @@ __all__ = [
     "CacheContext",
     "CacheEngine",
     "CacheEngineManager",
+    "CacheExplanation",
     "CacheInfo",
     "CacheKeyError",
     "CacheOperationError",

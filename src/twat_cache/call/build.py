@@ -18,11 +18,12 @@ from twat_cache._types import CacheInfo
 from twat_cache.call.memory import memory_wrapper, store_wrapper
 from twat_cache.call.options import options_wrapper, store_at
 from twat_cache.call.store import CallPath
-from twat_cache.codeversion import _Walk, code_version
+from twat_cache.codeversion import code_version
 from twat_cache.config import CacheConfig
 from twat_cache.engines import CacheEngineManager, get_engine_manager
 from twat_cache.engines.base import Store
 from twat_cache.exceptions import CacheKeyError
+from twat_cache.explain import CacheExplanation, version_parts, version_tag
 from twat_cache.keys import KeyPlan, default_name, function_identity
 from twat_cache.registry import CacheEntry, registry
 from twat_cache.serializers import resolve_serializer
@@ -46,20 +47,6 @@ def namespace_of(
     if store.persistent:
         return (name, "", code_version(func), *identity)
     return (name, "", *identity)
-
-
-def version_tag(config: CacheConfig, namespace: tuple[str, ...]) -> tuple[str, ...]:
-    """The part of a namespace that names the code version: name, ``version=`` and the
-    code digest, without the identity telling closures of one factory apart (they
-    share a folder and a version, and must not remove each other's entries)."""
-    return namespace[:2] if config.version is not None else namespace[:3]
-
-
-def version_parts(func: Callable[..., Any]) -> dict[str, str]:
-    """The digest of each function, class and constant the code version covers."""
-    walk = _Walk()
-    walk.run(inspect.unwrap(func))
-    return dict(walk.parts)
 
 
 def open_entry(
@@ -179,6 +166,9 @@ class BoundCached(functools.partial):  # type: ignore[type-arg]
     def cache_bypass(self, *args: Any, **kwargs: Any) -> Any:
         return cast(Any, self.func).cache_bypass(*self.args, *args, **kwargs)
 
+    def cache_explain(self, *args: Any, **kwargs: Any) -> Any:
+        return cast(Any, self.func).cache_explain(*self.args, *args, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.func, name)
 
@@ -207,6 +197,7 @@ class Controls:
         wrapper.cache_delete = self.cache_delete
         wrapper.cache_refresh = self.cache_refresh
         wrapper.cache_bypass = self.cache_bypass
+        wrapper.cache_explain = self.cache_explain
         wrapper.engine = path.store
         wrapper._twat_core = self  # the registry's view, the CLI and explain_selection
 
@@ -243,6 +234,17 @@ class Controls:
             return self.path.arun(store, key, args, kwargs, read=False)
         return self.path.run(store, key, args, kwargs, read=False)
 
+    def cache_explain(self, *args: Any, **kwargs: Any) -> Any:
+        """Whether this call would hit, and if not why (awaitable for ``async def``);
+        never calls the function."""
+        path = self.path
+        store = path.store
+        if self.whereof is not None:
+            store = store_at(path, self.whereof(*args, **kwargs))
+        if path.is_async:
+            return path.aexplain(store, args, kwargs)
+        return path.explain(store, args, kwargs)
+
     def cache_bypass(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function; touch no entry."""
         return self.path.func(*args, **kwargs)
@@ -270,5 +272,14 @@ def make_passthrough(func: Callable[..., Any], config: CacheConfig) -> Any:
     w.cache_delete = lambda *a, **k: False
     w.cache_refresh = func
     w.cache_bypass = func
+    off = CacheExplanation(False, "disabled", "TWAT_CACHE_DISABLE is set: caching is off")
+    if inspect.iscoroutinefunction(func):
+
+        async def explain_off(*args: Any, **kwargs: Any) -> CacheExplanation:
+            return off
+
+        w.cache_explain = explain_off
+    else:
+        w.cache_explain = lambda *a, **k: off
     w.engine = None
     return wrapper

@@ -111,7 +111,9 @@ class Store(ABC):
         """Store-specific figures merged into ``get_stats()``."""
         return {}
 
-    def adopt_version(self, tag: tuple[str, ...], parts: Callable[[], dict[str, str]]) -> None:
+    def adopt_version(  # noqa: B027 - optional: only persistent stores keep versions
+        self, tag: tuple[str, ...], parts: Callable[[], dict[str, str]]
+    ) -> None:
         """Entries are written under the code version ``tag`` from now on.
 
         A persistent store removes the entries of the version it held before
@@ -120,6 +122,11 @@ class Store(ABC):
         digests, so that ``cache_explain`` can say which one changed. Other
         stores ignore this.
         """
+
+    def version_record(self) -> dict[str, Any] | None:
+        """The code version the store's entries belong to, as recorded by
+        :meth:`adopt_version` (``tag``, ``parts``, ``previous``); ``None`` when not kept."""
+        return None
 
     def peek(self, key: Hashable) -> str:
         """What is stored under ``key``, for ``cache_explain``: ``"hit"``,

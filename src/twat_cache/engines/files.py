@@ -434,6 +434,9 @@ class JoblibEngine(EntryFiles):
         self.before_write()
         self._stored(self.files.write(self._path(key), key, kind, form, deadline(ttl)))
 
+    def peek(self, key: Any) -> str:
+        return self._peek_at(self._path(key), key)
+
     def get(self, key: Any) -> Any:
         if not self._checked:
             if not self.has_folder():

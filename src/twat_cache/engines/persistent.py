@@ -21,14 +21,15 @@ import threading
 import time
 from abc import abstractmethod
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, ClassVar
 
+from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
 from twat_cache.engines.base import Store
-from twat_cache.exceptions import CacheOperationError
+from twat_cache.exceptions import CacheOperationError, SerializationError
 from twat_cache.paths import (
     KeyLock,
     atomic_write,
@@ -455,6 +456,21 @@ class EntryFiles(PersistentEngine):
 
     def _forget(self, path: Path) -> None:
         """Called before the entry at ``path`` is removed by housekeeping."""
+
+    def _peek_at(self, path: Path, key: str) -> str:
+        """:meth:`Store.peek` of the entry at ``path``: its deadline is read from the frame
+        header, so an expired entry is reported (and kept) rather than dropped."""
+        if not path.exists():
+            return "missing"
+        expire = self._expiry(path)
+        if expire is None:
+            return "corrupt"
+        if 0 < expire <= time.time():
+            return "expired"
+        try:
+            return "missing" if self.get(key) is MISSING else "hit"
+        except SerializationError:
+            return "corrupt"
 
     def _stored(self, size: int) -> None:
         """Called after an entry of ``size`` bytes landed: manifest, then ``size_limit``."""
