@@ -421,23 +421,25 @@ class CallPath:
             return CacheExplanation(False, "expired", f"the entry outlived ttl={self.ttl:g}s")
         if status == "corrupt":
             return CacheExplanation(False, "corrupt", f"the entry in the {where} is damaged")
+        changed = self._file_changed(store, raw, before) or self._code_changed(store, raw)
+        if changed is not None:
+            return changed
         if self.ttl == 0 or self.config.maxsize == 0:
             return CacheExplanation(False, "not_stored", "ttl=0 or maxsize=0: nothing is kept")
         if now == "readonly":
             return CacheExplanation(False, "not_stored", "inside twat_cache.readonly(): not kept")
-        return (
-            self._file_changed(store, raw, before)
-            or self._code_changed(store, raw)
-            or CacheExplanation(False, "new", "never computed with these arguments")
-        )
+        return CacheExplanation(False, "new", "never computed with these arguments")
 
     def _file_changed(
         self, store: Store, raw: Any, before: dict[str, tuple[Any, ...]]
     ) -> CacheExplanation | None:
         """The call with a ``files=`` argument's previous state (as last keyed here) is stored."""
+        states = self.plan.file_states
         for pos, name in self.plan.file_parts.items():
             state = raw[pos]
             old = before.get(state[0]) if type(state) is tuple and state else None
+            if old is not None:  # asking is not keying: the last keyed state stays
+                states[state[0]] = old
             if old is None or old == state:
                 continue
             then = self.plan.store_key((*raw[:pos], old, *raw[pos + 1 :]))
