@@ -91,6 +91,8 @@ def make_path(func: Callable[..., Any], config: CacheConfig, entry: CacheEntry) 
     plan = KeyPlan(func, config, in_process=store.in_process, namespace=namespace)
     if error is not None:
         plan.fail_with(error)
+    if plan.file_parts:
+        store.track_files(plan.file_states)
     path = CallPath(func, config, entry.name, store, plan)
     entry.members.add(path)
     return path

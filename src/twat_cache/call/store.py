@@ -403,7 +403,7 @@ class CallPath:
         if now in ("disabled", "refreshing"):
             return CacheExplanation(False, "disabled", f"inside twat_cache.{now}(): not read")
         plan = self.plan
-        before = dict(plan.file_states)
+        before = {**store.tracked_files(), **plan.file_states} if plan.file_parts else {}
         try:
             raw = plan.keyof(*args, **kwargs)
             key = plan.store_key(raw)

@@ -123,6 +123,15 @@ class Store(ABC):
         stores ignore this.
         """
 
+    def track_files(self, states: dict[str, tuple[Any, ...]]) -> None:  # noqa: B027 - optional
+        """``states`` (path -> the state last keyed, kept up to date by the key plan) is
+        recorded with each write, so that ``cache_explain`` in another process can tell a
+        changed input file from a new call. Only persistent stores keep it."""
+
+    def tracked_files(self) -> dict[str, tuple[Any, ...]]:
+        """The file states recorded by :meth:`track_files` writes (any process)."""
+        return {}
+
     def version_record(self) -> dict[str, Any] | None:
         """The code version the store's entries belong to, as recorded by
         :meth:`adopt_version` (``tag``, ``parts``, ``previous``); ``None`` when not kept."""

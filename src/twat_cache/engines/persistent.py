@@ -50,7 +50,15 @@ from twat_cache.serializers import (
     codec_for,
 )
 
-__all__ = ["MANIFEST", "VERSIONS", "EntryFiles", "Manifest", "PersistentEngine", "deadline"]
+__all__ = [
+    "FILE_STATES",
+    "MANIFEST",
+    "VERSIONS",
+    "EntryFiles",
+    "Manifest",
+    "PersistentEngine",
+    "deadline",
+]
 
 #: Per-call folders (``cache_path=``, ``location_arg=``) kept open at once per cache.
 _MAX_SIBLINGS = 16
@@ -60,6 +68,9 @@ _MANIFEST_FORMAT = 1
 _MANIFEST_MAX_BYTES = 64 * 1024
 #: The file naming the code version a cache folder's entries belong to.
 VERSIONS = "twat_cache_version.json"
+#: The file keeping the last keyed state of each ``files=`` path (for ``cache_explain``).
+FILE_STATES = "twat_cache_files.json"
+_MAX_FILE_STATES = 1024
 #: Temp files or folders older than this were left by a killed writer.
 STALE_TEMP = 3600.0
 
@@ -225,6 +236,7 @@ class PersistentEngine(Store):
         self._tag: tuple[str, ...] | None = None
         self._parts: Callable[[], dict[str, str]] | None = None
         self._adopted = False
+        self._files: dict[str, tuple[Any, ...]] | None = None
 
     # -- code versions ------------------------------------------------------------------
 
@@ -241,18 +253,47 @@ class PersistentEngine(Store):
         for engine in self.siblings():
             engine.adopt_version(tag, parts)
 
-    def version_record(self) -> dict[str, Any] | None:
-        """The folder's code-version record (``tag``, ``parts``, ``previous``), ``None`` if
-        there is none or it is unreadable."""
+    def track_files(self, states: dict[str, tuple[Any, ...]]) -> None:
+        self._files = states
+        for engine in self.siblings():
+            engine.track_files(states)
+
+    def tracked_files(self) -> dict[str, tuple[Any, ...]]:
+        raw = self._read_json(FILE_STATES)
+        if not isinstance(raw, dict):
+            return {}
+        return {path: tuple(state) for path, state in raw.items() if isinstance(state, list)}
+
+    def _note_files(self, states: dict[str, tuple[Any, ...]]) -> None:
+        """Merge the file states of the call being stored into :data:`FILE_STATES`.
+
+        Only writes of a ``files=`` function pay for it; a race between two writers
+        loses a state, which only makes an explanation say "new"."""
+        known = self.tracked_files()
+        known.update(states)
+        if len(known) > _MAX_FILE_STATES:  # the oldest-recorded paths go first
+            known = dict(list(known.items())[-_MAX_FILE_STATES:])
+        with contextlib.suppress(OSError, CacheOperationError):
+            self.make_folder()
+            with atomic_write(self.folder / FILE_STATES, self.secure) as fd:
+                os.write(fd, json.dumps(known).encode())
+
+    def _read_json(self, name: str) -> Any:
+        """A small JSON file of this folder, ``None`` if missing or unreadable."""
         try:
-            fd = open_file(self.folder / VERSIONS, os.O_RDONLY, secure=False)
+            fd = open_file(self.folder / name, os.O_RDONLY, secure=False)
         except (CacheOperationError, OSError):
             return None
         try:
             with open(fd, "rb") as f:
-                record = json.loads(f.read(_MANIFEST_MAX_BYTES))
+                return json.loads(f.read(_MANIFEST_MAX_BYTES * 16))
         except (OSError, ValueError):
             return None
+
+    def version_record(self) -> dict[str, Any] | None:
+        """The folder's code-version record (``tag``, ``parts``, ``previous``), ``None`` if
+        there is none or it is unreadable."""
+        record = self._read_json(VERSIONS)
         if not isinstance(record, dict) or not isinstance(record.get("tag"), list):
             return None
         return record
@@ -264,6 +305,8 @@ class PersistentEngine(Store):
         Only writes pay for this (one flag test after the first): hits read nothing
         more. A record that cannot be read or written only skips the clean-up.
         """
+        if self._files:
+            self._note_files(dict(self._files))
         if self._adopted:
             return
         self._adopted = True
@@ -354,6 +397,7 @@ class PersistentEngine(Store):
             engine = type(self)(self.config, base=root)
             engine.codec = self.codec
             engine._tag, engine._parts = self._tag, self._parts
+            engine._files = self._files
             self._siblings[root] = engine
             evicted = (
                 self._siblings.popitem(last=False)[1]
