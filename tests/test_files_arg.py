@@ -107,7 +107,9 @@ def test_content_key_follows_the_bytes(decorator, tmp_path):
     assert len(calls) == 2
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(first=st.binary(max_size=64), second=st.binary(max_size=64))
 def test_content_key_equal_exactly_when_bytes_equal(tmp_path, first, second):
     """With file_key="content" two file contents give one entry exactly when they are equal."""

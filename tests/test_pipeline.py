@@ -25,7 +25,7 @@ def clean(frame):
     return frame.dropna()
 '''
 
-STAGES = '''
+STAGES = """
 import numpy as np
 import pandas as pd
 
@@ -56,9 +56,9 @@ def model(csv_path):
     x = np.column_stack([table["units"].to_numpy(float), np.ones(len(table))])
     coef, *_ = np.linalg.lstsq(x, table["revenue"].to_numpy(float), rcond=None)
     return coef
-'''
+"""
 
-RUN = '''
+RUN = """
 import json, sys
 sys.path.insert(0, {folder!r})
 import stages
@@ -73,7 +73,7 @@ print(json.dumps({{
     "ran": stages.RAN,
     "coef": [float(c) for c in coef],
 }}))
-'''
+"""
 
 CSV = "region,units,price\nn,3,2.5\ns,5,1.0\nn,2,2.5\ne,7,4.0\ns,,3.0\n"
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from twat_cache._explain import CacheExplanation
 from twat_cache._types import MISSING, AsyncCachedFunction, CachedFunction, CacheInfo
 from twat_cache._version import __version__
 from twat_cache.config import CacheConfig, create_cache_config
@@ -31,7 +32,6 @@ from twat_cache.exceptions import (
     SerializationError,
     TwatCacheError,
 )
-from twat_cache.explain import CacheExplanation
 from twat_cache.policy import disabled, readonly, refreshing
 from twat_cache.registry import clear_cache, get_stats, list_caches
 from twat_cache.serializers import Serializer

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeVar, ove
 from typing_extensions import ParamSpec
 
 if TYPE_CHECKING:  # explain.py imports the config, which imports this module
-    from twat_cache.explain import CacheExplanation
+    from twat_cache._explain import CacheExplanation
 
 P = ParamSpec("P")
 R = TypeVar("R")

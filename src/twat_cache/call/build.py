@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Callable, Hashable
 from typing import Any, cast
 
+from twat_cache._explain import CacheExplanation, version_parts, version_tag
 from twat_cache._types import CacheInfo
 from twat_cache.call.memory import memory_wrapper, store_wrapper
 from twat_cache.call.options import options_wrapper, store_at
@@ -23,7 +24,6 @@ from twat_cache.config import CacheConfig
 from twat_cache.engines import CacheEngineManager, get_engine_manager
 from twat_cache.engines.base import Store
 from twat_cache.exceptions import CacheKeyError
-from twat_cache.explain import CacheExplanation, version_parts, version_tag
 from twat_cache.keys import KeyPlan, default_name, function_identity
 from twat_cache.registry import CacheEntry, registry
 from twat_cache.serializers import resolve_serializer

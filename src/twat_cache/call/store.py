@@ -28,6 +28,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from twat_cache import policy
+from twat_cache._explain import CacheExplanation, changed_parts, version_parts, version_tag
 from twat_cache._log import warn_once
 from twat_cache._threads import executor
 from twat_cache._types import MISSING, CacheInfo
@@ -36,7 +37,6 @@ from twat_cache.config import CacheConfig
 from twat_cache.encoding import namespaced_digest
 from twat_cache.engines.base import Store
 from twat_cache.exceptions import CacheKeyError, SerializationError
-from twat_cache.explain import CacheExplanation, changed_parts, version_parts, version_tag
 from twat_cache.keys import KeyPlan, Token
 
 __all__ = ["POLICY", "CallPath", "Ticket"]
