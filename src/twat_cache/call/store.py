@@ -421,36 +421,40 @@ class CallPath:
             return CacheExplanation(False, "expired", f"the entry outlived ttl={self.ttl:g}s")
         if status == "corrupt":
             return CacheExplanation(False, "corrupt", f"the entry in the {where} is damaged")
-        changed = self._file_changed(store, raw, before) or self._code_changed(store, raw)
-        if changed is not None:
-            return changed
+        then, files = self._old_files(raw, before)
+        if files and store.peek(self.plan.store_key(then)) in ("hit", "expired"):
+            return CacheExplanation(False, "file_changed", f"{files} changed since it was stored")
+        code = self._code_changed(store, raw) or self._code_changed(store, then)
+        if code is not None:
+            detail, found = code
+            if files and found is then:
+                detail += f"; {files} changed too"
+            return CacheExplanation(False, "code_changed", detail)
         if self.ttl == 0 or self.config.maxsize == 0:
             return CacheExplanation(False, "not_stored", "ttl=0 or maxsize=0: nothing is kept")
         if now == "readonly":
             return CacheExplanation(False, "not_stored", "inside twat_cache.readonly(): not kept")
         return CacheExplanation(False, "new", "never computed with these arguments")
 
-    def _file_changed(
-        self, store: Store, raw: Any, before: dict[str, tuple[Any, ...]]
-    ) -> CacheExplanation | None:
-        """The call with a ``files=`` argument's previous state (as last keyed here) is stored."""
+    def _old_files(self, raw: Any, before: dict[str, tuple[Any, ...]]) -> tuple[Any, str]:
+        """The raw key with each ``files=`` argument's previous state (as last keyed and
+        stored), and what changed (``""`` when no file did)."""
         states = self.plan.file_states
+        changed: list[str] = []
         for pos, name in self.plan.file_parts.items():
             state = raw[pos]
             old = before.get(state[0]) if type(state) is tuple and state else None
-            if old is not None:  # asking is not keying: the last keyed state stays
-                states[state[0]] = old
-            if old is None or old == state:
+            if old is None:
                 continue
-            then = self.plan.store_key((*raw[:pos], old, *raw[pos + 1 :]))
-            if store.peek(then) in ("hit", "expired"):
-                return CacheExplanation(
-                    False, "file_changed", f"{name}: {state[0]} changed since it was stored"
-                )
-        return None
+            states[state[0]] = old  # asking is not keying: the last keyed state stays
+            if old != state:
+                raw = (*raw[:pos], old, *raw[pos + 1 :])
+                changed.append(f"{name}: {state[0]}")
+        return raw, ", ".join(changed)
 
-    def _code_changed(self, store: Store, raw: Any) -> CacheExplanation | None:
-        """The call is stored under the code version the folder held before this one."""
+    def _code_changed(self, store: Store, raw: Any) -> tuple[str, Any] | None:
+        """The call is stored under the code version the folder held before this one:
+        what changed, and the raw key found."""
         record = store.version_record()
         if record is None or not store.persistent:
             return None
@@ -463,9 +467,7 @@ class CallPath:
             return None
         changed = changed_parts(record.get("parts"), version_parts(self.func))
         names = ", ".join(label or self.func.__qualname__ for label in changed)
-        return CacheExplanation(
-            False, "code_changed", f"code changed since it was stored: {names or 'version='}"
-        )
+        return f"code changed since it was stored: {names or 'version='}", raw
 
     async def aexplain(self, store: Store, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """:meth:`explain` for an ``async def`` function (the store is read in the pool)."""
