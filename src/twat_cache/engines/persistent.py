@@ -236,6 +236,7 @@ class PersistentEngine(Store):
         self._tag: tuple[str, ...] | None = None
         self._parts: Callable[[], dict[str, str]] | None = None
         self._adopted = False
+        self._adopt_lock = threading.Lock()
         self._files: dict[str, tuple[Any, ...]] | None = None
 
     # -- code versions ------------------------------------------------------------------
@@ -309,7 +310,15 @@ class PersistentEngine(Store):
             self._note_files(dict(self._files))
         if self._adopted:
             return
-        self._adopted = True
+        with self._adopt_lock:  # another thread's first write waits: its entry must stay
+            if not self._adopted:
+                # Housekeeping: if it fails (a folder level refused, a code walk that
+                # cannot read a source), the write goes ahead and old entries stay.
+                with contextlib.suppress(Exception):
+                    self._adopt()
+                self._adopted = True
+
+    def _adopt(self) -> None:
         tag, parts = self._tag, self._parts
         if tag is None or parts is None:
             return
