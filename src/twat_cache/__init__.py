@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from twat_cache._explain import CacheExplanation
 from twat_cache._types import MISSING, AsyncCachedFunction, CachedFunction, CacheInfo
 from twat_cache._version import __version__
 from twat_cache.config import CacheConfig, create_cache_config
@@ -45,6 +46,7 @@ __all__ = [
     "CacheContext",
     "CacheEngine",
     "CacheEngineManager",
+    "CacheExplanation",
     "CacheInfo",
     "CacheKeyError",
     "CacheOperationError",

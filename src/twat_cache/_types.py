@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, NamedTuple, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeVar, overload
 
 from typing_extensions import ParamSpec
+
+if TYPE_CHECKING:  # explain.py imports the config, which imports this module
+    from twat_cache._explain import CacheExplanation
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,6 +57,7 @@ class CachedFunction(Protocol[P, R]):
     def cache_delete(self, *args: P.args, **kwargs: P.kwargs) -> bool: ...
     def cache_refresh(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
     def cache_bypass(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    def cache_explain(self, *args: P.args, **kwargs: P.kwargs) -> CacheExplanation: ...
 
 
 class AsyncCachedFunction(Protocol[P, R]):
@@ -77,6 +81,9 @@ class AsyncCachedFunction(Protocol[P, R]):
     def cache_delete(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, bool]: ...
     def cache_refresh(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
     def cache_bypass(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
+    def cache_explain(
+        self, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, CacheExplanation]: ...
 
 
 class CacheDecorator(Protocol):

@@ -86,6 +86,11 @@ class CacheConfig(BaseModel):
     call_options: bool = False
     location_arg: Annotated[str, Field(min_length=1)] | None = None
     mmap_mode: Literal["r", "c"] | None = None
+    #: Parameters that are paths (str or os.PathLike) whose file state joins the key.
+    files: tuple[str, ...] = ()
+    #: How a ``files`` argument is keyed: ``"mtime"`` (size and modification time in
+    #: nanoseconds, one ``stat``) or ``"content"`` (a hash of the bytes, read each call).
+    file_key: Literal["mtime", "content"] = "mtime"
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -173,7 +178,7 @@ class CacheConfig(BaseModel):
             raise ValueError(msg)
         return value
 
-    @field_validator("ignore", mode="before")
+    @field_validator("ignore", "files", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
         if isinstance(value, str):

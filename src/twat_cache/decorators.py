@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 from typing_extensions import TypedDict, Unpack
 
@@ -30,7 +30,7 @@ class CacheOptions(TypedDict, total=False):
     policy: Policy
     folder_name: str | None
     cache_dir: str | Path | None
-    size_limit: int | None
+    size_limit: int | float | None
     compress: bool
     serializer: Any
     key: Callable[..., Any] | None
@@ -46,7 +46,15 @@ class CacheOptions(TypedDict, total=False):
     version: str | None
     call_options: bool
     location_arg: str | None
-    mmap_mode: str | None
+    mmap_mode: Literal["r", "c"] | None
+    files: tuple[str, ...] | list[str] | str
+    file_key: Literal["mtime", "content"]
+    redis_client: Any
+    redis_connect_timeout: float
+    redis_timeout: float
+    redis_breaker_failures: int
+    near: bool
+    near_maxsize: int
 
 
 def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:

@@ -119,6 +119,7 @@ class KeyPlan:
                 f"is not a parameter of {func.__qualname__}{_signature_text(func)}"
             )
             raise ConfigurationError(msg)
+        self._check_files(func, config, names)
         first = self.params[0] if self.params else None
         self.method = (
             first is not None
@@ -126,6 +127,10 @@ class KeyPlan:
             and first.kind in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD)
             and "self" not in config.ignore
         )
+        #: Position in the raw key -> parameter name, for each ``files=`` argument.
+        self.file_parts: dict[int, str] = {}
+        #: The last file state keyed per path in this process (``cache_explain``).
+        self.file_states: dict[str, tuple[Any, ...]] = {}
         self.sig = signature_source(self.params)
         self.args, self.kwargs = call_source(self.params)
         self.names: list[str] = []
@@ -137,6 +142,9 @@ class KeyPlan:
                 expr = f"_tc_kw({p.name})"
             elif p is first and self.method and in_process:
                 expr = f"_tc_inst({p.name})"
+            elif p.name in config.files:
+                expr = f"_tc_file({p.name})"
+                self.file_parts[len(parts)] = p.name
             else:
                 expr = p.name
             parts.append(expr)
@@ -172,7 +180,50 @@ class KeyPlan:
             "_tc_kw": _typed_items if self.typed else _sorted_items,
             "_tc_userkey": self.config.key,
             "_tc_nokw": _NO_KWARGS,
+            "_tc_file": self.file_state,
         }
+
+    def _check_files(self, func: Callable[..., Any], config: CacheConfig, names: list[str]) -> None:
+        """``files=`` names plain parameters of ``func`` that take part in the key.
+
+        Raises:
+            ConfigurationError: a name is not such a parameter (the message names it).
+        """
+        kinds = {p.name: p.kind for p in self.params}
+        for name in config.files:
+            if name not in kinds:
+                why = f"is not a parameter of {func.__qualname__}{_signature_text(func)}"
+            elif kinds[name] in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                why = "is a *args/**kwargs parameter; name a parameter holding one path"
+            elif name in config.ignore:
+                why = "is also in ignore=, so it would not be part of the key"
+            elif config.key is not None:
+                why = "cannot join the key: key= replaces the key"
+            else:
+                continue
+            msg = f"CacheConfig.files: invalid value {config.files!r}: {name!r} {why}"
+            raise ConfigurationError(msg)
+
+    def file_state(self, path: Any) -> Any:
+        """A ``files=`` argument's key part: the path with its size and modification time
+        (``file_key="mtime"``) or a digest of its bytes (``"content"``); ``"missing"``
+        for a file that is not there. A value that is not a path is keyed as it is."""
+        if not isinstance(path, (str, os.PathLike)):
+            return path
+        name = os.path.abspath(os.fspath(path))
+        state: tuple[Any, ...]
+        try:
+            if self.config.file_key == "content":
+                state = (name, _content_digest(name))
+            else:
+                st = os.stat(name)
+                state = (name, st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:
+            state = (name, "missing")
+        except OSError as exc:  # unreadable: keyed so that it never matches a readable state
+            state = (name, f"unreadable: {type(exc).__name__}")
+        self.file_states[name] = state
+        return state
 
     def _compile_keyof(self) -> Callable[..., Any]:
         """``keyof(*args, **kwargs)``: the raw key of a call, bound like the function."""
@@ -347,6 +398,15 @@ class KeyPlan:
     def after_fork(self) -> None:
         """A forked child gets a fresh lock (the parent's may have been held)."""
         self._ilock = threading.Lock()
+
+
+def _content_digest(name: str) -> str:
+    """A digest of the bytes of the file ``name``, read in 1 MiB blocks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(name, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _code_bytes(code: types.CodeType, out: list[bytes]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from typing_extensions import assert_type
 
-from twat_cache import CachedFunction, CacheInfo, mcache
+from twat_cache import CachedFunction, CacheExplanation, CacheInfo, mcache
 
 
 @mcache
@@ -50,6 +50,7 @@ pending: Coroutine[Any, Any, str] = coro(1)
 pending.close()
 assert_type(bare.cache_info(), CacheInfo)
 assert_type(bare.cache_delete(1), bool)
+assert_type(bare.cache_explain(1, "z"), CacheExplanation)
 assert_type(bare.cache_refresh(1), float)
 assert_type(bare.cache_bypass(1, "z"), float)
 assert_type(bare.cache_parameters(), dict[str, Any])

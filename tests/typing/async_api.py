@@ -7,7 +7,14 @@ from typing import Any
 
 from typing_extensions import assert_type
 
-from twat_cache import AsyncCachedFunction, CachedFunction, CacheInfo, acache, ucache
+from twat_cache import (
+    AsyncCachedFunction,
+    CachedFunction,
+    CacheExplanation,
+    CacheInfo,
+    acache,
+    ucache,
+)
 
 
 @acache
@@ -29,6 +36,7 @@ async def use() -> None:
     assert_type(await bare(1), str)
     assert_type(await called(2, y="b"), list[int])
     assert_type(await bare.cache_delete(1), bool)
+    assert_type(await bare.cache_explain(1), CacheExplanation)
     assert_type(await bare.cache_refresh(1), str)
     assert_type(await called.cache_bypass(1), list[int])
     assert_type(bare.cache_info(), CacheInfo)

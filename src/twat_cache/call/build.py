@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Callable, Hashable
 from typing import Any, cast
 
+from twat_cache._explain import CacheExplanation, version_parts, version_tag
 from twat_cache._types import CacheInfo
 from twat_cache.call.memory import memory_wrapper, store_wrapper
 from twat_cache.call.options import options_wrapper, store_at
@@ -86,9 +87,13 @@ def make_path(func: Callable[..., Any], config: CacheConfig, entry: CacheEntry) 
             namespace = namespace_of(func, config, entry.name, store)
         except CacheKeyError as exc:  # said at the first call, which cannot be cached safely
             error = exc
+    if store.persistent and error is None:
+        store.adopt_version(version_tag(config, namespace), lambda: version_parts(func))
     plan = KeyPlan(func, config, in_process=store.in_process, namespace=namespace)
     if error is not None:
         plan.fail_with(error)
+    if plan.file_parts:
+        store.track_files(plan.file_states)
     path = CallPath(func, config, entry.name, store, plan)
     entry.members.add(path)
     return path
@@ -170,6 +175,9 @@ class BoundCached(functools.partial):  # type: ignore[type-arg]
     def cache_bypass(self, *args: Any, **kwargs: Any) -> Any:
         return cast(Any, self.func).cache_bypass(*self.args, *args, **kwargs)
 
+    def cache_explain(self, *args: Any, **kwargs: Any) -> Any:
+        return cast(Any, self.func).cache_explain(*self.args, *args, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.func, name)
 
@@ -203,6 +211,7 @@ class Controls:
         wrapper.cache_delete = self.cache_delete
         wrapper.cache_refresh = self.cache_refresh
         wrapper.cache_bypass = self.cache_bypass
+        wrapper.cache_explain = self.cache_explain
         wrapper.engine = path.store
         wrapper._twat_core = self  # the registry's view, the CLI and explain_selection
 
@@ -239,6 +248,17 @@ class Controls:
             return self.path.arun(store, key, args, kwargs, read=False)
         return self.path.run(store, key, args, kwargs, read=False)
 
+    def cache_explain(self, *args: Any, **kwargs: Any) -> Any:
+        """Whether this call would hit, and if not why (awaitable for ``async def``);
+        never calls the function."""
+        path = self.path
+        store = path.store
+        if self.whereof is not None:
+            store = store_at(path, self.whereof(*args, **kwargs))
+        if path.is_async:
+            return path.aexplain(store, args, kwargs)
+        return path.explain(store, args, kwargs)
+
     def cache_bypass(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function; touch no entry."""
         return self.path.func(*args, **kwargs)
@@ -266,5 +286,14 @@ def make_passthrough(func: Callable[..., Any], config: CacheConfig) -> Any:
     w.cache_delete = lambda *a, **k: False
     w.cache_refresh = func
     w.cache_bypass = func
+    off = CacheExplanation(False, "disabled", "TWAT_CACHE_DISABLE is set: caching is off")
+    if inspect.iscoroutinefunction(func):
+
+        async def explain_off(*args: Any, **kwargs: Any) -> CacheExplanation:
+            return off
+
+        w.cache_explain = explain_off
+    else:
+        w.cache_explain = lambda *a, **k: off
     w.engine = None
     return wrapper

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import inspect
 import math
 import threading
@@ -30,12 +31,15 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from twat_cache import policy
+from twat_cache._explain import CacheExplanation, changed_parts, version_parts, version_tag
 from twat_cache._log import warn_once
+from twat_cache._threads import executor
 from twat_cache._types import MISSING, CacheInfo
 from twat_cache.call.flight import ABANDONED, ERROR, VALUE, Flight, Flights
 from twat_cache.config import CacheConfig
+from twat_cache.encoding import namespaced_digest
 from twat_cache.engines.base import Store
-from twat_cache.exceptions import SerializationError
+from twat_cache.exceptions import CacheKeyError, SerializationError
 from twat_cache.keys import KeyPlan, Token
 
 __all__ = ["POLICY", "CallPath", "Ticket"]
@@ -510,6 +514,110 @@ class CallPath:
             self.drop(self.store, key)
 
     # -- the lru_cache-style controls --------------------------------------------------------
+
+    # -- cache_explain --------------------------------------------------------------------
+
+    def explain(self, store: Store, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Whether ``f(*args, **kwargs)`` would hit ``store``, and if not why (a
+        :class:`~twat_cache.CacheExplanation`). Never calls the function; a store
+        fault is reported in the answer, never raised."""
+        now = policy.current()
+        if now in ("disabled", "refreshing"):
+            return CacheExplanation(False, "disabled", f"inside twat_cache.{now}(): not read")
+        plan = self.plan
+        before = {**store.tracked_files(), **plan.file_states} if plan.file_parts else {}
+        try:
+            raw = plan.keyof(*args, **kwargs)
+            key = plan.store_key(raw)
+            status = store.peek(key)
+        except CacheKeyError as exc:
+            return CacheExplanation(False, "not_stored", f"the call cannot be keyed: {exc}")
+        except Exception as exc:
+            return CacheExplanation(
+                False, "corrupt", f"the store cannot be read: {type(exc).__name__}: {exc}"
+            )
+        where = f"{store.name} cache {self.name!r}"
+        if status == "hit":
+            return CacheExplanation(True, "hit", f"stored in the {where}")
+        if status == "expired":
+            return CacheExplanation(False, "expired", f"the entry outlived ttl={self.ttl:g}s")
+        if status == "corrupt":
+            return CacheExplanation(False, "corrupt", f"the entry in the {where} is damaged")
+        then, files = self._old_files(raw, before)
+        if files and store.peek(self.plan.store_key(then)) in ("hit", "expired"):
+            return CacheExplanation(False, "file_changed", f"{files} changed since it was stored")
+        code = self._code_changed(store, raw) or self._code_changed(store, then)
+        if code is not None:
+            detail, found = code
+            if files and found is then:
+                detail += f"; {files} changed too"
+            return CacheExplanation(False, "code_changed", detail)
+        if self.ttl == 0 or self.config.maxsize == 0:
+            return CacheExplanation(False, "not_stored", "ttl=0 or maxsize=0: nothing is kept")
+        if now == "readonly":
+            return CacheExplanation(False, "not_stored", "inside twat_cache.readonly(): not kept")
+        return CacheExplanation(False, "new", "never computed with these arguments")
+
+    def _old_files(self, raw: Any, before: dict[str, tuple[Any, ...]]) -> tuple[Any, str]:
+        """The raw key with each ``files=`` argument's previous state (as last keyed and
+        stored), and what changed (``""`` when no file did)."""
+        states = self.plan.file_states
+        changed: list[str] = []
+        for pos, name in self.plan.file_parts.items():
+            state = raw[pos]
+            old = before.get(state[0]) if type(state) is tuple and state else None
+            if old is None:
+                continue
+            states[state[0]] = old  # asking is not keying: the last keyed state stays
+            if old != state:
+                raw = (*raw[:pos], old, *raw[pos + 1 :])
+                changed.append(f"{name}: {state[0]}")
+        return raw, ", ".join(changed)
+
+    def _code_changed(self, store: Store, raw: Any) -> tuple[str, Any] | None:
+        """The call is stored under the code version the folder held before this one:
+        what changed, and the raw key found."""
+        record = store.version_record()
+        if record is None or not store.persistent:
+            return None
+        tag = version_tag(self.config, self.plan.namespace)
+        if record["tag"] == list(tag):
+            return None
+        old = (*record["tag"], *self.plan.namespace[len(tag) :])
+        then = namespaced_digest(old, typed=self.plan.typed)(raw)
+        if store.peek(then) not in ("hit", "expired"):
+            return None
+        changed = changed_parts(record.get("parts"), version_parts(self.func))
+        names = ", ".join(label or self.func.__qualname__ for label in changed)
+        return f"code changed since it was stored: {names or 'version='}", raw
+
+    async def aexplain(self, store: Store, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """:meth:`explain` for an ``async def`` function (the store is read in the pool)."""
+        if store.native_async:  # its sync methods may not serve this event loop
+            return await self._aexplain_native(store, args, kwargs)
+        loop = asyncio.get_running_loop()
+        ctx = contextvars.copy_context()  # the caller's policy block holds in the pool too
+        return await loop.run_in_executor(executor(), ctx.run, self.explain, store, args, kwargs)
+
+    async def _aexplain_native(
+        self, store: Store, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        now = policy.current()
+        if now in ("disabled", "refreshing"):
+            return CacheExplanation(False, "disabled", f"inside twat_cache.{now}(): not read")
+        try:
+            value = await store.aget(self.plan.key_of_call(args, kwargs))
+        except CacheKeyError as exc:
+            return CacheExplanation(False, "not_stored", f"the call cannot be keyed: {exc}")
+        except SerializationError:
+            return CacheExplanation(False, "corrupt", f"the entry in {store.name} is damaged")
+        except Exception as exc:
+            return CacheExplanation(
+                False, "corrupt", f"the store cannot be read: {type(exc).__name__}: {exc}"
+            )
+        if value is not MISSING:
+            return CacheExplanation(True, "hit", f"stored in the {store.name} cache")
+        return CacheExplanation(False, "new", "never computed with these arguments")
 
     def cache_info(self) -> CacheInfo:
         hits, misses, _ = self.counts()

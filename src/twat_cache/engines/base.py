@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from twat_cache._threads import executor
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
+from twat_cache.exceptions import SerializationError
 
 __all__ = ["AsyncCacheEngine", "CacheEngine", "Store"]
 
@@ -128,6 +129,42 @@ class Store(ABC):
 
     def reset_counts(self) -> None:  # noqa: B027 - optional capability
         """Zero the shared counters (the cache was cleared)."""
+
+    def adopt_version(  # noqa: B027 - optional: only persistent stores keep versions
+        self, tag: tuple[str, ...], parts: Callable[[], dict[str, str]]
+    ) -> None:
+        """Entries are written under the code version ``tag`` from now on.
+
+        A persistent store removes the entries of the version it held before
+        on its first write under ``tag`` (they can never be read again);
+        ``parts()`` names the functions the version covers, with their
+        digests, so that ``cache_explain`` can say which one changed. Other
+        stores ignore this.
+        """
+
+    def track_files(self, states: dict[str, tuple[Any, ...]]) -> None:  # noqa: B027 - optional
+        """``states`` (path -> the state last keyed, kept up to date by the key plan) is
+        recorded with each write, so that ``cache_explain`` in another process can tell a
+        changed input file from a new call. Only persistent stores keep it."""
+
+    def tracked_files(self) -> dict[str, tuple[Any, ...]]:
+        """The file states recorded by :meth:`track_files` writes (any process)."""
+        return {}
+
+    def version_record(self) -> dict[str, Any] | None:
+        """The code version the store's entries belong to, as recorded by
+        :meth:`adopt_version` (``tag``, ``parts``, ``previous``); ``None`` when not kept."""
+        return None
+
+    def peek(self, key: Hashable) -> str:
+        """What is stored under ``key``, for ``cache_explain``: ``"hit"``,
+        ``"missing"``, ``"expired"`` or ``"corrupt"``. Never drops an entry
+        where a store can tell without it (the default reads the value)."""
+        try:
+            value = self.get(key)
+        except SerializationError:
+            return "corrupt"
+        return "missing" if value is MISSING else "hit"
 
     def key_lock(self, key: str) -> AbstractContextManager[object] | None:
         """A lock held across processes while one of them computes ``key``, or ``None``."""

@@ -242,12 +242,25 @@ class DiskCacheEngine(PersistentEngine):
         msg = "stored entry is neither raw bytes nor a value file (written by something else)"
         raise SerializationError(msg)
 
+    def peek(self, key: Any) -> str:
+        """Expired rows are found (diskcache's read skips them) and kept."""
+        row = self._row("SELECT expire_time FROM Cache WHERE key = ? AND raw = 1", key)
+        if row is None:
+            return "missing"
+        if row[0] is not None and row[0] <= time.time():
+            return "expired"
+        try:
+            return "missing" if self.get(key) is MISSING else "hit"
+        except SerializationError:
+            return "corrupt"
+
     def set(self, key: Any, value: Any, ttl: float | None = None) -> None:
         native = self.files.native(value, FILE_MIN_BYTES)
         payload = b"" if native is not None else self.codec.dumps(value)
         if ttl is not None and ttl <= 0:  # expires at once: keep nothing, not even an old value
             self.delete(key)
             return
+        self.before_write()
         stored: bytes | _InFile
         if native is None and len(payload) < FILE_MIN_BYTES:
             stored = self.codec.frame(key, payload)
@@ -455,6 +468,7 @@ class KleptoEngine(EntryFiles):
         if ttl is not None and ttl <= 0:  # expires at once: keep nothing, not even an old value
             self.delete(key)
             return
+        self.before_write()
         text = base64.b64encode(data).decode("ascii")
         archive = self._open(create=True)
         archive[key] = text
@@ -471,6 +485,9 @@ class KleptoEngine(EntryFiles):
             msg = f"klepto could not store the entry in {self.folder} (disk full?)"
             raise CacheOperationError(msg)
         self._stored(len(text))
+
+    def peek(self, key: Any) -> str:
+        return self._peek_at(self._entry(key), key)
 
     def delete(self, key: Any) -> bool:
         return remove_path(self._entry(key))

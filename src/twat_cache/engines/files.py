@@ -431,7 +431,11 @@ class JoblibEngine(EntryFiles):
         if not self._checked:
             self.make_folder()
             self._checked = True
+        self.before_write()
         self._stored(self.files.write(self._path(key), key, kind, form, deadline(ttl)))
+
+    def peek(self, key: Any) -> str:
+        return self._peek_at(self._path(key), key)
 
     def get(self, key: Any) -> Any:
         if not self._checked:

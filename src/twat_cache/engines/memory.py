@@ -65,6 +65,15 @@ class MemoryStore(Store):
                 return MISSING
         return stored
 
+    def peek(self, key: Hashable) -> str:
+        """Read without dropping: an expired entry is reported as such."""
+        try:
+            stored = self.mapping[key]
+        except KeyError:
+            return "missing"
+        deadline = stored[1] if self.stamped else self._deadlines.get(key, math.inf)
+        return "expired" if deadline <= time.monotonic() else "hit"
+
     def set(self, key: Hashable, value: Any, ttl: float | None) -> None:
         if not self.keep:
             return

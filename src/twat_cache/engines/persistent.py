@@ -21,13 +21,15 @@ import threading
 import time
 from abc import abstractmethod
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
 from twat_cache.engines.base import Store
-from twat_cache.exceptions import CacheOperationError
+from twat_cache.exceptions import CacheOperationError, SerializationError
 from twat_cache.paths import (
     KeyLock,
     atomic_write,
@@ -48,7 +50,15 @@ from twat_cache.serializers import (
     codec_for,
 )
 
-__all__ = ["MANIFEST", "EntryFiles", "Manifest", "PersistentEngine", "deadline"]
+__all__ = [
+    "FILE_STATES",
+    "MANIFEST",
+    "VERSIONS",
+    "EntryFiles",
+    "Manifest",
+    "PersistentEngine",
+    "deadline",
+]
 
 #: Per-call folders (``cache_path=``, ``location_arg=``) kept open at once per cache.
 _MAX_SIBLINGS = 16
@@ -58,6 +68,11 @@ MANIFEST = "twat_cache.json"
 FLEET = "twat_cache.fleet.json"
 _MANIFEST_FORMAT = 1
 _MANIFEST_MAX_BYTES = 64 * 1024
+#: The file naming the code version a cache folder's entries belong to.
+VERSIONS = "twat_cache_version.json"
+#: The file keeping the last keyed state of each ``files=`` path (for ``cache_explain``).
+FILE_STATES = "twat_cache_files.json"
+_MAX_FILE_STATES = 1024
 #: Temp files or folders older than this were left by a killed writer.
 STALE_TEMP = 3600.0
 
@@ -218,6 +233,119 @@ class PersistentEngine(Store):
         #: Drop damaged files and temp files of killed writers when met. The command
         #: line turns this off for commands that only report, which delete nothing.
         self.repair = True
+        #: The code version this process writes under (``adopt_version``), the parts it
+        #: is made of (computed on the first write only), and whether that write is done.
+        self._tag: tuple[str, ...] | None = None
+        self._parts: Callable[[], dict[str, str]] | None = None
+        self._adopted = False
+        self._adopt_lock = threading.Lock()
+        self._files: dict[str, tuple[Any, ...]] | None = None
+
+    # -- code versions ------------------------------------------------------------------
+
+    def adopt_version(self, tag: tuple[str, ...], parts: Callable[[], dict[str, str]]) -> None:
+        """Write under the code version ``tag`` (see :meth:`Store.adopt_version`).
+
+        Two different tags in one process (functions sharing one ``name=``) turn
+        the clean-up off: entries do not say which version wrote them.
+        """
+        if self._tag is not None and self._tag != tag:
+            self._adopted = True  # nothing is removed for either
+            return
+        self._tag, self._parts = tag, parts
+        for engine in self.siblings():
+            engine.adopt_version(tag, parts)
+
+    def track_files(self, states: dict[str, tuple[Any, ...]]) -> None:
+        self._files = states
+        for engine in self.siblings():
+            engine.track_files(states)
+
+    def tracked_files(self) -> dict[str, tuple[Any, ...]]:
+        raw = self._read_json(FILE_STATES)
+        if not isinstance(raw, dict):
+            return {}
+        return {path: tuple(state) for path, state in raw.items() if isinstance(state, list)}
+
+    def _note_files(self, states: dict[str, tuple[Any, ...]]) -> None:
+        """Merge the file states of the call being stored into :data:`FILE_STATES`.
+
+        Only writes of a ``files=`` function pay for it; a race between two writers
+        loses a state, which only makes an explanation say "new"."""
+        known = self.tracked_files()
+        known.update(states)
+        if len(known) > _MAX_FILE_STATES:  # the oldest-recorded paths go first
+            known = dict(list(known.items())[-_MAX_FILE_STATES:])
+        with contextlib.suppress(OSError, CacheOperationError):
+            self.make_folder()
+            with atomic_write(self.folder / FILE_STATES, self.secure) as fd:
+                os.write(fd, json.dumps(known).encode())
+
+    def _read_json(self, name: str) -> Any:
+        """A small JSON file of this folder, ``None`` if missing or unreadable."""
+        try:
+            fd = open_file(self.folder / name, os.O_RDONLY, secure=False)
+        except (CacheOperationError, OSError):
+            return None
+        try:
+            with open(fd, "rb") as f:
+                return json.loads(f.read(_MANIFEST_MAX_BYTES * 16))
+        except (OSError, ValueError):
+            return None
+
+    def version_record(self) -> dict[str, Any] | None:
+        """The folder's code-version record (``tag``, ``parts``, ``previous``), ``None`` if
+        there is none or it is unreadable."""
+        record = self._read_json(VERSIONS)
+        if not isinstance(record, dict) or not isinstance(record.get("tag"), list):
+            return None
+        return record
+
+    def before_write(self) -> None:
+        """Called before each write: the first under a new code version removes the
+        entries of the version the folder held before and records the new one.
+
+        Only writes pay for this (one flag test after the first): hits read nothing
+        more. A record that cannot be read or written only skips the clean-up.
+        """
+        if self._files:
+            self._note_files(dict(self._files))
+        if self._adopted:
+            return
+        with self._adopt_lock:  # another thread's first write waits: its entry must stay
+            if not self._adopted:
+                # Housekeeping: if it fails (a folder level refused, a code walk that
+                # cannot read a source), the write goes ahead and old entries stay.
+                with contextlib.suppress(Exception):
+                    self._adopt()
+                self._adopted = True
+
+    def _adopt(self) -> None:
+        tag, parts = self._tag, self._parts
+        if tag is None or parts is None:
+            return
+        record = self.version_record()
+        if record is not None and record["tag"] == list(tag):
+            return
+        if record is not None:  # written under another version: its entries are unreachable
+            self._clear_here()
+        previous = None if record is None else {"tag": record["tag"], "parts": record.get("parts")}
+        new = {"format": 1, "tag": list(tag), "parts": parts(), "previous": previous}
+        with contextlib.suppress(OSError, CacheOperationError):
+            self.make_folder()
+            with atomic_write(self.folder / VERSIONS, self.secure) as fd:
+                os.write(fd, json.dumps(new, indent=1).encode())
+
+    def _clear_here(self) -> None:
+        """:meth:`clear` of this folder only (per-call folders keep their own versions)."""
+        with self._siblings_lock:
+            saved, self._siblings = self._siblings, OrderedDict()
+        try:
+            self.clear()
+        finally:
+            with self._siblings_lock:
+                saved.update(self._siblings)
+                self._siblings = saved
 
     def make_folder(self) -> Path:
         """Create this cache's folder, checking every level below the root (see ``ensure_folder``).
@@ -309,6 +437,8 @@ class PersistentEngine(Store):
                 return engine
             engine = type(self)(self.config, base=root)
             engine.codec = self.codec
+            engine._tag, engine._parts = self._tag, self._parts
+            engine._files = self._files
             self._siblings[root] = engine
             evicted = (
                 self._siblings.popitem(last=False)[1]
@@ -411,6 +541,21 @@ class EntryFiles(PersistentEngine):
 
     def _forget(self, path: Path) -> None:
         """Called before the entry at ``path`` is removed by housekeeping."""
+
+    def _peek_at(self, path: Path, key: str) -> str:
+        """:meth:`Store.peek` of the entry at ``path``: its deadline is read from the frame
+        header, so an expired entry is reported (and kept) rather than dropped."""
+        if not path.exists():
+            return "missing"
+        expire = self._expiry(path)
+        if expire is None:
+            return "corrupt"
+        if 0 < expire <= time.time():
+            return "expired"
+        try:
+            return "missing" if self.get(key) is MISSING else "hit"
+        except SerializationError:
+            return "corrupt"
 
     def _stored(self, size: int) -> None:
         """Called after an entry of ``size`` bytes landed: manifest, then ``size_limit``."""

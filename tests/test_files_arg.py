@@ -1,0 +1,166 @@
+"""``files=``: arguments that are paths are keyed by their file's state (API.md 8)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from twat_cache import ConfigurationError, bcache, fcache, mcache
+
+DECORATORS = [mcache, bcache, fcache]
+
+
+def _write(path: Path, data: bytes, mtime_ns: int) -> None:
+    """Write ``data`` and set the modification time (a coarse file clock cannot hide it)."""
+    path.write_bytes(data)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+@pytest.fixture(autouse=True)
+def _cache_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("TWAT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("decorator", DECORATORS, ids=lambda d: d.__name__)
+def test_rewritten_input_file_recomputes(decorator, tmp_path):
+    """A file rewritten in place at the same path is a new call; unchanged, it hits; a str
+    and a Path naming the same file find the same entry."""
+    data = tmp_path / "in.csv"
+    _write(data, b"a,b\n1,2\n", 1_000_000_000)
+    calls = []
+
+    @decorator(files=("path",))
+    def rows(path):
+        calls.append(path)
+        return Path(path).read_bytes().count(b"\n")
+
+    assert rows(data) == 2
+    assert rows(str(data)) == 2
+    assert len(calls) == 1
+    _write(data, b"a,b\n1,2\n3,4\n", 2_000_000_000)
+    assert rows(data) == 3
+    assert rows(data) == 3
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("decorator", DECORATORS, ids=lambda d: d.__name__)
+def test_missing_file_is_a_value(decorator, tmp_path):
+    """A path whose file is missing is keyed as missing: cached as such, and creating the
+    file makes the next call recompute."""
+    data = tmp_path / "later.txt"
+    calls = []
+
+    @decorator(files=("path",))
+    def exists(path):
+        calls.append(1)
+        return os.path.exists(path)
+
+    assert exists(data) is False
+    assert exists(data) is False
+    assert len(calls) == 1
+    _write(data, b"x", 1_000_000_000)
+    assert exists(data) is True
+    assert len(calls) == 2
+
+
+def test_mtime_key_ignores_content_with_same_size_and_time(tmp_path):
+    """file_key="mtime" (the default) reads only size and modification time: the same
+    size and time count as the same file."""
+    data = tmp_path / "a.bin"
+    _write(data, b"AAAA", 1_000_000_000)
+    calls = []
+
+    @mcache(files=("path",))
+    def read(path):
+        calls.append(1)
+        return Path(path).read_bytes()
+
+    assert read(data) == b"AAAA"
+    _write(data, b"BBBB", 1_000_000_000)
+    assert read(data) == b"AAAA"
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("decorator", DECORATORS, ids=lambda d: d.__name__)
+def test_content_key_follows_the_bytes(decorator, tmp_path):
+    """file_key="content" keys by the bytes: a touched file with the same bytes hits, other
+    bytes of the same size and time recompute."""
+    data = tmp_path / "a.bin"
+    _write(data, b"AAAA", 1_000_000_000)
+    calls = []
+
+    @decorator(files=("path",), file_key="content")
+    def read(path):
+        calls.append(1)
+        return Path(path).read_bytes()
+
+    assert read(data) == b"AAAA"
+    _write(data, b"AAAA", 5_000_000_000)
+    assert read(data) == b"AAAA"
+    assert len(calls) == 1
+    _write(data, b"BBBB", 5_000_000_000)
+    assert read(data) == b"BBBB"
+    assert len(calls) == 2
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(first=st.binary(max_size=64), second=st.binary(max_size=64))
+def test_content_key_equal_exactly_when_bytes_equal(tmp_path, first, second):
+    """With file_key="content" two file contents give one entry exactly when they are equal."""
+    data = tmp_path / "p.bin"
+    calls = []
+
+    @mcache(files=("path",), file_key="content")
+    def read(path):
+        calls.append(1)
+        return Path(path).read_bytes()
+
+    data.write_bytes(first)
+    assert read(data) == first
+    data.write_bytes(second)
+    assert read(data) == second
+    assert len(calls) == (1 if first == second else 2)
+
+
+def test_non_path_values_are_keyed_as_they_are(tmp_path):
+    """A files= argument given something that is not a path (None) is an ordinary value."""
+    calls = []
+
+    @mcache(files=("path",))
+    def maybe(path=None):
+        calls.append(path)
+        return path is None
+
+    assert maybe() is True
+    assert maybe(None) is True
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("files", "signature", "extra", "message"),
+    [
+        (("nope",), "def f(path): pass", {}, "'nope' is not a parameter of"),
+        (("paths",), "def f(*paths): pass", {}, "'paths' is a \\*args/\\*\\*kwargs parameter"),
+        (("path",), "def f(path): pass", {"ignore": ("path",)}, "also in ignore="),
+        (("path",), "def f(path): pass", {"key": lambda path: 1}, "key= replaces the key"),
+    ],
+)
+def test_bad_files_names_are_refused_at_decoration(files, signature, extra, message):
+    """files= naming no usable parameter raises ConfigurationError naming the field and the
+    parameter, at decoration."""
+    namespace: dict[str, object] = {}
+    exec(signature, namespace)
+    with pytest.raises(ConfigurationError, match=f"CacheConfig.files: .*{message}"):
+        mcache(files=files, **extra)(namespace["f"])
+
+
+def test_bad_file_key_is_refused():
+    """file_key accepts "mtime" or "content" only; anything else names the field."""
+    with pytest.raises(ConfigurationError, match="file_key"):
+        mcache(files=("path",), file_key="size")(lambda path: path)
