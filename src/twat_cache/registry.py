@@ -32,7 +32,7 @@ class Member(Protocol):
         """(hits, misses, errors) in this process."""
 
     def timings(self) -> dict[str, float | None]:
-        """``mean_miss_seconds`` and ``saved_seconds``."""
+        """``mean_miss_seconds``, ``mean_hit_seconds`` and ``saved_seconds``."""
 
     def reset(self) -> None:
         """Zero the counters after the cache was cleared."""
@@ -58,8 +58,8 @@ class CacheEntry:
     def stats(self) -> dict[str, Any]:
         """Counters summed over every function sharing this cache."""
         hits = misses = errors = 0
-        miss_seconds = 0.0
-        timed = saved = 0.0
+        miss_seconds = hit_seconds = 0.0
+        timed = hit_timed = saved = 0.0
         for member in list(self.members):
             h, m, e = member.counts()
             hits, misses, errors = hits + h, misses + m, errors + e
@@ -68,6 +68,9 @@ class CacheEntry:
             if t["mean_miss_seconds"] is not None:
                 miss_seconds += t["mean_miss_seconds"] * m
                 timed += m
+            if t.get("mean_hit_seconds") is not None:
+                hit_seconds += (t["mean_hit_seconds"] or 0.0) * h
+                hit_timed += h
         calls = hits + misses
         try:
             size = len(self.store)
@@ -84,6 +87,7 @@ class CacheEntry:
             "errors": errors,
             "fallback": self.fallback,
             "mean_miss_seconds": miss_seconds / timed if timed else None,
+            "mean_hit_seconds": hit_seconds / hit_timed if hit_timed else None,
             "saved_seconds": saved,
             "bytes": None,
             "fleet": None,

@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Callable, Hashable
 from typing import Any, cast
 
+from twat_cache._metrics import recorder_for
 from twat_cache._types import CacheInfo
 from twat_cache.call.memory import memory_wrapper, store_wrapper
 from twat_cache.call.options import options_wrapper, store_at
@@ -89,6 +90,7 @@ def make_path(func: Callable[..., Any], config: CacheConfig, entry: CacheEntry) 
     if error is not None:
         plan.fail_with(error)
     path = CallPath(func, config, entry.name, store, plan)
+    path.metrics = recorder_for(path)
     entry.members.add(path)
     return path
 
