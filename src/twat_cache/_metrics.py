@@ -62,9 +62,9 @@ class _Instruments:
     """The instruments of one meter provider and the call paths they observe."""
 
     def __init__(self, provider: Any) -> None:
-        from opentelemetry.metrics import Observation  # noqa: PLC0415  # optional
+        from opentelemetry.metrics import Observation  # optional
 
-        from twat_cache._version import __version__  # noqa: PLC0415
+        from twat_cache._version import __version__
 
         self.observation = Observation
         self.paths: weakref.WeakSet[CallPath] = weakref.WeakSet()
@@ -107,7 +107,7 @@ def recorder_for(path: CallPath) -> Recorder | None:
     if "opentelemetry" not in sys.modules:
         return None
     try:
-        from opentelemetry import metrics  # noqa: PLC0415  # optional
+        from opentelemetry import metrics  # optional
     except ImportError:
         return None
     provider = metrics.get_meter_provider()

@@ -110,7 +110,7 @@ class CallPath:
         hit_seconds, hit_timed = self.hit_seconds, self.hit_timed
         if fast:
             if self._fast_hit_cost is None:
-                from twat_cache._metrics import fast_hit_seconds  # noqa: PLC0415  # stats only
+                from twat_cache._metrics import fast_hit_seconds  # stats only
 
                 self._fast_hit_cost = fast_hit_seconds(self.store)
             if self._fast_hit_cost is not None:
