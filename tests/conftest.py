@@ -71,8 +71,10 @@ def log() -> Iterator[list[str]]:
     logger.remove(sink)
 
 
-def run_python(code: str, env: dict[str, str] | None = None) -> str:
-    """Run ``code`` in a fresh interpreter with this test's environment; return stdout."""
+def run_python(code: str, env: dict[str, str] | None = None, quiet: bool = False) -> str:
+    """Run ``code`` in a fresh interpreter with this test's environment; return stdout.
+
+    ``quiet``: the run must log no WARNING (or worse) either."""
     full_env = {**os.environ, **(env or {})}
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -85,6 +87,9 @@ def run_python(code: str, env: dict[str, str] | None = None) -> str:
     if done.returncode != 0:
         msg = f"subprocess failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
         raise AssertionError(msg)
+    if quiet:
+        loud = [line for line in done.stderr.splitlines() if "WARNING" in line or "ERROR" in line]
+        assert not loud, f"logged: {loud}"
     return done.stdout
 
 

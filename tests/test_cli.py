@@ -1,7 +1,8 @@
 """The command line: ``main(argv)`` called in process, output captured.
 
 Housekeeping commands run on a real cache root, filled beforehand by real
-decorated functions in another process (``TWAT_CACHE_DIR`` points at it).
+decorated functions (``TWAT_CACHE_DIR`` points at it), in this process with
+the registry emptied after, or in another process where that is the point.
 Subprocesses remain only where they are the point: the installed script, and
 answering the confirmation at a real pseudo-terminal.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import run_python
 from twat_cache.__main__ import _fmt, _times, main
+from twat_cache.registry import registry
 
 #: Wide enough that rich never wraps a table cell in these tests.
 _WIDE = {"COLUMNS": "200"}
@@ -222,9 +225,20 @@ ENGINES = {"runs": "diskcache", "arrays": "joblib", "kl": "klepto"}
 FOLDERS = {"runs": "proj/runs/runs", "arrays": "arrays/arrays", "kl": "kl"}
 
 
-def populate(ttl: float = 3600.0) -> None:
-    """Fill the test's cache root (TWAT_CACHE_DIR) with the three caches of POPULATE."""
-    run_python(POPULATE.replace("TTL", repr(ttl)))
+def populate(ttl: float = 3600.0, elsewhere: bool = False) -> None:
+    """Fill the test's cache root (TWAT_CACHE_DIR) with the three caches of POPULATE.
+
+    In this process by default, its stores closed and the registry emptied after, so
+    the command line finds only what is on disk (as a fresh process would); with
+    ``elsewhere=True`` another interpreter writes them."""
+    code = POPULATE.replace("TTL", repr(ttl))
+    if elsewhere:
+        run_python(code)
+        return
+    module = Path(os.environ["TWAT_CACHE_DIR"]).parent / "populate_caches.py"
+    module.write_text(code, encoding="utf-8")  # a real file: code versions read the source
+    runpy.run_path(str(module), run_name="populate_caches")
+    registry.reset()
 
 
 def entry_files(root: Path) -> dict[str, int]:
@@ -237,7 +251,7 @@ def entry_files(root: Path) -> dict[str, int]:
 
 def test_list_shows_every_cache_on_disk(run_cli, cli_json, cache_root):
     """list finds caches written by another process: engine, entries, bytes, last write."""
-    populate()
+    populate(elsewhere=True)
     report = cli_json("list")
     assert report["root"] == str(cache_root)
     caches = {c["name"]: c for c in report["caches"]}

@@ -33,7 +33,7 @@ def test_docs_have_runnable_blocks():
 def test_docs_python_blocks_run(page, tmp_path):
     """Every ``python`` block of the page runs, in order, in a fresh interpreter."""
     code = "\n\n".join(python_blocks(page))
-    run_python(code, env={"TWAT_CACHE_DIR": str(tmp_path)})
+    run_python(code, env={"TWAT_CACHE_DIR": str(tmp_path)}, quiet=True)
 
 
 def test_every_page_is_in_the_navigation():

@@ -22,8 +22,8 @@ def test_readme_has_python_blocks():
 
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda b: b.splitlines()[0][:40])
 def test_readme_python_block_runs(block, tmp_path):
-    """Each Python block runs in a fresh interpreter without error."""
-    run_python(block, env={"TWAT_CACHE_DIR": str(tmp_path)})
+    """Each Python block runs in a fresh interpreter without error and logs no warning."""
+    run_python(block, env={"TWAT_CACHE_DIR": str(tmp_path)}, quiet=True)
 
 
 def test_readme_starts_with_the_two_commands_ci_runs():

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +30,8 @@ from twat_cache import (
 )
 
 pytestmark = pytest.mark.redis
+
+pytest_plugins = ["pytester"]
 
 
 def _client(url: str) -> redis.Redis:
@@ -464,34 +465,28 @@ def test_x(redis_url):
 '''
 
 
-def _pytest_with(env: dict[str, str], tmp: Path) -> subprocess.CompletedProcess[str]:
-    """Run a one-test file using the ``redis_url`` fixture in a fresh pytest."""
-    test = tmp / "test_needs_redis.py"
-    test.write_text(_NEEDS_REDIS)
-    root = Path(__file__).resolve().parent.parent
-    return subprocess.run(
-        [
-            *(sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest"),
-            *("-p", "no:cacheprovider", "--rootdir", str(tmp), "-c", os.devnull, str(test)),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(sys.path)},
-        cwd=root,
-        timeout=120,
-        check=False,
-    )
+def _pytest_with(pytester: pytest.Pytester, env: dict[str, str]) -> pytest.RunResult:
+    """Run a one-test file using the ``redis_url`` fixture in an inner pytest session
+    (in this process: only the fixture's verdict is the point)."""
+    pytester.makepyfile(test_needs_redis=_NEEDS_REDIS)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}.items():
+            patch.setenv(name, value)
+        return pytester.runpytest(
+            *("-p", "tests.conftest", "-p", "twat_cache.pytest_plugin"),
+            *("-p", "no:cacheprovider", "-W", "error"),
+        )
 
 
-def test_required_redis_turns_a_missing_server_into_a_failure(tmp_path):
+def test_required_redis_turns_a_missing_server_into_a_failure(pytester):
     """TWAT_CACHE_REQUIRE_REDIS=1 (CI): no server is a failure, not a skip."""
     url = {"TWAT_CACHE_TEST_REDIS_URL": _unused_url()}
-    required = _pytest_with({**url, "TWAT_CACHE_REQUIRE_REDIS": "1"}, tmp_path)
-    assert required.returncode == 1, required.stdout
-    assert "TWAT_CACHE_REQUIRE_REDIS=1 but no Redis server" in required.stdout
-    optional = _pytest_with({**url, "TWAT_CACHE_REQUIRE_REDIS": ""}, tmp_path)
-    assert optional.returncode == 0, optional.stdout
-    assert "1 skipped" in optional.stdout
+    required = _pytest_with(pytester, {**url, "TWAT_CACHE_REQUIRE_REDIS": "1"})
+    assert required.ret == 1, required.stdout.str()
+    assert "TWAT_CACHE_REQUIRE_REDIS=1 but no Redis server" in required.stdout.str()
+    optional = _pytest_with(pytester, {**url, "TWAT_CACHE_REQUIRE_REDIS": ""})
+    assert optional.ret == 0, optional.stdout.str()
+    optional.assert_outcomes(skipped=1)
 
 
 def test_overlapping_names_never_share_keys(redis_url):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from twat_cache import CacheOperationError, clear_cache, get_stats, list_caches, mcache
+from twat_cache import CacheOperationError, bcache, clear_cache, get_stats, list_caches, mcache
+from twat_cache.registry import registry
 
 
 def test_stats_for_one_and_all(calls):
@@ -107,3 +108,44 @@ def test_closures_with_other_captured_values_are_other_caches(calls):
     assert len(list_caches()) == 2
     clear_cache()
     assert one.cache_info().currsize == hundred.cache_info().currsize == 0
+
+
+def _tagged(calls):
+    @bcache(name="tag", folder_name="tags")
+    def tag(x):
+        calls(x)
+        return x
+
+    return tag
+
+
+def test_clear_cache_reaches_a_persistent_cache_on_disk(calls, cache_root):
+    """clear_cache("tag") in a process that never decorated "tag" (the registry
+    emptied, as in a fresh process) finds the cache's manifest under the cache
+    root and drops its entries: the next process recomputes them."""
+    tag = _tagged(calls)
+    tag(1), tag(2)
+    registry.reset()
+    assert list_caches() == []
+    clear_cache("tag")
+    tag = _tagged(calls)
+    tag(1), tag(2)
+    assert calls == [1, 2, 1, 2]
+
+
+def test_unknown_name_lists_caches_live_and_on_disk(calls, cache_root):
+    """A name matching no live cache and no cache on disk raises CacheOperationError
+    naming both kinds of known caches; the caches on disk keep their entries."""
+    tag = _tagged(calls)
+    tag(1)
+    registry.reset()
+
+    @mcache(name="live")
+    def live(x):
+        return x
+
+    with pytest.raises(CacheOperationError, match=r"'nope'.*known caches: live, tag"):
+        clear_cache("nope")
+    tag = _tagged(calls)
+    tag(1)
+    assert calls == [1]

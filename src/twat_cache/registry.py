@@ -32,7 +32,7 @@ class Member(Protocol):
         """(hits, misses, errors) in this process."""
 
     def timings(self) -> dict[str, float | None]:
-        """``mean_miss_seconds`` and ``saved_seconds``."""
+        """``mean_miss_seconds``, ``mean_hit_seconds`` and ``saved_seconds``."""
 
     def reset(self) -> None:
         """Zero the counters after the cache was cleared."""
@@ -58,8 +58,8 @@ class CacheEntry:
     def stats(self) -> dict[str, Any]:
         """Counters summed over every function sharing this cache."""
         hits = misses = errors = 0
-        miss_seconds = 0.0
-        timed = saved = 0.0
+        miss_seconds = hit_seconds = 0.0
+        timed = hit_timed = saved = 0.0
         for member in list(self.members):
             h, m, e = member.counts()
             hits, misses, errors = hits + h, misses + m, errors + e
@@ -68,6 +68,9 @@ class CacheEntry:
             if t["mean_miss_seconds"] is not None:
                 miss_seconds += t["mean_miss_seconds"] * m
                 timed += m
+            if t.get("mean_hit_seconds") is not None:
+                hit_seconds += (t["mean_hit_seconds"] or 0.0) * h
+                hit_timed += h
         calls = hits + misses
         try:
             size = len(self.store)
@@ -84,6 +87,7 @@ class CacheEntry:
             "errors": errors,
             "fallback": self.fallback,
             "mean_miss_seconds": miss_seconds / timed if timed else None,
+            "mean_hit_seconds": hit_seconds / hit_timed if hit_timed else None,
             "saved_seconds": saved,
             "bytes": None,
             "fleet": self._fleet(),
@@ -201,14 +205,19 @@ def get_stats(name: str | None = None) -> Any:
 
 
 def clear_cache(name: str | None = None) -> None:
-    """Drop every entry of one registered cache, or of all of them.
+    """Drop every entry of one cache, or of every cache of this process.
 
-    Clears every cache it can reach even when one fails, then raises one
-    error naming those it could not clear.
+    A name no function of this process uses reaches a persistent cache on
+    disk under the cache root (found through its manifest). Clears every
+    cache it can reach even when one fails, then raises one error naming
+    those it could not clear.
 
     Raises:
         CacheOperationError: no cache has that name, or some could not be cleared.
     """
+    if name is not None and name not in registry.names():
+        _clear_on_disk(name)
+        return
     entries = [registry.get(name)] if name is not None else registry.entries()
     failed: list[str] = []
     for entry in entries:
@@ -219,6 +228,33 @@ def clear_cache(name: str | None = None) -> None:
     if failed:
         msg = f"could not clear {len(failed)} cache(s): " + "; ".join(failed)
         raise CacheOperationError(msg)
+
+
+def _clear_on_disk(name: str) -> None:
+    """Clear the persistent cache ``name`` no function of this process has opened.
+
+    It is found under the cache root by the manifest its engine wrote (by
+    name, or by its folder relative to the root) and cleared through that
+    engine, as ``twat-cache clear NAME`` does.
+    """
+    from twat_cache import _manage  # housekeeping: only when asked
+    from twat_cache.paths import cache_root
+
+    root = cache_root()
+    found = _manage.find_caches(root)
+    try:
+        caches = _manage.select(found, name)
+    except _manage.CacheLookupError as exc:
+        if found and any(cache.name == name for cache in found):  # ambiguous: say which folders
+            raise CacheOperationError(str(exc)) from None
+        known = ", ".join(sorted({*registry.names(), *(cache.name for cache in found)})) or "none"
+        msg = f"no cache named {name!r} in this process or under {root} (known caches: {known})"
+        raise CacheOperationError(msg) from None
+    try:
+        _manage.clear(caches[0])
+    except Exception as exc:
+        msg = f"could not clear 1 cache(s): {name!r} ({type(exc).__name__}: {exc})"
+        raise CacheOperationError(msg) from exc
 
 
 def list_caches() -> list[str]:

@@ -404,18 +404,21 @@ def test_unicode_keys(make: Callable[..., Store]) -> None:
 def test_ttl_expires_and_none_never_expires(
     make: Callable[..., Store], context: Callable[..., CacheContext]
 ) -> None:
-    """An entry set with ttl=0.2 is a miss a second later; one set with ttl=None is still there.
+    """An entry set with ttl=0.3 is a miss once its deadline is past (measured, not
+    guessed: the sleep ends 0.2 s after the last set's deadline); one set with
+    ttl=None is still there.
 
     Store and context share the one sleep, so the suite sleeps once per engine.
     """
     store = make()
     c = context()
-    store.set(key(store, "short"), "gone", 0.2)
+    store.set(key(store, "short"), "gone", 0.3)
     store.set(key(store, "forever"), "kept", None)
-    c.set("short", "gone", ttl=0.2)
+    c.set("short", "gone", ttl=0.3)
+    last_set = time.monotonic()
     c.set("forever", "kept", ttl=None)
-    assert store.get(key(store, "short")) == "gone"  # not expired yet: a 0.2 s window is ample
-    time.sleep(1.0)
+    assert store.get(key(store, "short")) == "gone"  # not expired yet: a 0.3 s window is ample
+    time.sleep(max(0.0, last_set + 0.5 - time.monotonic()))
     assert store.get(key(store, "short")) is MISSING
     assert store.get(key(store, "forever")) == "kept"
     assert c.get("short", default="miss") == "miss"

@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, cast
 
 from twat_cache._explain import CacheExplanation, version_parts, version_tag
+from twat_cache._metrics import recorder_for
 from twat_cache._types import CacheInfo
 from twat_cache.call.memory import memory_wrapper, store_wrapper
 from twat_cache.call.options import options_wrapper, store_at
@@ -95,6 +96,7 @@ def make_path(func: Callable[..., Any], config: CacheConfig, entry: CacheEntry) 
     if plan.file_parts:
         store.track_files(plan.file_states)
     path = CallPath(func, config, entry.name, store, plan)
+    path.metrics = recorder_for(path)
     entry.members.add(path)
     return path
 

@@ -90,6 +90,15 @@ class CallPath:
         self.errors = 0
         self.miss_seconds = 0.0
         self.timed = 0
+        #: Hits of the call path (not the generated hit path) and the time they took.
+        self.hit_seconds = 0.0
+        self.hit_timed = 0
+        #: (hits, misses, errors) counted before the last reset: totals never go back.
+        self.retired = (0, 0, 0)
+        #: OpenTelemetry hooks (``_metrics.Recorder``) when a meter provider was set at
+        #: decoration; ``None`` costs the slow path one test and the hit path nothing.
+        self.metrics: Any = None
+        self._fast_hit_cost: float | None = None
         #: The generated memory wrapper's own hit counter (and its reset).
         self.fast_hits: Callable[[], int] = _zero
         self.reset_fast: Callable[[], None] = _nothing
@@ -114,12 +123,34 @@ class CallPath:
         """(hits, misses, errors) of this function in this process."""
         return self.hits + self.fast_hits(), self.misses, self.errors
 
+    def totals(self) -> tuple[int, int, int]:
+        """(hits, misses, errors) since decoration, clears included (monotonic counters)."""
+        h, m, e = self.counts()
+        rh, rm, re = self.retired
+        return h + rh, m + rm, e + re
+
     def timings(self) -> dict[str, float | None]:
-        """Mean compute time of misses and what the hits saved, measured here."""
+        """Mean compute time of misses, mean cost of hits, and what the hits saved.
+
+        Misses and call-path hits are timed as they happen. Hits of the generated
+        in-process hit path are not (a clock read would double their cost): they
+        count at the cost measured once by :func:`twat_cache._metrics.fast_hit_seconds`.
+        """
         mean = self.miss_seconds / self.timed if self.timed else None
-        hits = self.hits + self.fast_hits()
+        fast = self.fast_hits()
+        hits = self.hits + fast
+        hit_seconds, hit_timed = self.hit_seconds, self.hit_timed
+        if fast:
+            if self._fast_hit_cost is None:
+                from twat_cache._metrics import fast_hit_seconds  # stats only
+
+                self._fast_hit_cost = fast_hit_seconds(self.store)
+            if self._fast_hit_cost is not None:
+                hit_seconds += fast * self._fast_hit_cost
+                hit_timed += fast
         return {
             "mean_miss_seconds": mean,
+            "mean_hit_seconds": hit_seconds / hit_timed if hit_timed else None,
             "saved_seconds": hits * mean if mean is not None else 0.0,
         }
 
@@ -133,8 +164,9 @@ class CallPath:
                     self.store.reset_counts()
                 except Exception as exc:
                     self.fault("fleet reset", exc, quiet=True)
-        self.hits = self.misses = self.errors = self.timed = 0
-        self.miss_seconds = 0.0
+        self.retired = self.totals()
+        self.hits = self.misses = self.errors = self.timed = self.hit_timed = 0
+        self.miss_seconds = self.hit_seconds = 0.0
         self.reset_fast()
         self.plan.forget()
         with self._olock:
@@ -220,12 +252,24 @@ class CallPath:
 
     def save(self, store: Store, key: Hashable, value: Any, quiet: bool = False) -> None:
         try:
-            store.set(key, value, self.ttl)
+            if self.metrics is not None and store.in_process:
+                self._set_counting(store, key, value)
+            else:
+                store.set(key, value, self.ttl)
         except Exception as exc:
             self.fault("write", exc, quiet)
             return
         if type(key) is tuple and key and type(key[0]) is Token:
             self._own(key)
+
+    def _set_counting(self, store: Store, key: Hashable, value: Any) -> None:
+        """``store.set``, reporting the entries it pushed out (a bounded store when full)."""
+        before = len(store)
+        fresh = key not in store.mapping
+        store.set(key, value, self.ttl)
+        evicted = before + fresh - len(store)
+        if evicted > 0:
+            self.metrics.evicted(evicted)
 
     def drop(self, store: Store, key: Hashable) -> bool:
         try:
@@ -285,10 +329,11 @@ class CallPath:
         """A call on a store keyed by stable digests (disk, Redis, a backend)."""
         if self.hits + self.misses >= self._fleet_next and self._fleet_due():
             self.flush_fleet()
+        start = time.perf_counter()  # a hit's cost includes its key digest
         read = write = True
         if policy.ACTIVE:
             read, write = POLICY.get(policy.current() or "", (True, True))
-        return self.begin(self.store, self.plan.digest(raw), read, write)
+        return self.begin(self.store, self.plan.digest(raw), read, write, start=start)
 
     def begin(
         self,
@@ -297,20 +342,25 @@ class CallPath:
         read: bool = True,
         write: bool = True,
         looked: bool = False,
+        start: float = 0.0,
     ) -> Any:
         """The stored value (a hit, or another caller's fresh result), or a :class:`Ticket`
         telling the caller to compute. Raises the exception of a computation it waited for.
 
         ``looked``: the caller has just missed this key itself; only the look after
         joining the flight (another thread may have stored it meanwhile) remains.
+        ``start`` is when the call began (its key built since), for the hit's timing.
         """
         quiet = False
         if read and not looked:
+            start = start or time.perf_counter()
             value = self.lookup(store, key)
             if value is FAULT:  # counted once: a write failing after it is not counted again
                 quiet = True
             elif value is not MISSING:
                 self.hits += 1
+                self.hit_seconds += time.perf_counter() - start
+                self.hit_timed += 1
                 return value
         self.misses += 1
         if not (write and self.lock):
@@ -399,10 +449,11 @@ class CallPath:
     async def abegin_store(self, raw: Any) -> Any:
         if self.hits + self.misses >= self._fleet_next and self._fleet_due():
             await self.aflush_fleet()
+        start = time.perf_counter()
         read = write = True
         if policy.ACTIVE:
             read, write = POLICY.get(policy.current() or "", (True, True))
-        return await self.abegin(self.store, self.plan.digest(raw), read, write)
+        return await self.abegin(self.store, self.plan.digest(raw), read, write, start=start)
 
     async def abegin(
         self,
@@ -411,14 +462,18 @@ class CallPath:
         read: bool = True,
         write: bool = True,
         looked: bool = False,
+        start: float = 0.0,
     ) -> Any:
         quiet = False
         if read and not looked:
+            start = start or time.perf_counter()
             value = await self.alookup(store, key)
             if value is FAULT:
                 quiet = True
             elif value is not MISSING:
                 self.hits += 1
+                self.hit_seconds += time.perf_counter() - start
+                self.hit_timed += 1
                 return value
         self.misses += 1
         if not (write and self.lock):
@@ -656,8 +711,11 @@ class Ticket:
     def done(self, value: Any) -> Any:
         """Store the fresh value (when asked), release the lock and the waiters; return it."""
         path = self.path
-        path.miss_seconds += time.perf_counter() - self.start
+        elapsed = time.perf_counter() - self.start
+        path.miss_seconds += elapsed
         path.timed += 1
+        if path.metrics is not None:
+            path.metrics.computed(elapsed)
         if self.write:
             path.save(self.store, self.key, value, self.quiet)
         path._exit(self.lock)
@@ -677,8 +735,11 @@ class Ticket:
 
     async def adone(self, value: Any) -> Any:
         path = self.path
-        path.miss_seconds += time.perf_counter() - self.start
+        elapsed = time.perf_counter() - self.start
+        path.miss_seconds += elapsed
         path.timed += 1
+        if path.metrics is not None:
+            path.metrics.computed(elapsed)
         if self.write:
             await path.asave(self.store, self.key, value, self.quiet)
         await path._aexit(self.lock)

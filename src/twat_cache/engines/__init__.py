@@ -291,6 +291,8 @@ def choose_chain(
     if is_async:
         return CHAINS["acache"], "an async def function: acache's chain (never blocks the loop)"
     location = [name for name in _LOCATION_FIELDS if name in given]
+    if config.compress and "compress" in given:  # compression only means something on disk
+        location.append("compress=True")
     large = _large_return(func)
     if location or large:
         kind = "fcache" if large else "bcache"
