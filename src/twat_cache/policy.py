@@ -84,7 +84,7 @@ _POLICY: ContextVar[_Frame | None] = ContextVar("twat_cache_policy", default=Non
 
 #: How many policy blocks are entered right now, in any thread or task. The call
 #: path reads this plain int first and reads the context variable only when it
-#: is non-zero, so a hit pays one global lookup while no block is open anywhere.
+#: is non-zero (the generated memory hit path reads neither: see ``WATCHERS``).
 ACTIVE = 0
 _ACTIVE_LOCK = threading.Lock()
 
@@ -109,16 +109,28 @@ def current() -> str | None:
     return None if frame is None else frame.name
 
 
+#: Called with True when the first block opens anywhere, False when the last one closes:
+#: the generated memory wrappers then send every call down their slow path, which reads
+#: the policy, so their hit path never looks at it.
+WATCHERS: list[Callable[[bool], None]] = []
+
+
 def _enter() -> None:
     global ACTIVE
     with _ACTIVE_LOCK:
         ACTIVE += 1
+        if ACTIVE == 1:
+            for watcher in WATCHERS:
+                watcher(True)
 
 
 def _leave() -> None:
     global ACTIVE
     with _ACTIVE_LOCK:
         ACTIVE -= 1
+        if ACTIVE == 0:
+            for watcher in WATCHERS:
+                watcher(False)
 
 
 class Policy:

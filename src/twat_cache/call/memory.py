@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import keyword
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -49,22 +51,37 @@ def _tc_factory(_tc_map, _tc_begin, _tc_func, _tc_T):
 """
 
 _HIT_PATH = """\
-        if not _tc_pol.ACTIVE:
-            try:
-                {target} = _tc_map[_tc_k]
-            except Exception:
-                pass
-            else:
+        try:
+            {target} = _tc_map[_tc_k]
+        except Exception:
+            pass
+        else:
 {hit}"""
 
 _PLAIN_HIT = """\
+            _tc_hits += 1
+            return _tc_v"""
+
+_STAMPED_HIT = """\
+            if _tc_d > _tc_now():
                 _tc_hits += 1
                 return _tc_v"""
 
-_STAMPED_HIT = """\
-                if _tc_d > _tc_now():
-                    _tc_hits += 1
-                    return _tc_v"""
+#: What the hit path reads while a policy block is open anywhere: every call misses it
+#: and goes to the slow path, which applies the policy of its own thread or task.
+_NOTHING: dict[Any, Any] = {}
+#: The mapping cell of each live memory wrapper, by its call path.
+_cells: weakref.WeakKeyDictionary[CallPath, Any] = weakref.WeakKeyDictionary()
+_cells_lock = threading.Lock()
+
+
+def _policy_changed(active: bool) -> None:
+    with _cells_lock:
+        for path, cell in list(_cells.items()):
+            cell.cell_contents = _NOTHING if active else path.store.mapping
+
+
+policy.WATCHERS.append(_policy_changed)
 
 
 def _fills(path: CallPath) -> dict[str, str]:
@@ -88,7 +105,7 @@ def _fills(path: CallPath) -> dict[str, str]:
 
 def _namespace(path: CallPath) -> dict[str, Any]:
     namespace = path.plan.namespace_for_template()
-    namespace.update(_tc_pol=policy, _tc_now=time.monotonic)
+    namespace.update(_tc_now=time.monotonic)
     return namespace
 
 
@@ -106,6 +123,11 @@ def _build(path: CallPath, fills: dict[str, str], begin: Callable[..., Any]) -> 
     wrapper, count, reset = made
     if fills["hit_path"]:
         path.fast_hits, path.reset_fast = count, reset
+        cell = wrapper.__closure__[wrapper.__code__.co_freevars.index("_tc_map")]
+        with _cells_lock:
+            _cells[path] = cell
+            if policy.ACTIVE:
+                cell.cell_contents = _NOTHING
     return _finish(wrapper, path.func)
 
 

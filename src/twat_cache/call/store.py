@@ -24,6 +24,7 @@ import atexit
 import contextvars
 import inspect
 import math
+import multiprocessing
 import threading
 import time
 import weakref
@@ -48,12 +49,23 @@ __all__ = ["POLICY", "CallPath", "Ticket"]
 FAULT: Any = object()
 #: What each policy means for one call: (read the cache, write the cache).
 POLICY = {"disabled": (False, False), "refreshing": (False, True), "readonly": (True, False)}
-#: Fleet counters (``get_stats()["fleet"]``): a miss is sent with its computation; hits
-#: after this many calls or seconds, whichever comes first (checked every
+#: Fleet counters (``get_stats()["fleet"]``): a costly miss, or a worker's, is sent with its
+#: computation; other calls after this many calls or seconds, whichever comes first (checked every
 #: :data:`FLEET_CHECK` calls), when stats are read, and at exit.
 FLEET_CALLS = 1000
 FLEET_SECONDS = 1.0
 FLEET_CHECK = 16
+
+#: A miss whose computation took this long sends its count at once (the write is then a
+#: small part of the miss); so does every miss in a worker process (pool workers idle for
+#: long, and may never exit through ``atexit``). Cheaper misses go out with the hits.
+_COSTLY = 0.005
+
+
+def _in_worker() -> bool:
+    """True in a child process of a pool (multiprocessing, loky, Dask's nanny)."""
+    return multiprocessing.parent_process() is not None
+
 
 _fleet_paths: weakref.WeakSet[CallPath] = weakref.WeakSet()
 _fleet_atexit: list[bool] = []
@@ -721,7 +733,7 @@ class Ticket:
         path._exit(self.lock)
         if self.flight is not None:
             path.flights.land(self.key, self.flight, VALUE, value)
-        if path.store.shared:  # a miss costs a computation: its count goes out at once
+        if path.store.shared and (_in_worker() or elapsed >= _COSTLY or path._fleet_due()):
             path.flush_fleet()
         return value
 
@@ -745,7 +757,7 @@ class Ticket:
         await path._aexit(self.lock)
         if self.flight is not None:
             path.flights.land(self.key, self.flight, VALUE, value)
-        if path.store.shared:
+        if path.store.shared and (_in_worker() or elapsed >= _COSTLY or path._fleet_due()):
             await path.aflush_fleet()
         return value
 

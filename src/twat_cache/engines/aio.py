@@ -15,6 +15,7 @@ refuses to start and selection moves on to the memory chain.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import time
 from collections.abc import Hashable, MutableMapping
@@ -54,8 +55,14 @@ class AioCacheEngine(MemoryStore):
         self._aio = cache
         # aiocache stores into (and expires from) our mapping, which keeps the order and
         # the bound; an unbounded cache needs no order at all: a plain dict reads fastest.
+        mapping: MutableMapping[Hashable, Any]
         if config.maxsize is None:
-            mapping: MutableMapping[Hashable, Any] = {}
+            mapping = {}
+        elif importlib.util.find_spec("cachebox") is not None:  # order and bound in Rust
+            import cachebox
+
+            kind: Any = cachebox.LRUCache if config.policy == "lru" else cachebox.FIFOCache
+            mapping = kind(config.maxsize)
         else:
             mapping = _Ordered(config.maxsize, lru=config.policy == "lru")
         cache._cache = mapping
