@@ -52,7 +52,7 @@ RESERVED_PREFIX = "_tc_"
 _PLAIN = frozenset({int, str, bytes, float, bool, type(None), type, complex})
 #: Plain scalars whose digest is remembered (short strings only: no large argument is kept).
 _MEMO_TYPES = frozenset({int, bool, type(None)})
-_MEMO_SIZE = 1024
+_MEMO_SIZE = 4096
 _MEMO_STR = 64
 _tokens = itertools.count(1)
 
