@@ -370,9 +370,7 @@ class CallPath:
             if value is FAULT:  # counted once: a write failing after it is not counted again
                 quiet = True
             elif value is not MISSING:
-                self.hits += 1
-                self.hit_seconds += time.perf_counter() - start
-                self.hit_timed += 1
+                self._timed_hit(start)
                 return value
         self.misses += 1
         if not (write and self.lock):
@@ -385,13 +383,8 @@ class CallPath:
             if flight.owner == me:  # re-entered with the same key: never wait for oneself
                 return Ticket(self, store, key, None, None, False, quiet)
             self.flights.wait(flight)
-            if flight.outcome == VALUE:
-                self.misses -= 1
-                self.hits += 1
-                return flight.result
-            if flight.outcome == ERROR:
-                self.misses -= 1
-                raise flight.result
+            if flight.outcome != ABANDONED:
+                return self._served(flight)
             # abandoned (the owner was interrupted): take over
         lock = None
         try:
@@ -406,10 +399,22 @@ class CallPath:
         elif value is not MISSING:  # stored meanwhile elsewhere
             self._exit(lock)
             self.flights.land(key, flight, VALUE, value)
-            self.misses -= 1
-            self.hits += 1
-            return value
+            return self._served(flight)
         return Ticket(self, store, key, flight, lock, True, quiet)
+
+    def _timed_hit(self, start: float) -> None:
+        self.hits += 1
+        self.hit_seconds += time.perf_counter() - start
+        self.hit_timed += 1
+
+    def _served(self, flight: Flight) -> Any:
+        """A call served by another's computation: a hit (its miss was counted too early),
+        or that computation's exception raised again."""
+        self.misses -= 1
+        if flight.outcome == ERROR:
+            raise flight.result
+        self.hits += 1
+        return flight.result
 
     def _enter(self, store: Store, key: Hashable) -> Any:
         """Enter the store's cross-process lock on ``key``; ``None`` if it has none or fails."""
@@ -483,9 +488,7 @@ class CallPath:
             if value is FAULT:
                 quiet = True
             elif value is not MISSING:
-                self.hits += 1
-                self.hit_seconds += time.perf_counter() - start
-                self.hit_timed += 1
+                self._timed_hit(start)
                 return value
         self.misses += 1
         if not (write and self.lock):
@@ -498,13 +501,8 @@ class CallPath:
             if flight.owner is me:  # the coroutine awaits itself: compute, never wait
                 return Ticket(self, store, key, None, None, False, quiet)
             await self.flights.await_(flight)
-            if flight.outcome == VALUE:
-                self.misses -= 1
-                self.hits += 1
-                return flight.result
-            if flight.outcome == ERROR:
-                self.misses -= 1
-                raise flight.result
+            if flight.outcome != ABANDONED:
+                return self._served(flight)
         lock = None
         try:
             if store.persistent or store.shared:
@@ -520,9 +518,7 @@ class CallPath:
         elif value is not MISSING:
             await self._aexit(lock)
             self.flights.land(key, flight, VALUE, value)
-            self.misses -= 1
-            self.hits += 1
-            return value
+            return self._served(flight)
         return Ticket(self, store, key, flight, lock, True, quiet)
 
     async def _aenter(self, store: Store, key: Hashable) -> Any:
