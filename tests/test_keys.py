@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from tests.conftest import run_python
@@ -261,3 +263,59 @@ def test_unkeyable_argument_error_names_it():
 
     with pytest.raises(CacheKeyError, match=r"'options'.*ignore="):
         f([1], [Handle()])
+
+
+_plain_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=4) | st.binary(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        | st.tuples(inner, inner)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_plain_values, _plain_values), min_size=1, max_size=6))
+def test_mcache_returns_each_arguments_own_result_once_lists_and_dicts_were_seen(calls):
+    """After calls with lists and dicts (which switch the wrapper to converting keys first),
+    every call still returns the result of its own arguments, and equal arguments hit."""
+    computed: list[tuple[object, object]] = []
+
+    @mcache(maxsize=None)
+    def f(a, b):
+        computed.append((a, b))
+        return repr((a, b))
+
+    for a, b in calls + calls:
+        assert f(a, b) == repr((a, b))
+    distinct = []
+    for pair in calls:
+        if pair not in distinct:
+            distinct.append(pair)
+    # equal values (by Python's ==, as lru_cache) are computed once
+    assert len(computed) <= len(distinct)
+    assert f.cache_info().hits >= len(calls)
+
+
+def test_converting_wrapper_keeps_plain_hits_and_counts():
+    """A function first called with a list keeps serving plain arguments from the cache
+    and counts every hit; a mutated list is a new key, never the old result."""
+    calls = []
+
+    @mcache
+    def f(a, b=0):
+        calls.append(a)
+        return sum(a) if isinstance(a, list) else a * 2
+
+    items = [1, 2, 3]
+    assert f(items) == 6
+    assert f([1, 2, 3]) == 6
+    items.append(4)
+    assert f(items) == 10
+    assert f(5) == 10
+    assert f(5) == 10
+    assert f({"k": 1}.get("k")) == 2
+    assert len(calls) == 4
+    assert f.cache_info().hits == 2

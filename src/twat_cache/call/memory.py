@@ -27,13 +27,13 @@ from twat_cache.keys import call_spelling, copy_defaults
 __all__ = ["memory_wrapper", "store_wrapper"]
 
 _WRAPPER = """
-def _tc_factory(_tc_map, _tc_begin, _tc_func, _tc_T):
+def _tc_factory(_tc_map, _tc_begin, _tc_func, _tc_T, _tc_plain):
     _tc_hits = 0
-    {async_}def {name}({sig}):
+{converting}    {async_}def {name}({sig}):
         nonlocal _tc_hits
         _tc_k = {key}
 {hit_path}
-        _tc_t = {await_}_tc_begin(_tc_k)
+        _tc_t = {await_}_tc_begin(_tc_k{plain_arg})
         if type(_tc_t) is not _tc_T:
             return _tc_t
         try:
@@ -47,7 +47,27 @@ def _tc_factory(_tc_map, _tc_begin, _tc_func, _tc_T):
     def _tc_reset():
         nonlocal _tc_hits
         _tc_hits = 0
-    return {name}, _tc_count, _tc_reset
+    return {name}, _tc_count, _tc_reset, {converting_code}
+"""
+
+#: The memory wrapper's second body, swapped in (``__code__``, same closure) once a call
+#: needed its key converted (a list, a dict, a user object): it converts first, so that
+#: such hits are found in the mapping instead of raising or missing there each time.
+_CONVERTING = """\
+    {async_}def {name}({sig}):
+        nonlocal _tc_hits
+        _tc_k = _tc_plain({key})
+{hit_path}
+        _tc_t = {await_}_tc_begin(_tc_k, None)
+        if type(_tc_t) is not _tc_T:
+            return _tc_t
+        try:
+            _tc_v = {await_}_tc_func({call})
+        except BaseException as _tc_e:
+            {await_}_tc_t.{failed}(_tc_e)
+            raise
+        return {await_}_tc_t.{done}(_tc_v)
+    _tc_converting = {name}.__code__
 """
 
 _HIT_PATH = """\
@@ -100,6 +120,9 @@ def _fills(path: CallPath) -> dict[str, str]:
         "done": "adone" if path.is_async else "done",
         "failed": "afailed" if path.is_async else "failed",
         "hit_path": "",
+        "converting": "",
+        "converting_code": "None",
+        "plain_arg": "",
     }
 
 
@@ -119,10 +142,11 @@ def _build(path: CallPath, fills: dict[str, str], begin: Callable[..., Any]) -> 
     namespace = _namespace(path)
     exec(_WRAPPER.format(**fills), namespace)
     mapping = path.store.mapping if path.store.in_process else None
-    made = namespace["_tc_factory"](mapping, begin, path.func, Ticket)
-    wrapper, count, reset = made
+    made = namespace["_tc_factory"](mapping, begin, path.func, Ticket, path.plan.plain)
+    wrapper, count, reset, converting = made
     if fills["hit_path"]:
         path.fast_hits, path.reset_fast = count, reset
+        path.converting = functools.partial(setattr, wrapper, "__code__", converting)
         cell = wrapper.__closure__[wrapper.__code__.co_freevars.index("_tc_map")]
         with _cells_lock:
             _cells[path] = cell
@@ -139,6 +163,8 @@ def memory_wrapper(path: CallPath) -> Callable[..., Any]:
         target="_tc_v, _tc_d" if stamped else "_tc_v",
         hit=_STAMPED_HIT if stamped else _PLAIN_HIT,
     )
+    fills.update(converting_code="_tc_converting", plain_arg=", _tc_plain")
+    fills["converting"] = _CONVERTING.format(**fills)
     return _build(path, fills, path.abegin_memory if path.is_async else path.begin_memory)
 
 

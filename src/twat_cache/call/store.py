@@ -114,6 +114,8 @@ class CallPath:
         #: The generated memory wrapper's own hit counter (and its reset).
         self.fast_hits: Callable[[], int] = _zero
         self.reset_fast: Callable[[], None] = _nothing
+        #: Swaps the memory wrapper to its converting body (set by call/memory.py).
+        self.converting: Callable[[], None] | None = None
         self._owned: dict[Token, set[Hashable]] = {}
         self._olock = threading.Lock()
         #: Shared stores count this function's calls for the whole fleet, in batches.
@@ -328,14 +330,25 @@ class CallPath:
     # the function), as deep as ``functools.lru_cache`` goes; and the user's exception
     # never passes through an ``except`` block of ours.
 
-    def begin_memory(self, raw: Any) -> Any:
-        """A miss (or an unhashable key, or a policy block) of the memory hit path."""
-        key = self.plan.plain(raw)
+    def begin_memory(self, raw: Any, plain: Callable[[Any], Hashable] | None) -> Any:
+        """A miss (or an unhashable key, or a policy block) of the memory hit path.
+
+        ``plain`` is ``None`` when ``raw`` is already the store key (the converting body);
+        a first key that needed converting swaps that body in.
+        """
+        key = raw if plain is None else self._converted(raw)
         if policy.ACTIVE:
             read, write = POLICY.get(policy.current() or "", (True, True))
             return self.begin(self.store, key, read, write)
         # The wrapper just missed this very key: no second look before joining the flight.
         return self.begin(self.store, key, looked=key is raw)
+
+    def _converted(self, raw: Any) -> Hashable:
+        key = self.plan.plain(raw)
+        if key is not raw and self.converting is not None:
+            self.converting()
+            self.converting = None
+        return key
 
     def begin_store(self, raw: Any) -> Any:
         """A call on a store keyed by stable digests (disk, Redis, a backend)."""
@@ -456,8 +469,8 @@ class CallPath:
 
     # -- the same for coroutines -----------------------------------------------------------
 
-    async def abegin_memory(self, raw: Any) -> Any:
-        key = self.plan.plain(raw)
+    async def abegin_memory(self, raw: Any, plain: Callable[[Any], Hashable] | None) -> Any:
+        key = raw if plain is None else self._converted(raw)
         if policy.ACTIVE:
             read, write = POLICY.get(policy.current() or "", (True, True))
             return await self.abegin(self.store, key, read, write)
