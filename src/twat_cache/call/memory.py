@@ -26,12 +26,11 @@ from twat_cache.keys import call_spelling, copy_defaults
 
 __all__ = ["memory_wrapper", "store_wrapper"]
 
-_WRAPPER = """
-def _tc_factory(_tc_map, _tc_begin, _tc_func, _tc_T, _tc_plain):
-    _tc_hits = 0
-{converting}    {async_}def {name}({sig}):
+#: One body of the wrapper: build the key, the hit path, then begin, call, done.
+_BODY = """\
+    {async_}def {name}({sig}):
         nonlocal _tc_hits
-        _tc_k = {key}
+        _tc_k = {key_line}
 {hit_path}
         _tc_t = {await_}_tc_begin(_tc_k{plain_arg})
         if type(_tc_t) is not _tc_T:
@@ -42,32 +41,21 @@ def _tc_factory(_tc_map, _tc_begin, _tc_func, _tc_T, _tc_plain):
             {await_}_tc_t.{failed}(_tc_e)
             raise
         return {await_}_tc_t.{done}(_tc_v)
-    def _tc_count():
+"""
+
+#: The factory: for memory stores a second body is compiled first and kept as
+#: ``_tc_converting``; it is swapped in (``__code__``, same closure) once a call needed
+#: its key converted (a list, a dict, a user object), so that such hits are found in
+#: the mapping instead of raising or missing there each time.
+_WRAPPER = """
+def _tc_factory(_tc_map, _tc_begin, _tc_func, _tc_T, _tc_plain):
+    _tc_hits = 0
+{converting}{body}    def _tc_count():
         return _tc_hits
     def _tc_reset():
         nonlocal _tc_hits
         _tc_hits = 0
     return {name}, _tc_count, _tc_reset, {converting_code}
-"""
-
-#: The memory wrapper's second body, swapped in (``__code__``, same closure) once a call
-#: needed its key converted (a list, a dict, a user object): it converts first, so that
-#: such hits are found in the mapping instead of raising or missing there each time.
-_CONVERTING = """\
-    {async_}def {name}({sig}):
-        nonlocal _tc_hits
-        _tc_k = _tc_plain({key})
-{hit_path}
-        _tc_t = {await_}_tc_begin(_tc_k, None)
-        if type(_tc_t) is not _tc_T:
-            return _tc_t
-        try:
-            _tc_v = {await_}_tc_func({call})
-        except BaseException as _tc_e:
-            {await_}_tc_t.{failed}(_tc_e)
-            raise
-        return {await_}_tc_t.{done}(_tc_v)
-    _tc_converting = {name}.__code__
 """
 
 _HIT_PATH = """\
@@ -140,7 +128,8 @@ def _finish(wrapper: Callable[..., Any], func: Callable[..., Any]) -> Callable[.
 
 def _build(path: CallPath, fills: dict[str, str], begin: Callable[..., Any]) -> Callable[..., Any]:
     namespace = _namespace(path)
-    exec(_WRAPPER.format(**fills), namespace)
+    body = _BODY.format(**fills, key_line=fills["key"])
+    exec(_WRAPPER.format(**fills, body=body), namespace)
     mapping = path.store.mapping if path.store.in_process else None
     made = namespace["_tc_factory"](mapping, begin, path.func, Ticket, path.plan.plain)
     wrapper, count, reset, converting = made
@@ -163,8 +152,11 @@ def memory_wrapper(path: CallPath) -> Callable[..., Any]:
         target="_tc_v, _tc_d" if stamped else "_tc_v",
         hit=_STAMPED_HIT if stamped else _PLAIN_HIT,
     )
+    converting = {**fills, "key_line": f"_tc_plain({fills['key']})", "plain_arg": ", None"}
     fills.update(converting_code="_tc_converting", plain_arg=", _tc_plain")
-    fills["converting"] = _CONVERTING.format(**fills)
+    fills["converting"] = _BODY.format(**converting) + "    _tc_converting = {}.__code__\n".format(
+        fills["name"]
+    )
     return _build(path, fills, path.abegin_memory if path.is_async else path.begin_memory)
 
 

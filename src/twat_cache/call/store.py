@@ -376,44 +376,66 @@ class CallPath:
         joining the flight (another thread may have stored it meanwhile) remains.
         ``start`` is when the call began (its key built since), for the hit's timing.
         """
-        quiet = False
-        if read and not looked:
-            start = start or time.perf_counter()
-            value = self.lookup(store, key)
-            if value is FAULT:  # counted once: a write failing after it is not counted again
-                quiet = True
-            elif value is not MISSING:
-                self._timed_hit(start)
-                return value
+        start = start or time.perf_counter()
+        value = self.lookup(store, key) if read and not looked else MISSING
+        if value is not MISSING and value is not FAULT:
+            self._timed_hit(start)
+            return value
+        quiet = value is FAULT  # counted once: a write failing after it is not counted again
         self.misses += 1
-        if not (write and self.lock):
-            return Ticket(self, store, key, None, None, write, quiet)
         me = threading.get_ident()
         while True:
-            flight, owner = self.flights.join(key, me)
-            if owner:
+            flight, then = self._join(store, key, write, quiet, me)
+            if then is not _WAIT:
                 break
-            if flight.owner == me:  # re-entered with the same key: never wait for oneself
-                return Ticket(self, store, key, None, None, False, quiet)
             self.flights.wait(flight)
             if flight.outcome != ABANDONED:
                 return self._served(flight)
             # abandoned (the owner was interrupted): take over
+        if then is not _OWNER:
+            return then
         lock = None
         try:
             if store.persistent or store.shared:
                 lock = self._enter(store, key)
             value = self.lookup(store, key, quiet) if read else MISSING
         except BaseException:
+            self._exit(lock)
             self.flights.land(key, flight, ABANDONED, None)
             raise
-        if value is FAULT:
-            quiet = True
-        elif value is not MISSING:  # stored meanwhile elsewhere
+        ticket = self._ticket(store, key, flight, lock, value, quiet)
+        if ticket is None:  # stored meanwhile elsewhere
             self._exit(lock)
-            self.flights.land(key, flight, VALUE, value)
-            return self._served(flight)
-        return Ticket(self, store, key, flight, lock, True, quiet)
+            return self._landed_here(key, flight, value)
+        return ticket
+
+    def _join(
+        self, store: Store, key: Hashable, write: bool, quiet: bool, me: Any
+    ) -> tuple[Any, Any]:
+        """Join the key's flight as ``me`` (a thread or a task): ``(flight, _OWNER)`` to
+        compute, ``(flight, _WAIT)`` to wait for its owner, or ``(None, ticket)`` to compute
+        without a flight (no compute-once, or ``me`` re-entered its own computation)."""
+        if not (write and self.lock):
+            return None, Ticket(self, store, key, None, None, write, quiet)
+        flight, owner = self.flights.join(key, me)
+        if owner:
+            return flight, _OWNER
+        if flight.owner == me:  # never wait for oneself (a thread id or a task)
+            return None, Ticket(self, store, key, None, None, False, quiet)
+        return flight, _WAIT
+
+    def _ticket(
+        self, store: Store, key: Hashable, flight: Flight, lock: Any, value: Any, quiet: bool
+    ) -> Ticket | None:
+        """After the owner's look under its lock: a ticket to compute, or ``None`` when the
+        value was stored meanwhile by another process."""
+        if value is MISSING or value is FAULT:
+            return Ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
+        return None
+
+    def _landed_here(self, key: Hashable, flight: Flight, value: Any) -> Any:
+        self.flights.land(key, flight, VALUE, value)
+        return self._served(flight)
 
     def _timed_hit(self, start: float) -> None:
         self.hits += 1
@@ -494,45 +516,37 @@ class CallPath:
         looked: bool = False,
         start: float = 0.0,
     ) -> Any:
-        quiet = False
-        if read and not looked:
-            start = start or time.perf_counter()
-            value = await self.alookup(store, key)
-            if value is FAULT:
-                quiet = True
-            elif value is not MISSING:
-                self._timed_hit(start)
-                return value
+        start = start or time.perf_counter()
+        value = await self.alookup(store, key) if read and not looked else MISSING
+        if value is not MISSING and value is not FAULT:
+            self._timed_hit(start)
+            return value
+        quiet = value is FAULT
         self.misses += 1
-        if not (write and self.lock):
-            return Ticket(self, store, key, None, None, write, quiet)
         me = asyncio.current_task()
         while True:
-            flight, owner = self.flights.join(key, me)
-            if owner:
+            flight, then = self._join(store, key, write, quiet, me)
+            if then is not _WAIT:
                 break
-            if flight.owner is me:  # the coroutine awaits itself: compute, never wait
-                return Ticket(self, store, key, None, None, False, quiet)
             await self.flights.await_(flight)
             if flight.outcome != ABANDONED:
                 return self._served(flight)
+        if then is not _OWNER:
+            return then
         lock = None
         try:
             if store.persistent or store.shared:
                 lock = await self._aenter(store, key)
             value = await self.alookup(store, key, quiet) if read else MISSING
         except BaseException:
-            if lock is not None:
-                await self._aexit(lock)
+            await self._aexit(lock)
             self.flights.land(key, flight, ABANDONED, None)
             raise
-        if value is FAULT:
-            quiet = True
-        elif value is not MISSING:
+        ticket = self._ticket(store, key, flight, lock, value, quiet)
+        if ticket is None:
             await self._aexit(lock)
-            self.flights.land(key, flight, VALUE, value)
-            return self._served(flight)
-        return Ticket(self, store, key, flight, lock, True, quiet)
+            return self._landed_here(key, flight, value)
+        return ticket
 
     async def _aenter(self, store: Store, key: Hashable) -> Any:
         try:
@@ -732,17 +746,11 @@ class Ticket:
     def done(self, value: Any) -> Any:
         """Store the fresh value (when asked), release the lock and the waiters; return it."""
         path = self.path
-        elapsed = time.perf_counter() - self.start
-        path.miss_seconds += elapsed
-        path.timed += 1
-        if path.metrics is not None:
-            path.metrics.computed(elapsed)
+        elapsed = self._computed()
         if self.write:
             path.save(self.store, self.key, value, self.quiet)
         path._exit(self.lock)
-        if self.flight is not None:
-            path.flights.land(self.key, self.flight, VALUE, value)
-        if path.store.shared and (_in_worker() or elapsed >= _COSTLY or path._fleet_due()):
+        if self._landed(VALUE, value, elapsed):
             path.flush_fleet()
         return value
 
@@ -750,31 +758,46 @@ class Ticket:
         """The function raised: nothing is stored; waiters get the same exception (or, for an
         interrupt or a cancellation, one of them computes instead)."""
         self.path._exit(self.lock)
-        if self.flight is not None:
-            outcome = ERROR if isinstance(exc, Exception) else ABANDONED
-            self.path.flights.land(self.key, self.flight, outcome, exc)
+        self._landed(ERROR if isinstance(exc, Exception) else ABANDONED, exc, 0.0)
 
     async def adone(self, value: Any) -> Any:
+        path = self.path
+        elapsed = self._computed()
+        if self.write:
+            await path.asave(self.store, self.key, value, self.quiet)
+        await path._aexit(self.lock)
+        if self._landed(VALUE, value, elapsed):
+            await path.aflush_fleet()
+        return value
+
+    async def afailed(self, exc: BaseException) -> None:
+        await self.path._aexit(self.lock)
+        self._landed(ERROR if isinstance(exc, Exception) else ABANDONED, exc, 0.0)
+
+    def _computed(self) -> float:
+        """Count the computation's time; return it."""
         path = self.path
         elapsed = time.perf_counter() - self.start
         path.miss_seconds += elapsed
         path.timed += 1
         if path.metrics is not None:
             path.metrics.computed(elapsed)
-        if self.write:
-            await path.asave(self.store, self.key, value, self.quiet)
-        await path._aexit(self.lock)
-        if self.flight is not None:
-            path.flights.land(self.key, self.flight, VALUE, value)
-        if path.store.shared and (_in_worker() or elapsed >= _COSTLY or path._fleet_due()):
-            await path.aflush_fleet()
-        return value
+        return elapsed
 
-    async def afailed(self, exc: BaseException) -> None:
-        await self.path._aexit(self.lock)
+    def _landed(self, outcome: int, result: Any, elapsed: float) -> bool:
+        """Hand the outcome to the waiters; say whether the fleet counts are due a flush."""
+        path = self.path
         if self.flight is not None:
-            outcome = ERROR if isinstance(exc, Exception) else ABANDONED
-            self.path.flights.land(self.key, self.flight, outcome, exc)
+            path.flights.land(self.key, self.flight, outcome, result)
+        return (
+            outcome == VALUE
+            and path.store.shared
+            and (_in_worker() or elapsed >= _COSTLY or path._fleet_due())
+        )
+
+
+#: What :meth:`CallPath._join` tells its caller to do with the flight.
+_OWNER, _WAIT = object(), object()
 
 
 def _zero() -> int:
