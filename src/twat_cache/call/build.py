@@ -247,8 +247,8 @@ class Controls:
         """Recompute, overwrite and return the new value (awaitable for ``async def``)."""
         store, key = self._target(args, kwargs)
         if self.path.is_async:
-            return self.path.arun(store, key, args, kwargs, read=False)
-        return self.path.run(store, key, args, kwargs, read=False)
+            return self.path.arun(store, key, args, kwargs, (False, True))
+        return self.path.run(store, key, args, kwargs, (False, True))
 
     def cache_explain(self, *args: Any, **kwargs: Any) -> Any:
         """Whether this call would hit, and if not why (awaitable for ``async def``);

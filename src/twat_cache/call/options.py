@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twat_cache import policy
-from twat_cache.call.store import POLICY, CallPath
+from twat_cache.call.store import BOTH, POLICY, CallPath
 from twat_cache.engines.base import Store
 from twat_cache.exceptions import ConfigurationError
 from twat_cache.keys import copy_defaults, signature_source
@@ -134,7 +134,7 @@ def _plan_call(
     """Which store, which key, and whether to read and write, for one call."""
     read, write = not again, bool(cache_results)
     if policy.ACTIVE:
-        pread, pwrite = POLICY.get(policy.current() or "", (True, True))
+        pread, pwrite = POLICY.get(policy.current() or "", BOTH)
         read, write = read and pread, write and pwrite
     key = path.plan.store_key(raw)
     try:
@@ -160,4 +160,4 @@ def _call_with(
         path.misses += 1
         return path.func(*args, **kwargs)
     run = path.arun if path.is_async else path.run
-    return run(store, key, args, kwargs, read, write)
+    return run(store, key, args, kwargs, (read, write))

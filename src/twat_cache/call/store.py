@@ -43,12 +43,19 @@ from twat_cache.engines.base import Store
 from twat_cache.exceptions import CacheKeyError, SerializationError
 from twat_cache.keys import KeyPlan, Token
 
-__all__ = ["POLICY", "CallPath", "Ticket"]
+__all__ = ["BOTH", "POLICY", "RW", "CallPath", "Ticket"]
 
 #: A failed read: the call computes, and a write failing after it is not counted again.
 FAULT: Any = object()
 #: What each policy means for one call: (read the cache, write the cache).
-POLICY = {"disabled": (False, False), "refreshing": (False, True), "readonly": (True, False)}
+#: Whether a call reads the store and whether it writes it.
+RW = tuple[bool, bool]
+BOTH: RW = (True, True)
+POLICY: dict[str, RW] = {
+    "disabled": (False, False),
+    "refreshing": (False, True),
+    "readonly": (True, False),
+}
 #: Fleet counters (``get_stats()["fleet"]``): a costly miss, or a worker's, is sent with its
 #: computation; other calls after this many calls or seconds, whichever comes first (checked every
 #: :data:`FLEET_CHECK` calls), when stats are read, and at exit.
@@ -199,47 +206,50 @@ class CallPath:
         A fault keeps them for the next batch (logged once, when ``log``); a
         batch already being sent by another thread is not waited for.
         """
-        if not self._fleet_lock.acquire(blocking=False):
+        batch = self._fleet_take()
+        if batch is None:
             return
+        sent = None
         try:
-            batch = self._fleet_batch()
-            if batch is None:
-                return
-            try:
-                self.store.add_counts(batch[0] - self._sent[0], batch[1] - self._sent[1])
-            except Exception as exc:
-                if log:
-                    self.fault("fleet count", exc, quiet=True)
-                return
-            self._fleet_sent(batch)
+            self.store.add_counts(batch[0] - self._sent[0], batch[1] - self._sent[1])
+            sent = batch
+        except Exception as exc:
+            if log:
+                self.fault("fleet count", exc, quiet=True)
         finally:
-            self._fleet_lock.release()
+            self._fleet_done(sent)
 
     async def aflush_fleet(self) -> None:
         """:meth:`flush_fleet` for coroutines (through the store's async client)."""
-        if not self._fleet_lock.acquire(blocking=False):
+        batch = self._fleet_take()
+        if batch is None:
             return
+        sent = None
         try:
-            batch = self._fleet_batch()
-            if batch is None:
-                return
-            try:
-                await self.store.aadd_counts(batch[0] - self._sent[0], batch[1] - self._sent[1])
-            except Exception as exc:
-                self.fault("fleet count", exc, quiet=True)
-                return
-            self._fleet_sent(batch)
+            await self.store.aadd_counts(batch[0] - self._sent[0], batch[1] - self._sent[1])
+            sent = batch
+        except Exception as exc:
+            self.fault("fleet count", exc, quiet=True)
         finally:
-            self._fleet_lock.release()
+            self._fleet_done(sent)
 
-    def _fleet_batch(self) -> tuple[int, int] | None:
-        """This process's (hits, misses) now, or ``None`` if nothing is new since the last."""
+    def _fleet_take(self) -> tuple[int, int] | None:
+        """Take the batch lock and this process's (hits, misses) now; ``None`` (lock not
+        taken) when another thread is sending or nothing is new since the last batch."""
+        if not self._fleet_lock.acquire(blocking=False):
+            return None
         counts = (self.hits + self.fast_hits(), self.misses)
-        return None if counts == self._sent else counts
+        if counts == self._sent:
+            self._fleet_lock.release()
+            return None
+        return counts
 
-    def _fleet_sent(self, counts: tuple[int, int]) -> None:
-        self._sent = counts
-        self._fleet_at = time.monotonic()
+    def _fleet_done(self, sent: tuple[int, int] | None) -> None:
+        """Release the batch lock; remember what was sent (``None``: kept for the next)."""
+        if sent is not None:
+            self._sent = sent
+            self._fleet_at = time.monotonic()
+        self._fleet_lock.release()
 
     def fault(self, phase: str, exc: BaseException, quiet: bool = False) -> None:
         """Count a store fault (unless this call counted one already); log it once per cause."""
@@ -338,8 +348,7 @@ class CallPath:
         """
         key = raw if plain is None else self._converted(raw)
         if policy.ACTIVE:
-            read, write = POLICY.get(policy.current() or "", (True, True))
-            return self.begin(self.store, key, read, write)
+            return self.begin(self.store, key, POLICY.get(policy.current() or "", BOTH))
         # The wrapper just missed this very key: no second look before joining the flight.
         return self.begin(self.store, key, looked=key is raw)
 
@@ -355,19 +364,11 @@ class CallPath:
         if self.hits + self.misses >= self._fleet_next and self._fleet_due():
             self.flush_fleet()
         start = time.perf_counter()  # a hit's cost includes its key digest
-        read = write = True
-        if policy.ACTIVE:
-            read, write = POLICY.get(policy.current() or "", (True, True))
-        return self.begin(self.store, self.plan.digest(raw), read, write, start=start)
+        rw = POLICY.get(policy.current() or "", BOTH) if policy.ACTIVE else BOTH
+        return self.begin(self.store, self.plan.digest(raw), rw, start=start)
 
     def begin(
-        self,
-        store: Store,
-        key: Hashable,
-        read: bool = True,
-        write: bool = True,
-        looked: bool = False,
-        start: float = 0.0,
+        self, store: Store, key: Hashable, rw: RW = BOTH, looked: bool = False, start: float = 0.0
     ) -> Any:
         """The stored value (a hit, or another caller's fresh result), or a :class:`Ticket`
         telling the caller to compute. Raises the exception of a computation it waited for.
@@ -376,6 +377,7 @@ class CallPath:
         joining the flight (another thread may have stored it meanwhile) remains.
         ``start`` is when the call began (its key built since), for the hit's timing.
         """
+        read, write = rw
         start = start or time.perf_counter()
         value = self.lookup(store, key) if read and not looked else MISSING
         if value is not MISSING and value is not FAULT:
@@ -384,20 +386,15 @@ class CallPath:
         quiet = value is FAULT  # counted once: a write failing after it is not counted again
         self.misses += 1
         me = threading.get_ident()
-        while True:
-            flight, then = self._join(store, key, write, quiet, me)
-            if then is not _WAIT:
-                break
+        flight, then = self._join(store, key, write, quiet, me)
+        while then is _WAIT:
             self.flights.wait(flight)
-            if flight.outcome != ABANDONED:
-                return self._served(flight)
-            # abandoned (the owner was interrupted): take over
+            flight, then = self._rejoin(flight, store, key, write, quiet, me)
         if then is not _OWNER:
             return then
         lock = None
         try:
-            if store.persistent or store.shared:
-                lock = self._enter(store, key)
+            lock = self._enter(store, key)
             value = self.lookup(store, key, quiet) if read else MISSING
         except BaseException:
             self._exit(lock)
@@ -423,6 +420,15 @@ class CallPath:
         if flight.owner == me:  # never wait for oneself (a thread id or a task)
             return None, Ticket(self, store, key, None, None, False, quiet)
         return flight, _WAIT
+
+    def _rejoin(
+        self, flight: Flight, store: Store, key: Hashable, write: bool, quiet: bool, me: Any
+    ) -> tuple[Any, Any]:
+        """After waiting for ``flight``: ``(None, its result)`` (or its exception raised), or,
+        when its owner was interrupted (abandoned), join afresh to take over."""
+        if flight.outcome != ABANDONED:
+            return None, self._served(flight)
+        return self._join(store, key, write, quiet, me)
 
     def _ticket(
         self, store: Store, key: Hashable, flight: Flight, lock: Any, value: Any, quiet: bool
@@ -453,6 +459,8 @@ class CallPath:
 
     def _enter(self, store: Store, key: Hashable) -> Any:
         """Enter the store's cross-process lock on ``key``; ``None`` if it has none or fails."""
+        if not (store.persistent or store.shared):
+            return None
         try:
             lock = store.key_lock(str(key))
             if lock is not None:
@@ -470,20 +478,14 @@ class CallPath:
                 self.fault("unlock", exc)
 
     def run(
-        self,
-        store: Store,
-        key: Hashable,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        read: bool = True,
-        write: bool = True,
+        self, store: Store, key: Hashable, args: tuple[Any, ...], kw: dict[str, Any], rw: RW = BOTH
     ) -> Any:
         """begin, call, done in one function (per-call options, ``cache_refresh``)."""
-        ticket = self.begin(store, key, read, write)
+        ticket = self.begin(store, key, rw)
         if type(ticket) is not Ticket:
             return ticket
         try:
-            value = self.func(*args, **kwargs)
+            value = self.func(*args, **kw)
         except BaseException as exc:
             ticket.failed(exc)
             raise
@@ -494,28 +496,20 @@ class CallPath:
     async def abegin_memory(self, raw: Any, plain: Callable[[Any], Hashable] | None) -> Any:
         key = raw if plain is None else self._converted(raw)
         if policy.ACTIVE:
-            read, write = POLICY.get(policy.current() or "", (True, True))
-            return await self.abegin(self.store, key, read, write)
+            return await self.abegin(self.store, key, POLICY.get(policy.current() or "", BOTH))
         return await self.abegin(self.store, key, looked=key is raw)
 
     async def abegin_store(self, raw: Any) -> Any:
         if self.hits + self.misses >= self._fleet_next and self._fleet_due():
             await self.aflush_fleet()
         start = time.perf_counter()
-        read = write = True
-        if policy.ACTIVE:
-            read, write = POLICY.get(policy.current() or "", (True, True))
-        return await self.abegin(self.store, self.plan.digest(raw), read, write, start=start)
+        rw = POLICY.get(policy.current() or "", BOTH) if policy.ACTIVE else BOTH
+        return await self.abegin(self.store, self.plan.digest(raw), rw, start=start)
 
     async def abegin(
-        self,
-        store: Store,
-        key: Hashable,
-        read: bool = True,
-        write: bool = True,
-        looked: bool = False,
-        start: float = 0.0,
+        self, store: Store, key: Hashable, rw: RW = BOTH, looked: bool = False, start: float = 0.0
     ) -> Any:
+        read, write = rw
         start = start or time.perf_counter()
         value = await self.alookup(store, key) if read and not looked else MISSING
         if value is not MISSING and value is not FAULT:
@@ -524,19 +518,15 @@ class CallPath:
         quiet = value is FAULT
         self.misses += 1
         me = asyncio.current_task()
-        while True:
-            flight, then = self._join(store, key, write, quiet, me)
-            if then is not _WAIT:
-                break
+        flight, then = self._join(store, key, write, quiet, me)
+        while then is _WAIT:
             await self.flights.await_(flight)
-            if flight.outcome != ABANDONED:
-                return self._served(flight)
+            flight, then = self._rejoin(flight, store, key, write, quiet, me)
         if then is not _OWNER:
             return then
         lock = None
         try:
-            if store.persistent or store.shared:
-                lock = await self._aenter(store, key)
+            lock = await self._aenter(store, key)
             value = await self.alookup(store, key, quiet) if read else MISSING
         except BaseException:
             await self._aexit(lock)
@@ -549,6 +539,8 @@ class CallPath:
         return ticket
 
     async def _aenter(self, store: Store, key: Hashable) -> Any:
+        if not (store.persistent or store.shared):
+            return None
         try:
             lock = store.akey_lock(str(key))
             if lock is not None:
@@ -566,19 +558,13 @@ class CallPath:
                 self.fault("unlock", exc)
 
     async def arun(
-        self,
-        store: Store,
-        key: Hashable,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        read: bool = True,
-        write: bool = True,
+        self, store: Store, key: Hashable, args: tuple[Any, ...], kw: dict[str, Any], rw: RW = BOTH
     ) -> Any:
-        ticket = await self.abegin(store, key, read, write)
+        ticket = await self.abegin(store, key, rw)
         if type(ticket) is not Ticket:
             return ticket
         try:
-            value = await self.func(*args, **kwargs)
+            value = await self.func(*args, **kw)
         except BaseException as exc:
             await ticket.afailed(exc)
             raise
@@ -734,13 +720,8 @@ class Ticket:
         write: bool,
         quiet: bool,
     ) -> None:
-        self.path = path
-        self.store = store
-        self.key = key
-        self.flight = flight
-        self.lock = lock
-        self.write = write
-        self.quiet = quiet
+        self.path, self.store, self.key, self.flight = path, store, key, flight
+        self.lock, self.write, self.quiet = lock, write, quiet
         self.start = time.perf_counter()
 
     def done(self, value: Any) -> Any:
