@@ -77,3 +77,37 @@ def test_errors_importable_from_both_places():
     assert issubclass(twat_cache.ConfigurationError, ValueError)
     assert issubclass(twat_cache.EngineNotAvailableError, ImportError)
     assert issubclass(twat_cache.CacheKeyError, TypeError)
+
+
+def test_import_defers_pydantic_and_the_call_path():
+    """``import twat_cache`` loads neither pydantic nor the call path; the first
+    decorator used loads them and caches as before."""
+    out = run_python(
+        "import sys, twat_cache\n"
+        "before = sorted(m for m in ('pydantic', 'twat_cache.call', 'twat_cache.config')"
+        " if m in sys.modules)\n"
+        "calls = []\n"
+        "@twat_cache.mcache\n"
+        "def f(x):\n"
+        "    calls.append(x)\n"
+        "    return x * 2\n"
+        "print(before, f(3), f(3), len(calls), 'pydantic' in sys.modules)\n"
+    )
+    assert out.split() == ["[]", "6", "6", "1", "True"]
+
+
+def test_every_public_name_and_submodule_loads_on_demand():
+    """In a fresh interpreter every name of ``__all__`` imports by ``from twat_cache
+    import``, and a submodule is reachable as an attribute after a bare import."""
+    out = run_python(
+        "import twat_cache\n"
+        "print(twat_cache.config.CacheConfig is twat_cache.CacheConfig)\n"
+        "ns = {}\n"
+        "exec('from twat_cache import ' + ', '.join(twat_cache.__all__), ns)\n"
+        "print(all(ns[n] is getattr(twat_cache, n) for n in twat_cache.__all__))\n"
+        "try:\n"
+        "    twat_cache.no_such_name\n"
+        "except AttributeError as e:\n"
+        "    print(type(e).__name__)\n"
+    )
+    assert out.split() == ["True", "True", "AttributeError"]

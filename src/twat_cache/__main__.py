@@ -31,6 +31,10 @@ class _UsageError(Exception):
     """A bad argument: one line on stderr, exit 2."""
 
 
+#: What a command runs: the parsed arguments in, the exit status out.
+_Command = Callable[[argparse.Namespace], int]
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors on one line (no usage block) and exit 2."""
 
@@ -620,7 +624,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="the caches on this Redis instead (redis://, redis+cluster://, redis+sentinel://)",
     )
-    name_help = "a cache's name (as `list` shows it), or its folder relative to the root"
     confirm = _Parser(add_help=False)
     confirm.add_argument(
         "-y", "--yes", action="store_true", help="delete without asking for confirmation"
@@ -634,34 +637,43 @@ def _parser() -> argparse.ArgumentParser:
         "engine, last write.",
     )
     listing.set_defaults(run=_list)
-    stats = commands.add_parser(
-        "stats",
-        parents=[common, on_redis],
-        help="details of one cache, or of every cache",
-        description="Details of one cache (or of every cache): entries, expired entries, "
-        "bytes, ttl, size_limit, created, last write.",
-    )
-    stats.add_argument("name", nargs="?", metavar="NAME", help=name_help)
-    stats.set_defaults(run=_stats)
-    clear = commands.add_parser(
-        "clear",
-        parents=[common, confirm, on_redis],
-        help="delete every entry of one cache, or of every cache",
-        description="Delete every entry of the cache NAME, or of every cache under the root. "
-        "Asks first, unless --yes; without a terminal to ask at, refuses.",
-    )
-    clear.add_argument("name", nargs="?", metavar="NAME", help=name_help)
-    clear.set_defaults(run=_clear)
-    prune = commands.add_parser(
-        "prune",
-        parents=[common, confirm],
-        help="delete expired entries and enforce size limits",
-        description="Delete the expired entries of the cache NAME, or of every cache, then "
-        "the oldest live entries beyond each cache's size_limit. Expired entries go at once; "
-        "evicting live entries asks first, unless --yes (without a terminal, it is skipped).",
-    )
-    prune.add_argument("name", nargs="?", metavar="NAME", help=name_help)
-    prune.set_defaults(run=_prune)
+    # The commands that act on one cache, NAME, or on every cache without it.
+    named: list[tuple[str, list[_Parser], str, str, _Command]] = [
+        (
+            "stats",
+            [common, on_redis],
+            "details of one cache, or of every cache",
+            "Details of one cache (or of every cache): entries, expired entries, "
+            "bytes, ttl, size_limit, created, last write.",
+            _stats,
+        ),
+        (
+            "clear",
+            [common, confirm, on_redis],
+            "delete every entry of one cache, or of every cache",
+            "Delete every entry of the cache NAME, or of every cache under the root. "
+            "Asks first, unless --yes; without a terminal to ask at, refuses.",
+            _clear,
+        ),
+        (
+            "prune",
+            [common, confirm],
+            "delete expired entries and enforce size limits",
+            "Delete the expired entries of the cache NAME, or of every cache, then "
+            "the oldest live entries beyond each cache's size_limit. Expired entries go at once; "
+            "evicting live entries asks first, unless --yes (without a terminal, it is skipped).",
+            _prune,
+        ),
+    ]
+    for name, parents, summary, description, run in named:
+        command = commands.add_parser(name, parents=parents, help=summary, description=description)
+        command.add_argument(
+            "name",
+            nargs="?",
+            metavar="NAME",
+            help="a cache's name (as `list` shows it), or its folder relative to the root",
+        )
+        command.set_defaults(run=run)
     return parser
 
 

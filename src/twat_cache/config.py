@@ -7,7 +7,6 @@ the value, and the hot path never validates anything.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import stat
@@ -322,6 +321,8 @@ def _configuration_error(exc: ValidationError) -> ConfigurationError:
 
 def _suggestion(option: str) -> str:
     """``": did you mean 'maxsize'?"`` for a misspelt option, else nothing."""
+    import difflib  # only a misspelt option needs it: not loaded on the way to a decoration
+
     valid = [*CacheConfig.model_fields, "preferred_engine"]
     close = difflib.get_close_matches(option, valid, n=1)
     return f": did you mean {close[0]!r}?" if close else ""

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, Protocol, TypeVar, cast, overload
 
 from typing_extensions import TypedDict, Unpack
 
@@ -98,6 +98,31 @@ def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:
     return decorate if func is None else decorate(func)
 
 
+class _Decorator(Protocol):
+    """The type of ``acache``, ``ucache``, ``bcache`` and ``fcache``: bare or called.
+
+    Bare on a classmethod it keeps the classmethod; on an ``async def`` function it
+    gives an awaitable cached function; on any other callable a cached one; called
+    with options only, a decorator that does the same.
+    """
+
+    @overload
+    def __call__(self, func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+    @overload
+    def __call__(  # type: ignore[overload-overlap]  # a coroutine function is a callable too
+        self, func: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> AsyncCachedFunction[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> CachedFunction[P, R]: ...
+    @overload
+    def __call__(self, func: None = None, /, **options: Unpack[CacheOptions]) -> CacheDecorator: ...
+
+
+def _typed(decorator: Callable[..., Any]) -> _Decorator:
+    """Give a decorator the overloads of ``_Decorator`` (written once); at run time a no-op."""
+    return cast("_Decorator", decorator)
+
+
 @overload
 def mcache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
 @overload
@@ -120,16 +145,7 @@ def mcache(func: Any = None, /, **options: Any) -> Any:
     return _decorate("mcache", func, options)
 
 
-@overload
-def acache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
-@overload
-def acache(  # type: ignore[overload-overlap]  # a coroutine function is a callable too
-    func: Callable[P, Coroutine[Any, Any, R]], /
-) -> AsyncCachedFunction[P, R]: ...
-@overload
-def acache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
-@overload
-def acache(func: None = None, /, **options: Unpack[CacheOptions]) -> CacheDecorator: ...
+@_typed
 def acache(func: Any = None, /, **options: Any) -> Any:
     """Cache an ``async def`` function's results without ever blocking its loop.
 
@@ -151,16 +167,7 @@ def acache(func: Any = None, /, **options: Any) -> Any:
     return _decorate("acache", func, options)
 
 
-@overload
-def ucache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
-@overload
-def ucache(  # type: ignore[overload-overlap]  # a coroutine function is a callable too
-    func: Callable[P, Coroutine[Any, Any, R]], /
-) -> AsyncCachedFunction[P, R]: ...
-@overload
-def ucache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
-@overload
-def ucache(func: None = None, /, **options: Unpack[CacheOptions]) -> CacheDecorator: ...
+@_typed
 def ucache(func: Any = None, /, **options: Any) -> Any:
     """Pick the engine for you (API.md section 4), first match wins.
 
@@ -179,16 +186,7 @@ def ucache(func: Any = None, /, **options: Any) -> Any:
     return _decorate("ucache", func, options)
 
 
-@overload
-def bcache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
-@overload
-def bcache(  # type: ignore[overload-overlap]  # a coroutine function is a callable too
-    func: Callable[P, Coroutine[Any, Any, R]], /
-) -> AsyncCachedFunction[P, R]: ...
-@overload
-def bcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
-@overload
-def bcache(func: None = None, /, **options: Unpack[CacheOptions]) -> CacheDecorator: ...
+@_typed
 def bcache(func: Any = None, /, **options: Any) -> Any:
     """Cache results on disk, for many small and medium values: diskcache > klepto > memory.
 
@@ -206,16 +204,7 @@ def bcache(func: Any = None, /, **options: Any) -> Any:
     return _decorate("bcache", func, options)
 
 
-@overload
-def fcache(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
-@overload
-def fcache(  # type: ignore[overload-overlap]  # a coroutine function is a callable too
-    func: Callable[P, Coroutine[Any, Any, R]], /
-) -> AsyncCachedFunction[P, R]: ...
-@overload
-def fcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
-@overload
-def fcache(func: None = None, /, **options: Unpack[CacheOptions]) -> CacheDecorator: ...
+@_typed
 def fcache(func: Any = None, /, **options: Any) -> Any:
     """Cache large results in files: joblib > klepto > memory.
 
