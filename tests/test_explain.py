@@ -220,3 +220,91 @@ def test_code_changed_names_the_edited_function(tmp_path):
     assert out.startswith("miss (code_changed): ")
     assert "stage" in out
     assert run_python(script, env=env).strip().startswith("hit")
+
+
+def test_mcache_entry_pushed_out_by_maxsize_is_evicted():
+    """mcache(maxsize=2): the entry pushed out by a third call reads "evicted", a call
+    never made reads "new", and a deleted or cleared entry is "new" again (not evicted)."""
+
+    @mcache(maxsize=2)
+    def ident(x):
+        return x
+
+    for x in (1, 2, 3):
+        ident(x)
+    pushed = ident.cache_explain(1)
+    assert (pushed.hit, pushed.reason) == (False, "evicted")
+    assert "maxsize=2" in pushed.detail
+    assert ident.cache_explain(3).reason == "hit"
+    assert ident.cache_explain(4).reason == "new"
+    assert ident.cache_delete(3) is True
+    assert ident.cache_explain(3).reason == "new"
+    ident.cache_clear()
+    assert ident.cache_explain(2).reason == "new"
+    assert ident.cache_explain(1).reason == "new"
+
+
+def test_bcache_entry_culled_by_size_limit_is_evicted():
+    """bcache(size_limit=...): entries culled to stay under the limit read "evicted",
+    naming the limit; the newest entry still hits."""
+
+    @bcache(size_limit=500_000)
+    def blob(x):
+        return bytes(200_000) + bytes([x])
+
+    for x in range(4):
+        blob(x)
+    first = blob.cache_explain(0)
+    assert (first.hit, first.reason) == (False, "evicted")
+    assert "size_limit=500000" in first.detail
+    assert blob.cache_explain(3).reason == "hit"
+    assert blob.cache_explain(9).reason == "new"
+
+
+def test_call_stored_under_another_folder_is_named(tmp_path):
+    """A call stored by the same cache under another folder_name (another process)
+    reads "other_folder" with that folder; a call stored nowhere stays "new" and names
+    the other folder."""
+    module = tmp_path / "stage.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+            import os, sys
+            from twat_cache import bcache
+
+            @bcache(name="explain.moved", folder_name=os.environ.get("FOLDER") or None)
+            def stage(x):
+                return x
+
+            if sys.argv[1] == "write":
+                stage(5)
+            else:
+                for x in (5, 6):
+                    e = stage.cache_explain(x)
+                    print(e.reason, e.detail, sep="|")
+            """
+        )
+    )
+    run = f"import runpy, sys; sys.argv = ['stage', '{{}}']; runpy.run_path({str(module)!r})"
+    run_python(run.format("write"))
+    out = run_python(run.format("ask"), env={"FOLDER": "v2"}).splitlines()
+    old = Path(os.environ["TWAT_CACHE_DIR"]) / "explain.moved"
+    assert out[0] == f"other_folder|stored under another folder: {old.as_posix()}"
+    assert out[1].startswith("new|never computed")
+    assert old.as_posix() in out[1]
+
+
+def test_async_evicted():
+    """An async def function's cache_explain says "evicted" too once maxsize pushed
+    an entry out."""
+
+    @mcache(maxsize=1)
+    async def fetch(x):
+        return x
+
+    async def main() -> str:
+        await fetch(1)
+        await fetch(2)
+        return (await fetch.cache_explain(1)).reason
+
+    assert asyncio.run(main()) == "evicted"

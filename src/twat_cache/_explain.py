@@ -10,20 +10,31 @@ persistent store, the record of the code version its folder holds.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from twat_cache.codeversion import _Walk
 from twat_cache.config import CacheConfig
 
-__all__ = ["CacheExplanation", "Reason", "version_parts", "version_tag"]
+__all__ = [
+    "CacheExplanation",
+    "Reason",
+    "Written",
+    "record_writes",
+    "refine",
+    "version_parts",
+    "version_tag",
+]
 
 Reason = Literal[
     "hit",
     "new",
     "expired",
     "evicted",
+    "other_folder",
     "code_changed",
     "file_changed",
     "corrupt",
@@ -37,7 +48,7 @@ class CacheExplanation:
     """Whether one call would be served from the cache, and if not, why.
 
     ``reason`` is one of ``"hit"``, ``"new"``, ``"expired"``, ``"evicted"``,
-    ``"code_changed"``, ``"file_changed"``, ``"corrupt"``, ``"not_stored"``,
+    ``"other_folder"``, ``"code_changed"``, ``"file_changed"``, ``"corrupt"``, ``"not_stored"``,
     ``"disabled"``; ``detail`` says more (which function, which file).
 
     >>> print(CacheExplanation(False, "new", "never computed with these arguments"))
@@ -73,3 +84,134 @@ def changed_parts(old: Any, new: dict[str, str]) -> list[str]:
     if not isinstance(old, dict):
         return []
     return sorted(label for label in old.keys() | new.keys() if old.get(label) != new.get(label))
+
+
+class Written:
+    """Hashes of the last ``limit`` keys this process wrote to one store.
+
+    Why hashes: a key held here would keep the user's arguments alive after
+    the store let them go. A miss whose key is here was pushed out (or expired
+    and swept) rather than never computed; a collision can only turn a
+    ``"new"`` into an ``"evicted"`` answer, never change what a call returns.
+    Only misses and drops touch it: a hit never does.
+    """
+
+    __slots__ = ("_lock", "keys", "limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.keys: dict[int, None] = {}
+        self.limit = limit
+        self._lock = threading.Lock()
+
+    def add(self, key: Hashable) -> None:
+        """``key`` was written (the oldest record goes past ``limit``)."""
+        mark = hash(key)
+        with self._lock:
+            keys = self.keys
+            keys.pop(mark, None)
+            keys[mark] = None
+            if len(keys) > self.limit:
+                del keys[next(iter(keys))]
+
+    def discard(self, key: Hashable) -> None:
+        """``key`` was deleted on purpose (``cache_delete``, a damaged entry)."""
+        with self._lock:
+            self.keys.pop(hash(key), None)
+
+    def clear(self) -> None:
+        """The cache was cleared: nothing written before was pushed out."""
+        with self._lock:
+            self.keys.clear()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return hash(key) in self.keys
+
+
+def record_writes(path: Any) -> Written:
+    """Record the keys ``path`` (a ``CallPath``) writes, drops and clears from now on.
+
+    The call path's ``save``, ``drop``, ``reset`` (and async twins) are wrapped on the instance:
+    they run on misses, deletes and clears only, so hits cost nothing more.
+    """
+    written = Written()
+    save, drop, reset = path.save, path.drop, path.reset
+    asave, adrop = path.asave, path.adrop
+
+    def saving(store: Any, key: Hashable, value: Any, quiet: bool = False) -> None:
+        save(store, key, value, quiet)
+        written.add(key)
+
+    async def asaving(store: Any, key: Hashable, value: Any, quiet: bool = False) -> None:
+        await asave(store, key, value, quiet)
+        written.add(key)
+
+    def dropping(store: Any, key: Hashable) -> bool:
+        written.discard(key)
+        return bool(drop(store, key))
+
+    async def adropping(store: Any, key: Hashable) -> bool:
+        written.discard(key)
+        return bool(await adrop(store, key))
+
+    def resetting() -> None:
+        written.clear()
+        reset()
+
+    path.save, path.drop, path.reset = saving, dropping, resetting
+    path.asave, path.adrop = asaving, adropping
+    return written
+
+
+def refine(path: Any, store: Any, key: Hashable, written: Written, answer: Any) -> Any:
+    """A ``"new"`` answer made precise: ``"evicted"`` when this process wrote ``key``
+    and the store dropped it since, ``"other_folder"`` when the call is stored in this
+    cache's folder under another ``cache_dir`` / ``folder_name`` (found through the
+    manifests under the cache root and the store's own root)."""
+    if not isinstance(answer, CacheExplanation) or answer.reason != "new":
+        return answer
+    if key in written:
+        config = path.config
+        bound = (
+            f"maxsize={config.maxsize}"
+            if store.in_process and config.maxsize
+            else f"size_limit={config.size_limit}"
+            if config.size_limit
+            else ""
+        )
+        why = f"pushed out to keep {bound}" if bound else "dropped by the store"
+        if path.ttl is not None:
+            why += f" (or expired after ttl={path.ttl:g}s)"
+        return CacheExplanation(False, "evicted", f"stored by this process earlier, {why}")
+    if not store.persistent:
+        return answer
+    found = elsewhere(path.name, store, key)
+    if found is None:
+        return answer
+    where, there = found
+    if there:
+        return CacheExplanation(False, "other_folder", f"stored under another folder: {where}")
+    return CacheExplanation(False, "new", f"{answer.detail} (this cache also has {where})")
+
+
+def elsewhere(name: str, store: Any, key: Hashable) -> tuple[str, bool] | None:
+    """Another folder of the cache ``name``, and whether it holds ``key``: the first
+    folder holding it, else the first found; ``None`` when there is none (or the
+    cache root cannot be read)."""
+    from twat_cache import _manage  # housekeeping: only when asked
+    from twat_cache.paths import cache_root
+
+    mine = Path(store.folder).resolve()
+    roots = {Path(store.root).resolve(), cache_root().resolve()}
+    first: str | None = None
+    try:
+        for root in sorted(roots):
+            for cache in _manage.find_caches(root):
+                if cache.name != name or cache.folder.resolve() == mine:
+                    continue
+                with _manage.opened(cache, repair=False) as other:
+                    if other.peek(key) in ("hit", "expired"):
+                        return cache.folder.as_posix(), True
+                first = first or cache.folder.as_posix()
+    except Exception:  # an unreadable folder: explain what this store tells
+        return None
+    return None if first is None else (first, False)

@@ -324,6 +324,12 @@ def _numpy(np: Any, obj: Any, cls: type, out: bytearray, typed: bool) -> _Expand
     return None
 
 
+def _labelled(obj: Any, labels: list[Any], values: list[Any]) -> list[Any]:
+    """A Series' or DataFrame's parts in digest order: its labels, then what pandas
+    carries beside them (``attrs``, the duplicate-labels flag), then its values."""
+    return [*labels, dict(obj.attrs), obj.flags.allows_duplicate_labels, *values]
+
+
 def _pandas(pd: Any, obj: Any, cls: type, out: bytearray) -> _Expanded:
     """pandas objects: values, index, names, dtypes, attrs, type; None if not pandas."""
     if isinstance(obj, pd.DataFrame):
@@ -332,22 +338,10 @@ def _pandas(pd: Any, obj: Any, cls: type, out: bytearray) -> _Expanded:
         columns: list[Any] = []
         for i in range(obj.shape[1]):
             columns += _pandas_values(pd, obj.iloc[:, i])
-        return [
-            obj.index,
-            obj.columns,
-            dict(obj.attrs),
-            obj.flags.allows_duplicate_labels,
-            *columns,
-        ]
+        return _labelled(obj, [obj.index, obj.columns], columns)
     if isinstance(obj, pd.Series):
         out += _classed(b"PS", cls)
-        return [
-            obj.name,
-            obj.index,
-            dict(obj.attrs),
-            obj.flags.allows_duplicate_labels,
-            *_pandas_values(pd, obj),
-        ]
+        return _labelled(obj, [obj.name, obj.index], _pandas_values(pd, obj))
     if isinstance(obj, pd.MultiIndex):
         out += _classed(b"PM", cls)
         out += _LEN(obj.nlevels)

@@ -9,12 +9,19 @@ function. The wrapper gets the ``lru_cache``-style controls of API.md 2.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Callable, Hashable
 from typing import Any, cast
 
-from twat_cache._explain import CacheExplanation, version_parts, version_tag
+from twat_cache._explain import (
+    CacheExplanation,
+    record_writes,
+    refine,
+    version_parts,
+    version_tag,
+)
 from twat_cache._metrics import recorder_for
 from twat_cache._types import CacheInfo
 from twat_cache.call.memory import memory_wrapper, store_wrapper
@@ -201,6 +208,8 @@ class Controls:
         self.whereof = whereof
         #: How this cache is rebuilt when the function is pickled by value (``shipping.py``).
         self.shipment: Shipment | None = None
+        #: The keys this process wrote, so ``cache_explain`` can tell evicted from new.
+        self.written = record_writes(path)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return reduce_controls(self)
@@ -258,8 +267,34 @@ class Controls:
         if self.whereof is not None:
             store = store_at(path, self.whereof(*args, **kwargs))
         if path.is_async:
-            return path.aexplain(store, args, kwargs)
-        return path.explain(store, args, kwargs)
+            return self._aexplain(store, args, kwargs)
+        return self._refine(store, args, kwargs, path.explain(store, args, kwargs))
+
+    async def _aexplain(self, store: Store, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        answer = await self.path.aexplain(store, args, kwargs)
+        if getattr(answer, "reason", None) != "new":
+            return answer
+        if store.persistent:  # other folders are read from disk: not on the event loop
+            return await asyncio.to_thread(self._refine, store, args, kwargs, answer)
+        return self._refine(store, args, kwargs, answer)
+
+    def _refine(
+        self, store: Store, args: tuple[Any, ...], kwargs: dict[str, Any], answer: Any
+    ) -> Any:
+        """A ``"new"`` answer checked against the keys written here and other folders."""
+        if getattr(answer, "reason", None) != "new":
+            return answer
+        plan = self.path.plan
+        states = dict(plan.file_states)  # asking is not keying: the last keyed state stays
+        try:
+            key = plan.key_of_call(args, kwargs)
+        except Exception:  # keyed once already by explain: an answer stands without this
+            return answer
+        finally:
+            if plan.file_parts:
+                plan.file_states.clear()
+                plan.file_states.update(states)
+        return refine(self.path, store, key, self.written, answer)
 
     def cache_bypass(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function; touch no entry."""
