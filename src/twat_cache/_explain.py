@@ -23,7 +23,6 @@ __all__ = [
     "CacheExplanation",
     "Reason",
     "Written",
-    "record_writes",
     "refine",
     "version_parts",
     "version_tag",
@@ -104,14 +103,13 @@ class Written:
         self._lock = threading.Lock()
 
     def add(self, key: Hashable) -> None:
-        """``key`` was written (the oldest record goes past ``limit``)."""
-        mark = hash(key)
-        with self._lock:
-            keys = self.keys
-            keys.pop(mark, None)
-            keys[mark] = None
-            if len(keys) > self.limit:
-                del keys[next(iter(keys))]
+        """``key`` was written (past ``limit`` records, the oldest half go)."""
+        keys = self.keys
+        keys[hash(key)] = None  # one dict store under the GIL: no lock on the miss path
+        if len(keys) > self.limit:
+            with self._lock:
+                for mark in list(keys)[: len(keys) // 2]:
+                    keys.pop(mark, None)
 
     def discard(self, key: Hashable) -> None:
         """``key`` was deleted on purpose (``cache_delete``, a damaged entry)."""
@@ -125,41 +123,6 @@ class Written:
 
     def __contains__(self, key: Hashable) -> bool:
         return hash(key) in self.keys
-
-
-def record_writes(path: Any) -> Written:
-    """Record the keys ``path`` (a ``CallPath``) writes, drops and clears from now on.
-
-    The call path's ``save``, ``drop``, ``reset`` (and async twins) are wrapped on the instance:
-    they run on misses, deletes and clears only, so hits cost nothing more.
-    """
-    written = Written()
-    save, drop, reset = path.save, path.drop, path.reset
-    asave, adrop = path.asave, path.adrop
-
-    def saving(store: Any, key: Hashable, value: Any, quiet: bool = False) -> None:
-        save(store, key, value, quiet)
-        written.add(key)
-
-    async def asaving(store: Any, key: Hashable, value: Any, quiet: bool = False) -> None:
-        await asave(store, key, value, quiet)
-        written.add(key)
-
-    def dropping(store: Any, key: Hashable) -> bool:
-        written.discard(key)
-        return bool(drop(store, key))
-
-    async def adropping(store: Any, key: Hashable) -> bool:
-        written.discard(key)
-        return bool(await adrop(store, key))
-
-    def resetting() -> None:
-        written.clear()
-        reset()
-
-    path.save, path.drop, path.reset = saving, dropping, resetting
-    path.asave, path.adrop = asaving, adropping
-    return written
 
 
 def refine(path: Any, store: Any, key: Hashable, written: Written, answer: Any) -> Any:

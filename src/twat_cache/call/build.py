@@ -17,7 +17,6 @@ from typing import Any, cast
 
 from twat_cache._explain import (
     CacheExplanation,
-    record_writes,
     refine,
     version_parts,
     version_tag,
@@ -208,8 +207,6 @@ class Controls:
         self.whereof = whereof
         #: How this cache is rebuilt when the function is pickled by value (``shipping.py``).
         self.shipment: Shipment | None = None
-        #: The keys this process wrote, so ``cache_explain`` can tell evicted from new.
-        self.written = record_writes(path)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return reduce_controls(self)
@@ -294,7 +291,7 @@ class Controls:
             if plan.file_parts:
                 plan.file_states.clear()
                 plan.file_states.update(states)
-        return refine(self.path, store, key, self.written, answer)
+        return refine(self.path, store, key, self.path.written, answer)
 
     def cache_bypass(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function; touch no entry."""

@@ -32,7 +32,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from twat_cache import policy
-from twat_cache._explain import CacheExplanation, changed_parts, version_parts, version_tag
+from twat_cache._explain import CacheExplanation, Written, changed_parts, version_parts, version_tag
 from twat_cache._log import warn_once
 from twat_cache._threads import executor
 from twat_cache._types import MISSING, CacheInfo
@@ -121,6 +121,8 @@ class CallPath:
         #: The generated memory wrapper's own hit counter (and its reset).
         self.fast_hits: Callable[[], int] = _zero
         self.reset_fast: Callable[[], None] = _nothing
+        #: The keys this process wrote, so ``cache_explain`` can tell evicted from new.
+        self.written = Written()
         #: Swaps the memory wrapper to its converting body (set by call/memory.py).
         self.converting: Callable[[], None] | None = None
         self._owned: dict[Token, set[Hashable]] = {}
@@ -190,6 +192,7 @@ class CallPath:
         self.miss_seconds = self.hit_seconds = 0.0
         self.reset_fast()
         self.plan.forget()
+        self.written.clear()
         with self._olock:
             self._owned.clear()
 
@@ -283,6 +286,7 @@ class CallPath:
         except Exception as exc:
             self.fault("write", exc, quiet)
             return
+        self.written.add(key)
         if type(key) is tuple and key and type(key[0]) is Token:
             self._own(key)
 
@@ -296,6 +300,7 @@ class CallPath:
             self.metrics.evicted(evicted)
 
     def drop(self, store: Store, key: Hashable) -> bool:
+        self.written.discard(key)
         try:
             return store.delete(key)
         except Exception as exc:
@@ -318,10 +323,12 @@ class CallPath:
         except Exception as exc:
             self.fault("write", exc, quiet)
             return
+        self.written.add(key)
         if type(key) is tuple and key and type(key[0]) is Token:
             self._own(key)
 
     async def adrop(self, store: Store, key: Hashable) -> bool:
+        self.written.discard(key)
         try:
             return await store.adelete(key)
         except Exception as exc:
