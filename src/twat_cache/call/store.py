@@ -286,6 +286,10 @@ class CallPath:
         except Exception as exc:
             self.fault("write", exc, quiet)
             return
+        self._saved(key)
+
+    def _saved(self, key: Hashable) -> None:
+        """Remember a key written: for ``cache_explain``, and for its instance's death."""
         self.written.add(key)
         if type(key) is tuple and key and type(key[0]) is Token:
             self._own(key)
@@ -323,9 +327,7 @@ class CallPath:
         except Exception as exc:
             self.fault("write", exc, quiet)
             return
-        self.written.add(key)
-        if type(key) is tuple and key and type(key[0]) is Token:
-            self._own(key)
+        self._saved(key)
 
     async def adrop(self, store: Store, key: Hashable) -> bool:
         self.written.discard(key)
@@ -407,11 +409,10 @@ class CallPath:
             self._exit(lock)
             self.flights.land(key, flight, ABANDONED, None)
             raise
-        ticket = self._ticket(store, key, flight, lock, value, quiet)
-        if ticket is None:  # stored meanwhile elsewhere
-            self._exit(lock)
-            return self._landed_here(key, flight, value)
-        return ticket
+        if value is MISSING or value is FAULT:
+            return Ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
+        self._exit(lock)  # stored meanwhile elsewhere
+        return self._landed_here(key, flight, value)
 
     def _join(
         self, store: Store, key: Hashable, write: bool, quiet: bool, me: Any
@@ -436,15 +437,6 @@ class CallPath:
         if flight.outcome != ABANDONED:
             return None, self._served(flight)
         return self._join(store, key, write, quiet, me)
-
-    def _ticket(
-        self, store: Store, key: Hashable, flight: Flight, lock: Any, value: Any, quiet: bool
-    ) -> Ticket | None:
-        """After the owner's look under its lock: a ticket to compute, or ``None`` when the
-        value was stored meanwhile by another process."""
-        if value is MISSING or value is FAULT:
-            return Ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
-        return None
 
     def _landed_here(self, key: Hashable, flight: Flight, value: Any) -> Any:
         self.flights.land(key, flight, VALUE, value)
@@ -539,11 +531,10 @@ class CallPath:
             await self._aexit(lock)
             self.flights.land(key, flight, ABANDONED, None)
             raise
-        ticket = self._ticket(store, key, flight, lock, value, quiet)
-        if ticket is None:
-            await self._aexit(lock)
-            return self._landed_here(key, flight, value)
-        return ticket
+        if value is MISSING or value is FAULT:
+            return Ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
+        await self._aexit(lock)
+        return self._landed_here(key, flight, value)
 
     async def _aenter(self, store: Store, key: Hashable) -> Any:
         if not (store.persistent or store.shared):
