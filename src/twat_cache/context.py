@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
-from types import TracebackType
 from typing import Any
 
 from twat_cache._types import MISSING
@@ -138,12 +137,7 @@ class CacheContext:
     def __enter__(self) -> CacheContext:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- async API ---------------------------------------------------------------------
@@ -179,12 +173,7 @@ class CacheContext:
     async def __aenter__(self) -> CacheContext:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     def __repr__(self) -> str:

@@ -36,8 +36,7 @@ import inspect
 import threading
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar, Token
-from types import TracebackType
-from typing import Any, Final, Literal, TypeVar, cast, overload
+from typing import Any, Final, Literal, Protocol, TypeVar, cast, overload
 
 from typing_extensions import Self
 
@@ -168,12 +167,7 @@ class Policy:
         _enter()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         frame, token = self._entered.pop()
         frame.open = False
         _leave()
@@ -200,73 +194,58 @@ class Policy:
         return cast("F", run)
 
 
-@overload
-def disabled() -> Policy: ...
-@overload
-def disabled(func: F) -> F: ...
-def disabled(func: F | None = None) -> Policy | F:
+class PolicyMaker(Protocol):
+    """``disabled``/``refreshing``/``readonly``: ``with f():``, ``@f()`` or ``@f``."""
+
+    @overload
+    def __call__(self) -> Policy: ...
+    @overload
+    def __call__(self, func: F) -> F: ...
+
+
+_FORMS = """
+
+    Works as ``with {name}():``, ``@{name}()`` and ``@{name}`` (sync and ``async def``).
+
+    Args:
+        func: when given (the bare decorator form), the function to wrap.
+
+    Returns:
+        The context manager, or ``func`` wrapped to run under the policy.
+
+    >>> with {name}():
+    ...     current()
+    '{name}'
+"""
+
+
+def _maker(name: PolicyName, summary: str) -> PolicyMaker:
+    def make(func: F | None = None) -> Policy | F:
+        policy = Policy(name)
+        return policy if func is None else policy(func)
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = summary + _FORMS.format(name=name)
+    return cast("PolicyMaker", make)
+
+
+disabled = _maker(
+    DISABLED,
     """Call cached functions straight through inside the block: read and store nothing.
 
     Use it for a test or a code path that must see fresh results, or to measure
-    the uncached cost. Works as ``with disabled():``, ``@disabled()`` and
-    ``@disabled`` (sync and ``async def``).
-
-    Args:
-        func: when given (the bare decorator form), the function to wrap.
-
-    Returns:
-        The context manager, or ``func`` wrapped to run under the policy.
-
-    >>> with disabled():
-    ...     current()
-    'disabled'
-    """
-    policy = Policy(DISABLED)
-    return policy if func is None else policy(func)
-
-
-@overload
-def refreshing() -> Policy: ...
-@overload
-def refreshing(func: F) -> F: ...
-def refreshing(func: F | None = None) -> Policy | F:
+    the uncached cost.""",
+)
+refreshing = _maker(
+    REFRESHING,
     """Recompute every cached call inside the block and overwrite the stored entries.
 
-    Use it to warm or repair a cache after the data behind it changed.
-
-    Args:
-        func: when given (the bare decorator form), the function to wrap.
-
-    Returns:
-        The context manager, or ``func`` wrapped to run under the policy.
-
-    >>> with refreshing():
-    ...     current()
-    'refreshing'
-    """
-    policy = Policy(REFRESHING)
-    return policy if func is None else policy(func)
-
-
-@overload
-def readonly() -> Policy: ...
-@overload
-def readonly(func: F) -> F: ...
-def readonly(func: F | None = None) -> Policy | F:
+    Use it to warm or repair a cache after the data behind it changed.""",
+)
+readonly = _maker(
+    READONLY,
     """Serve hits inside the block, but store nothing: a miss is computed and returned.
 
     Use it for one-off calls (a rare argument, an ad-hoc query) that should not
-    evict the working set or fill the disk.
-
-    Args:
-        func: when given (the bare decorator form), the function to wrap.
-
-    Returns:
-        The context manager, or ``func`` wrapped to run under the policy.
-
-    >>> with readonly():
-    ...     current()
-    'readonly'
-    """
-    policy = Policy(READONLY)
-    return policy if func is None else policy(func)
+    evict the working set or fill the disk.""",
+)
