@@ -113,13 +113,11 @@ class Written:
 
     def discard(self, key: Hashable) -> None:
         """``key`` was deleted on purpose (``cache_delete``, a damaged entry)."""
-        with self._lock:
-            self.keys.pop(hash(key), None)
+        self.keys.pop(hash(key), None)  # one dict operation: atomic under the GIL
 
     def clear(self) -> None:
         """The cache was cleared: nothing written before was pushed out."""
-        with self._lock:
-            self.keys.clear()
+        self.keys.clear()
 
     def __contains__(self, key: Hashable) -> bool:
         return hash(key) in self.keys

@@ -22,7 +22,7 @@ from collections.abc import Hashable, MutableMapping
 from typing import Any, ClassVar
 
 from twat_cache.config import CacheConfig
-from twat_cache.engines.memory import MemoryStore, _Ordered
+from twat_cache.engines.memory import MemoryStore, _Ordered, order_only
 
 __all__ = ["AioCacheEngine"]
 
@@ -35,9 +35,7 @@ class AioCacheEngine(MemoryStore):
 
     @classmethod
     def unsupported(cls, config: CacheConfig) -> str | None:
-        if config.policy in ("lfu", "rr"):
-            return f"aiocache has no {config.policy.upper()} policy"
-        return None
+        return order_only(cls.name, config)
 
     def make_mapping(self, config: CacheConfig) -> MutableMapping[Hashable, Any]:
         from aiocache import SimpleMemoryCache

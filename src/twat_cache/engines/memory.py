@@ -246,6 +246,13 @@ class _Ordered(_Locked):
                     data.popitem(last=False)
 
 
+def order_only(name: str, config: CacheConfig) -> str | None:
+    """Why a store that keeps entries in order (LRU or FIFO) cannot serve ``config``."""
+    if config.policy in ("lfu", "rr"):
+        return f"{name} has no {config.policy.upper()} policy"
+    return None
+
+
 class FunctoolsEngine(MemoryStore):
     """The standard library only: LRU or FIFO order, optional expiry; always available."""
 
@@ -253,9 +260,7 @@ class FunctoolsEngine(MemoryStore):
 
     @classmethod
     def unsupported(cls, config: CacheConfig) -> str | None:
-        if config.policy in ("lfu", "rr"):
-            return f"functools has no {config.policy.upper()} policy"
-        return None
+        return order_only(cls.name, config)
 
     def make_mapping(self, config: CacheConfig) -> MutableMapping[Hashable, Any]:
         return _Ordered(config.maxsize, lru=config.policy == "lru")
