@@ -411,7 +411,6 @@ def test_waiters_of_a_failing_computation_get_its_exception_at_once(kind: str) -
     entered = threading.Event()
 
     if kind == "sync":
-
         waiting: set[int] = set()
 
         def parked(ident: int) -> bool:

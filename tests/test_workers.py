@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 import twat_cache
-from twat_cache import mcache
 from tests.conftest import _wipe
+from twat_cache import mcache
 
 
 def _env() -> dict[str, str]:
