@@ -411,12 +411,29 @@ def test_waiters_of_a_failing_computation_get_its_exception_at_once(kind: str) -
     entered = threading.Event()
 
     if kind == "sync":
+        waiting: set[int] = set()
+
+        def parked(ident: int) -> bool:
+            # A waiter has joined once its thread blocks in the flight's wait (call/flight.py).
+            frame = sys._current_frames().get(ident)
+            while frame is not None:
+                if frame.f_code.co_name == "wait" and frame.f_code.co_filename.endswith(
+                    "flight.py"
+                ):
+                    return True
+                frame = frame.f_back
+            return False
 
         @mcache
         def fail(x: int) -> int:
             runs.append(x)
             entered.set()
-            time.sleep(0.3)
+            # Raise only once all nine waiters have joined, however slow the machine.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (
+                len(waiting) == 9 and all(parked(ident) for ident in waiting)
+            ):
+                time.sleep(0.005)
             raise ValueError("boom")
 
         errors: list[BaseException] = []
@@ -433,6 +450,8 @@ def test_waiters_of_a_failing_computation_get_its_exception_at_once(kind: str) -
         others = [threading.Thread(target=call) for _ in range(9)]
         for t in others:
             t.start()
+            assert t.ident is not None
+            waiting.add(t.ident)
         for t in [first, *others]:
             t.join(30)
         assert len(errors) == 10
@@ -484,15 +503,19 @@ def _deepest(decorate: Any) -> int:
     def fib(n: int) -> int:
         return n if n < 2 else fib(n - 1) + fib(n - 2)
 
-    best = 0
-    for n in range(100, 1000, 10):
+    # The deepest n in 100, 110, ..., 990 that runs cold, found by bisection: a depth that
+    # overflows overflows deeper too, and each cold probe costs n stores.
+    lo, hi = 0, 90  # steps: fib(100 + 10 * step); lo - 1 ran, hi has not been shown to run
+    while lo < hi:
+        mid = (lo + hi) // 2
         fib.cache_clear()
         try:
-            fib(n)
+            fib(100 + 10 * mid)
         except RecursionError:
-            break
-        best = n
-    return best
+            hi = mid
+        else:
+            lo = mid + 1
+    return 0 if lo == 0 else 100 + 10 * (lo - 1)
 
 
 def test_a_cold_recursive_function_goes_as_deep_as_lru_cache() -> None:

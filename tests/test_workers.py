@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import twat_cache
+from tests.conftest import _wipe
 from twat_cache import mcache
 
 
@@ -26,44 +27,69 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(Path(twat_cache.__file__).parents[1])}
 
 
+# One script per runner runs the three caches, so each runner's workers start once.
 _SCRIPT = """
 import os, sys, pickle, cloudpickle
 from twat_cache import bcache, mcache, ucache, get_stats
-LOG = {log!r}
+LOGS = {logs!r}
+RUNNER = {runner!r}
 
-@{decorator}
-def square(x):
-    with open(LOG, "a") as fh:
-        fh.write(f"{{os.getpid()}} {{x}}\\n")
-    return x * x
+def logged(decorator, name):
+    def square(x):
+        with open(LOGS[name], "a") as fh:
+            fh.write(f"{{os.getpid()}} {{x}}\\n")
+        return x * x
+    square.__name__ = square.__qualname__ = "square_" + name
+    return decorator(square)
+
+square_bcache = logged(bcache(folder_name="shared"), "bcache")
+square_redis = logged(ucache(redis_url={redis_url!r}), "redis")
+square_mcache = logged(mcache(), "mcache")
 
 def main():
-    # The pickled state holds nothing process-local: the copy is this same cache.
-    assert pickle.loads(cloudpickle.dumps(square)) is not None
     inputs = [i % 20 for i in range(200)]
-    if {runner!r} == "joblib":
-        from joblib import Parallel, delayed
-        results = Parallel(n_jobs=2)(delayed(square)(x) for x in inputs)
-    else:
+    if RUNNER == "dask":
         from dask.distributed import Client, LocalCluster
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    for square in (square_bcache, square_redis, square_mcache):
+        # The pickled state holds nothing process-local: the copy is this same cache.
+        assert pickle.loads(cloudpickle.dumps(square)) is not None
+        if RUNNER == "joblib":
+            from joblib import Parallel, delayed
+            results = Parallel(n_jobs=2)(delayed(square)(x) for x in inputs)
+        else:
             results = client.gather(client.map(square, inputs, pure=False))
-    assert results == [x * x for x in inputs], results
-    print("ok", square.cache_parameters()["name"])
+        assert results == [x * x for x in inputs], results
+        print("ok", square.cache_parameters()["name"])
+    if RUNNER == "dask":
+        client.close()
+        cluster.close()
 
 if __name__ == "__main__":
     main()
 """
 
+_CACHES = ("bcache", "redis", "mcache")
 
-def _run(tmp_path: Path, decorator: str, runner: str) -> tuple[dict[str, int], str]:
-    """Run the script; return the computations per worker process and its output."""
-    log = tmp_path / "computed.log"
+
+@pytest.fixture(scope="module", params=["joblib", "dask"])
+def runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_server_url: str
+) -> tuple[dict[str, dict[str, int]], str]:
+    """Run the script once per runner, with a cache root of its own; return, per cache,
+    the computations per worker process, and the script's output."""
+    runner: str = request.param
+    tmp_path = tmp_path_factory.mktemp(f"workers-{runner}")
+    _wipe(redis_server_url)
+    logs = {name: str(tmp_path / f"{name}.log") for name in _CACHES}
     script = tmp_path / "job.py"
     script.write_text(
-        textwrap.dedent(_SCRIPT.format(log=str(log), decorator=decorator, runner=runner))
+        textwrap.dedent(_SCRIPT.format(logs=logs, runner=runner, redis_url=redis_server_url))
     )
+    env = {k: v for k, v in _env().items() if not k.startswith("TWAT_CACHE_")}
+    env["TWAT_CACHE_DIR"] = str(tmp_path / "twat-cache")
     done = subprocess.run(
         [sys.executable, str(script)],
         capture_output=True,
@@ -71,41 +97,43 @@ def _run(tmp_path: Path, decorator: str, runner: str) -> tuple[dict[str, int], s
         timeout=240,
         check=False,
         cwd=tmp_path,
-        env=_env(),
+        env=env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    per_pid: dict[str, int] = {}
-    keys: list[str] = []
-    for line in log.read_text().splitlines():
-        pid, key = line.split()
-        per_pid[pid] = per_pid.get(pid, 0) + 1
-        keys.append(f"{pid}:{key}")
-    assert len(keys) == len(set(keys)), "a worker computed one key twice"
-    return per_pid, done.stdout
+    counts: dict[str, dict[str, int]] = {}
+    for name, log in logs.items():
+        per_pid: dict[str, int] = {}
+        keys: list[str] = []
+        for line in Path(log).read_text().splitlines():
+            pid, key = line.split()
+            per_pid[pid] = per_pid.get(pid, 0) + 1
+            keys.append(f"{pid}:{key}")
+        assert len(keys) == len(set(keys)), f"a worker computed one {name} key twice"
+        counts[name] = per_pid
+    return counts, done.stdout
 
 
-RUNNERS = ["joblib", "dask"]
-
-
-@pytest.mark.parametrize("runner", RUNNERS)
-def test_bcache_on_shared_folder_computes_each_key_once(tmp_path: Path, runner: str) -> None:
+def test_bcache_on_shared_folder_computes_each_key_once(
+    runs: tuple[dict[str, dict[str, int]], str],
+) -> None:
     """bcache on one folder: 200 calls over 20 keys from two workers compute 20 times."""
-    per_pid, out = _run(tmp_path, "bcache(folder_name='shared')", runner)
-    assert sum(per_pid.values()) == 20
-    assert "ok __main__.square" in out
+    counts, out = runs
+    assert sum(counts["bcache"].values()) == 20
+    assert "ok __main__.square_bcache" in out
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
-def test_redis_computes_each_key_once(tmp_path: Path, runner: str, redis_url: str) -> None:
+def test_redis_computes_each_key_once(runs: tuple[dict[str, dict[str, int]], str]) -> None:
     """A Redis cache: 200 calls over 20 keys from two workers compute 20 times in all."""
-    per_pid, _ = _run(tmp_path, f"ucache(redis_url={redis_url!r})", runner)
-    assert sum(per_pid.values()) == 20
+    counts, _ = runs
+    assert sum(counts["redis"].values()) == 20
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
-def test_mcache_computes_each_key_at_most_once_per_worker(tmp_path: Path, runner: str) -> None:
+def test_mcache_computes_each_key_at_most_once_per_worker(
+    runs: tuple[dict[str, dict[str, int]], str],
+) -> None:
     """mcache: each worker keeps its own memory cache, reused across tasks (<= 20 each)."""
-    per_pid, _ = _run(tmp_path, "mcache()", runner)
+    counts, _ = runs
+    per_pid = counts["mcache"]
     assert 20 <= sum(per_pid.values()) <= 40
     assert all(count <= 20 for count in per_pid.values())
 
