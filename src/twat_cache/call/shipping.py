@@ -31,6 +31,7 @@ import types
 import uuid
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twat_cache.config import CacheConfig
@@ -51,28 +52,18 @@ _origin: weakref.WeakValueDictionary[str, Shipment] = weakref.WeakValueDictionar
 _lock = threading.Lock()
 
 
+@dataclass(eq=False)
 class Shipment:
     """How to rebuild one cached function elsewhere, and its process-local parts here."""
 
-    __slots__ = ("__weakref__", "chain", "config", "copies", "func", "parts", "token", "why")
-
-    def __init__(
-        self,
-        func: Callable[..., Any],
-        config: CacheConfig,
-        chain: tuple[str, ...],
-        why: str | None,
-        token: str,
-        parts: dict[str, Any],
-    ) -> None:
-        self.func = func
-        self.config = config
-        self.chain = chain
-        self.why = why
-        self.token = token
-        self.parts = parts
-        #: Hit counters of the copies unpickled in this process (see :class:`Adoption`).
-        self.copies: CopyHits | None = None
+    func: Callable[..., Any]
+    config: CacheConfig
+    chain: tuple[str, ...]
+    why: str | None
+    token: str
+    parts: dict[str, Any]
+    #: Hit counters of the copies unpickled in this process (see :class:`Adoption`).
+    copies: CopyHits | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self.token, self.func, self.config, self.chain, self.why))
