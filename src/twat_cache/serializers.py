@@ -289,7 +289,10 @@ class Codec:
             magic, flags, kind, expire, tag = _HEAD_CRC.unpack_from(data)
             if magic == MAGIC and not flags & ~FLAG_COMPRESSED and kind == KIND_SERIALIZED:
                 payload: Any = memoryview(data)[_HEAD_CRC.size :]
-                if zlib.crc32(payload, zlib.crc32(data[:HEAD_SIZE], zlib.crc32(key.encode()))) != tag:
+                if (
+                    zlib.crc32(payload, zlib.crc32(data[:HEAD_SIZE], zlib.crc32(key.encode())))
+                    != tag
+                ):
                     raise SerializationError(_DAMAGED)
                 if expire and expire <= time.time():
                     return MISSING
