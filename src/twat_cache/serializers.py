@@ -42,8 +42,12 @@ __all__ = [
 MAGIC: Final = b"TWC1"
 _HEAD = struct.Struct(">4sBBd")
 HEAD_SIZE: Final = _HEAD.size
-#: The header and a CRC32 tag read in one unpack: the unsigned pickle entry's hit path.
-_HEAD_CRC = struct.Struct(">4sBBdI")
+# The unsigned pickle entry's hit path (Codec.decode): the header and its CRC32 tag read in
+# one unpack, and the functions it calls bound once, as module globals.
+_unpack_crc_head = struct.Struct(">4sBBdI").unpack_from
+_CRC_START: Final = HEAD_SIZE + 4
+_crc32 = zlib.crc32
+_unpickle = pickle.loads
 FLAG_COMPRESSED: Final = 1
 FLAG_SIGNED: Final = 2
 #: What follows the tag: the configured serializer's bytes, or a native array format.
@@ -283,23 +287,18 @@ class Codec:
         Raises:
             SerializationError: the entry is damaged, forged, or was stored under another key.
         """
-        if self._pickled and len(data) >= _HEAD_CRC.size:
-            # The default codec's hit: header and tag in one unpack, the payload sliced once
-            # (a view, which pickle reads as is); anything unusual takes the full path below.
-            magic, flags, kind, expire, tag = _HEAD_CRC.unpack_from(data)
+        if self._pickled and len(data) >= _CRC_START:
+            # The default codec's hit: header and tag in one unpack, the payload sliced once;
+            # anything unusual (damaged, signed, native kinds) takes the full path below.
+            magic, flags, kind, expire, tag = _unpack_crc_head(data)
             if magic == MAGIC and not flags & ~FLAG_COMPRESSED and kind == KIND_SERIALIZED:
-                payload: Any = memoryview(data)[_HEAD_CRC.size :]
-                if (
-                    zlib.crc32(payload, zlib.crc32(data[:HEAD_SIZE], zlib.crc32(key.encode())))
-                    != tag
-                ):
+                payload = data[_CRC_START:]
+                if _crc32(payload, _crc32(data[:HEAD_SIZE], _crc32(key.encode()))) != tag:
                     raise SerializationError(_DAMAGED)
                 if expire and expire <= time.time():
                     return MISSING
-                if flags:
-                    payload = zlib.decompress(payload)
                 try:
-                    return pickle.loads(payload)
+                    return _unpickle(zlib.decompress(payload) if flags else payload)
                 except Exception as exc:
                     raise _unreadable(exc) from exc
         flags, kind, expire = self.parse_head(data)
