@@ -136,9 +136,8 @@ class _Breaker:
             self.open_until = now + self._cool  # others keep failing fast while this call probes
 
     def admit(self) -> float:
-        """The start of an operation allowed through (:meth:`check` only while open)."""
-        if self.open_until:
-            self.check()
+        """:meth:`check`, then the start of the operation it let through."""
+        self.check()
         return time.monotonic()
 
     def success(self) -> None:
@@ -596,7 +595,7 @@ class RedisStore(RedisFamily):
         """``fn(client, *args)`` behind the breaker (``afn`` for an asyncio-only client)."""
         server = self.server
         breaker = server.breaker
-        start = breaker.admit()
+        start = breaker.admit() if breaker.open_until else time.monotonic()
         try:
             client = server.client if server.client is not None else server.connect()
             if server.sync_native:
@@ -614,7 +613,7 @@ class RedisStore(RedisFamily):
         """The coroutine form of :meth:`_run` (``fn`` in the pool for a sync-only client)."""
         server = self.server
         breaker = server.breaker
-        start = breaker.admit()
+        start = breaker.admit() if breaker.open_until else time.monotonic()
         try:
             if server.async_native:
                 result = await afn(await server.aclient(), *args)
