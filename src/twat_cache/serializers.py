@@ -42,6 +42,12 @@ __all__ = [
 MAGIC: Final = b"TWC1"
 _HEAD = struct.Struct(">4sBBd")
 HEAD_SIZE: Final = _HEAD.size
+# The unsigned pickle entry's hit path (Codec.decode): the header and its CRC32 tag read in
+# one unpack, and the functions it calls bound once, as module globals.
+_unpack_crc_head = struct.Struct(">4sBBdI").unpack_from
+_CRC_START: Final = HEAD_SIZE + 4
+_crc32 = zlib.crc32
+_unpickle = pickle.loads
 FLAG_COMPRESSED: Final = 1
 FLAG_SIGNED: Final = 2
 #: What follows the tag: the configured serializer's bytes, or a native array format.
@@ -190,7 +196,7 @@ class Codec:
     without refuses signed ones, so neither is ever deserialized unchecked.
     """
 
-    __slots__ = ("_secret", "compress", "serializer", "signed", "tag_size")
+    __slots__ = ("_pickled", "_secret", "compress", "serializer", "signed", "tag_size")
 
     def __init__(self, serializer: Serializer, compress: bool, secret: bytes | None) -> None:
         self.serializer = serializer
@@ -198,6 +204,8 @@ class Codec:
         self._secret = secret
         self.signed = secret is not None
         self.tag_size = _HMAC_SIZE if self.signed else _CRC_SIZE
+        #: The default codec (pickle, CRC32 tag): :meth:`decode` takes its short path.
+        self._pickled = secret is None and type(serializer) is PickleSerializer
 
     # -- tags -----------------------------------------------------------------
 
@@ -257,8 +265,7 @@ class Codec:
         except SerializationError:
             raise
         except Exception as exc:
-            msg = f"cannot deserialize a stored value: {type(exc).__name__}: {exc}"
-            raise SerializationError(msg) from exc
+            raise _unreadable(exc) from exc
 
     def encode(self, key: str, value: Any, expire: float = 0.0) -> bytes:
         """One framed entry for ``value`` stored under ``key``."""
@@ -280,6 +287,20 @@ class Codec:
         Raises:
             SerializationError: the entry is damaged, forged, or was stored under another key.
         """
+        if self._pickled and len(data) >= _CRC_START:
+            # The default codec's hit: header and tag in one unpack, the payload sliced once;
+            # anything unusual (damaged, signed, native kinds) takes the full path below.
+            magic, flags, kind, expire, tag = _unpack_crc_head(data)
+            if magic == MAGIC and not flags & ~FLAG_COMPRESSED and kind == KIND_SERIALIZED:
+                payload = data[_CRC_START:]
+                if _crc32(payload, _crc32(data[:HEAD_SIZE], _crc32(key.encode()))) != tag:
+                    raise SerializationError(_DAMAGED)
+                if expire and expire <= time.time():
+                    return MISSING
+                try:
+                    return _unpickle(zlib.decompress(payload) if flags else payload)
+                except Exception as exc:
+                    raise _unreadable(exc) from exc
         flags, kind, expire = self.parse_head(data)
         start = HEAD_SIZE + self.tag_size
         view = memoryview(data)
@@ -291,8 +312,7 @@ class Codec:
             tagger.update(view[start:])
             tag_ok = hmac.compare_digest(tagger.digest(), view[HEAD_SIZE:start])
         if not tag_ok:
-            msg = "stored entry failed its integrity check (damaged or tampered with)"
-            raise SerializationError(msg)
+            raise SerializationError(_DAMAGED)
         if kind != KIND_SERIALIZED:
             msg = f"stored entry has an unexpected kind {kind}"
             raise SerializationError(msg)
@@ -302,6 +322,13 @@ class Codec:
         if flags & FLAG_COMPRESSED:
             payload = zlib.decompress(payload)
         return self.loads(payload)
+
+
+_DAMAGED = "stored entry failed its integrity check (damaged or tampered with)"
+
+
+def _unreadable(exc: Exception) -> SerializationError:
+    return SerializationError(f"cannot deserialize a stored value: {type(exc).__name__}: {exc}")
 
 
 def frame_expiry(data: bytes | memoryview) -> float | None:

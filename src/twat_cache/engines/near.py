@@ -40,8 +40,7 @@ from twat_cache._log import warn_once
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig, parse_redis_url
 from twat_cache.encoding import DigestKey, stable_digest
-from twat_cache.engines.base import Store
-from twat_cache.engines.remote import RedisStore
+from twat_cache.engines.remote import RedisFamily, RedisStore
 from twat_cache.keys import Token
 
 __all__ = ["NearRedisStore"]
@@ -85,18 +84,10 @@ class _Copies(dict[Hashable, Any]):
     __slots__ = ("__weakref__",)
 
 
-class NearRedisStore(Store):
+class NearRedisStore(RedisFamily):
     """Redis with an in-process copy of what was read, dropped when any process changes it."""
 
-    name: ClassVar[str] = "redis"
-    requires: ClassVar[str | None] = "redis"
     in_process: ClassVar[bool] = True
-    shared: ClassVar[bool] = True
-    native_async: ClassVar[bool] = True
-
-    @classmethod
-    def unsupported(cls, config: CacheConfig) -> str | None:
-        return RedisStore.unsupported(config)
 
     def __init__(self, config: CacheConfig) -> None:
         super().__init__(config)
@@ -277,15 +268,19 @@ class NearRedisStore(Store):
 
     # -- the store contract --------------------------------------------------------------
 
-    def get(self, key: Hashable) -> Any:
+    def _look(self, key: Hashable) -> tuple[Any, str | None, int]:
+        """The local copy of ``key`` (listening started first), else ``MISSING`` with the
+        key's Redis name (``None``: process-local) and the invalidation number now."""
         self._start()
         local = self._local(key)
         if local is not MISSING:
+            return local, None, 0
+        return MISSING, self._name(key), self._seq
+
+    def get(self, key: Hashable) -> Any:
+        local, name, seq = self._look(key)
+        if local is not MISSING or name is None:
             return local
-        name = self._name(key)
-        if name is None:
-            return MISSING
-        seq = self._seq
         if not self.tracking or not self.stamped:
             value = self.remote.get(name)
             if value is not MISSING:
@@ -340,14 +335,9 @@ class NearRedisStore(Store):
         return self.remote.akey_lock(stable_digest(self.namespace, key))
 
     async def aget(self, key: Hashable) -> Any:
-        self._start()
-        local = self._local(key)
-        if local is not MISSING:
+        local, name, seq = self._look(key)
+        if local is not MISSING or name is None:
             return local
-        name = self._name(key)
-        if name is None:
-            return MISSING
-        seq = self._seq
         value = await self.remote.aget(name)
         if value is not MISSING and not self.stamped:
             self._keep(key, name, value, 0.0, seq)

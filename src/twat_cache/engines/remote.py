@@ -135,6 +135,11 @@ class _Breaker:
                 raise CacheOperationError(msg)
             self.open_until = now + self._cool  # others keep failing fast while this call probes
 
+    def admit(self) -> float:
+        """:meth:`check`, then the start of the operation it let through."""
+        self.check()
+        return time.monotonic()
+
     def success(self) -> None:
         with self._lock:
             self.failures = 0
@@ -548,23 +553,29 @@ async def _aunlock(client: Any, lock: Any) -> None:
     await lock.release()
 
 
-class RedisStore(Store):
-    """A cache stored on Redis or Valkey (one server, Cluster or Sentinel), shared by processes."""
+class RedisFamily(Store):
+    """What every Redis store shares (this one and the near cache): its engine name,
+    requirement, capabilities and the check that a server was given."""
 
     name: ClassVar[str] = "redis"
     requires: ClassVar[str | None] = "redis"
     shared: ClassVar[bool] = True
     native_async: ClassVar[bool] = True
-    #: Read by the old call path (wrapper.py); removed when call/ lands.
-    in_memory: ClassVar[bool] = False
-    #: Seconds before a cross-process compute lock expires on its own (a crashed holder).
-    lock_timeout: ClassVar[float] = 60.0
 
     @classmethod
     def unsupported(cls, config: CacheConfig) -> str | None:
         if config.redis_url is None and config.redis_client is None:
             return "no redis_url given (pass redis_url=, redis_client= or set TWAT_CACHE_REDIS_URL)"
         return None
+
+
+class RedisStore(RedisFamily):
+    """A cache stored on Redis or Valkey (one server, Cluster or Sentinel), shared by processes."""
+
+    #: Read by the old call path (wrapper.py); removed when call/ lands.
+    in_memory: ClassVar[bool] = False
+    #: Seconds before a cross-process compute lock expires on its own (a crashed holder).
+    lock_timeout: ClassVar[float] = 60.0
 
     def __init__(self, config: CacheConfig) -> None:
         super().__init__(config)
@@ -584,9 +595,7 @@ class RedisStore(Store):
         """``fn(client, *args)`` behind the breaker (``afn`` for an asyncio-only client)."""
         server = self.server
         breaker = server.breaker
-        if breaker.open_until:
-            breaker.check()
-        start = time.monotonic()
+        start = breaker.admit() if breaker.open_until else time.monotonic()
         try:
             client = server.client if server.client is not None else server.connect()
             if server.sync_native:
@@ -604,9 +613,7 @@ class RedisStore(Store):
         """The coroutine form of :meth:`_run` (``fn`` in the pool for a sync-only client)."""
         server = self.server
         breaker = server.breaker
-        if breaker.open_until:
-            breaker.check()
-        start = time.monotonic()
+        start = breaker.admit() if breaker.open_until else time.monotonic()
         try:
             if server.async_native:
                 result = await afn(await server.aclient(), *args)
@@ -722,8 +729,8 @@ class RedisStore(Store):
             _release(self.server)
 
 
-class _KeyLock:
-    """A Redis lock around one key's computation; expires after ``lock_timeout``."""
+class _HeldLock:
+    """A Redis lock around one key's computation, held between enter and exit."""
 
     __slots__ = ("_held", "_name", "_store")
 
@@ -731,32 +738,38 @@ class _KeyLock:
         self._store = store
         self._name = name
         self._held: Any = None
+
+    def _release(self) -> Any:
+        """The lock held (to release), or ``None``; either way no longer held here."""
+        held, self._held = self._held, None
+        return held
+
+
+class _KeyLock(_HeldLock):
+    """A Redis lock around one key's computation; expires after ``lock_timeout``."""
+
+    __slots__ = ()
 
     def __enter__(self) -> bool:
         self._held = self._store._run(_lock, _alock, self._name, self._store.lock_timeout)
         return self._held is not None
 
     def __exit__(self, *exc_info: object) -> None:
-        held, self._held = self._held, None
+        held = self._release()
         if held is not None:
             self._store._run(_unlock, _aunlock, held)
 
 
-class _AsyncKeyLock:
+class _AsyncKeyLock(_HeldLock):
     """The coroutine form of :class:`_KeyLock`."""
 
-    __slots__ = ("_held", "_name", "_store")
-
-    def __init__(self, store: RedisStore, name: str) -> None:
-        self._store = store
-        self._name = name
-        self._held: Any = None
+    __slots__ = ()
 
     async def __aenter__(self) -> bool:
         self._held = await self._store._arun(_lock, _alock, self._name, self._store.lock_timeout)
         return self._held is not None
 
     async def __aexit__(self, *exc_info: object) -> None:
-        held, self._held = self._held, None
+        held = self._release()
         if held is not None:
             await self._store._arun(_unlock, _aunlock, held)
