@@ -107,11 +107,11 @@ class _Decorator(Protocol):
     """
 
     @overload
-    def __call__(self, func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
-    @overload
     def __call__(  # type: ignore[overload-overlap]  # a coroutine function is a callable too
         self, func: Callable[P, Coroutine[Any, Any, R]], /
     ) -> AsyncCachedFunction[P, R]: ...
+    @overload  # (a classmethod object is not a callable: the order does not matter)
+    def __call__(self, func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
     @overload
     def __call__(self, func: Callable[P, R], /) -> CachedFunction[P, R]: ...
     @overload

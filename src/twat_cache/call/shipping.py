@@ -66,7 +66,7 @@ class Shipment:
     copies: CopyHits | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.token, self.func, self.config, self.chain, self.why))
+        return (_rebuild, ((self.token, self.func, self.config, self.chain, self.why),))
 
 
 def ship(
@@ -118,14 +118,13 @@ def _part(shipment: Shipment, role: str) -> Any:
     return shipment.parts[role]
 
 
-def _rebuild(
-    token: str,
-    func: Callable[..., Any],
-    config: CacheConfig,
-    chain: tuple[str, ...],
-    why: str | None,
-) -> Shipment:
+#: What a worker needs to rebuild a cache: token, function, config, engine chain, why.
+Recipe = tuple[str, Callable[..., Any], CacheConfig, tuple[str, ...], "str | None"]
+
+
+def _rebuild(recipe: Recipe) -> Shipment:
     """This process's cache for ``token``: built on the first arrival, then reused."""
+    token, func, config, chain, why = recipe
     with _lock:
         found = _rebuilt.get(token) or _origin.get(token)
     if found is not None:
