@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import time
 from collections.abc import Hashable, MutableMapping
 from typing import Any, ClassVar
 
@@ -49,7 +48,6 @@ class AioCacheEngine(MemoryStore):
         ):
             msg = "this aiocache release keeps its entries differently (_cache, _handlers, _set)"
             raise TypeError(msg)
-        self.stamped = True  # expiry is checked on every read, timers only free memory
         self._aio = cache
         # aiocache stores into (and expires from) our mapping, which keeps the order and
         # the bound; an unbounded cache needs no order at all: a plain dict reads fastest.
@@ -72,10 +70,10 @@ class AioCacheEngine(MemoryStore):
         if ttl == 0:  # expires at once: nothing is kept, not even an older value
             self._drop(key)
             return
-        deadline = float("inf") if ttl is None else time.monotonic() + ttl
-        # Through aiocache: its timer frees the entry when it expires, even if never read.
-        # (From sync code, ``set`` has no loop for a timer: the stamp expires the entry.)
-        await self._aio._set(key, (value, deadline), ttl=ttl)
+        # Through aiocache: its timer frees the entry when it expires, even if never read;
+        # expiry itself is checked on every read (the stamp, or the deadline kept aside),
+        # also from sync code, where ``set`` has no loop for a timer.
+        await self._aio._set(key, self._stored(key, value, ttl), ttl=ttl)
 
     def _drop(self, key: Hashable) -> bool:
         handle = self._aio._handlers.pop(key, None)

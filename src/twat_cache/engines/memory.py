@@ -80,19 +80,23 @@ class MemoryStore(Store):
         if ttl == 0:  # expires at once: nothing is kept, not even an older value
             self._drop(key)
             return
-        deadline = math.inf if ttl is None else time.monotonic() + ttl
-        if self.stamped:
-            self.mapping[key] = (value, deadline)
-        else:
-            self.mapping[key] = value
-            if ttl is not None:
-                self._deadlines[key] = deadline
-            elif self._deadlines:
-                self._deadlines.pop(key, None)
+        self.mapping[key] = self._stored(key, value, ttl)
         self._sets += 1
         if self._sets >= _SWEEP_EVERY:
             self._sets = 0
             self.sweep()
+
+    def _stored(self, key: Hashable, value: Any, ttl: float | None) -> Any:
+        """What the mapping keeps for ``value``: stamped with its deadline, or as it is
+        (a deadline of its own, if any, kept aside)."""
+        deadline = math.inf if ttl is None else time.monotonic() + ttl
+        if self.stamped:
+            return (value, deadline)
+        if ttl is not None:
+            self._deadlines[key] = deadline
+        elif self._deadlines:
+            self._deadlines.pop(key, None)
+        return value
 
     def sweep(self) -> int:
         """Drop expired entries; how many went."""
