@@ -222,6 +222,19 @@ def test_code_changed_names_the_edited_function(tmp_path):
     assert run_python(script, env=env).strip().startswith("hit")
 
 
+def _assert_first_evicted(fn, calls, limit):
+    """Call ``fn`` over ``calls``: the first reads "evicted" naming ``limit``, the last hits,
+    and a call never made reads "new"."""
+    calls = list(calls)
+    for x in calls:
+        fn(x)
+    first = fn.cache_explain(calls[0])
+    assert (first.hit, first.reason) == (False, "evicted")
+    assert limit in first.detail
+    assert fn.cache_explain(calls[-1]).reason == "hit"
+    assert fn.cache_explain(max(calls) + 6).reason == "new"
+
+
 def test_mcache_entry_pushed_out_by_maxsize_is_evicted():
     """mcache(maxsize=2): the entry pushed out by a third call reads "evicted", a call
     never made reads "new", and a deleted or cleared entry is "new" again (not evicted)."""
@@ -230,13 +243,7 @@ def test_mcache_entry_pushed_out_by_maxsize_is_evicted():
     def ident(x):
         return x
 
-    for x in (1, 2, 3):
-        ident(x)
-    pushed = ident.cache_explain(1)
-    assert (pushed.hit, pushed.reason) == (False, "evicted")
-    assert "maxsize=2" in pushed.detail
-    assert ident.cache_explain(3).reason == "hit"
-    assert ident.cache_explain(4).reason == "new"
+    _assert_first_evicted(ident, range(1, 4), "maxsize=2")
     assert ident.cache_delete(3) is True
     assert ident.cache_explain(3).reason == "new"
     ident.cache_clear()
@@ -252,13 +259,7 @@ def test_bcache_entry_culled_by_size_limit_is_evicted():
     def blob(x):
         return bytes(200_000) + bytes([x])
 
-    for x in range(4):
-        blob(x)
-    first = blob.cache_explain(0)
-    assert (first.hit, first.reason) == (False, "evicted")
-    assert "size_limit=500000" in first.detail
-    assert blob.cache_explain(3).reason == "hit"
-    assert blob.cache_explain(9).reason == "new"
+    _assert_first_evicted(blob, range(4), "size_limit=500000")
 
 
 def test_call_stored_under_another_folder_is_named(tmp_path):
