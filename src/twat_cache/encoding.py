@@ -464,14 +464,6 @@ def _encode(root: Any, out: bytearray, typed: bool) -> None:
                 out += b"i" + _I64(obj) if -_SMALL <= obj < _SMALL else _int(obj)
         elif obj is None:
             out += _NONE
-        elif cls is tuple or cls is list:
-            out += (b"(" if cls is tuple else b"[") + _LEN(len(obj))
-            if obj:
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise _too_deep(root)
-                push(_UP)
-                stack.extend(reversed(obj))
         elif cls is _Op:
             if obj is _UP:
                 depth -= 1
@@ -507,8 +499,12 @@ def _encode(root: Any, out: bytearray, typed: bool) -> None:
                     push(_END)
                     push(item)
                     push(_BEGIN)
-        else:
-            expanded = _expand(obj, cls, out, typed)
+        else:  # a sequence: its tag, then its items (a tuple or list, or what _expand gives)
+            if cls is tuple or cls is list:
+                out += (b"(" if cls is tuple else b"[") + _LEN(len(obj))
+                expanded = obj
+            else:
+                expanded = _expand(obj, cls, out, typed)
             if expanded:
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -562,16 +558,16 @@ def namespaced_digest(namespace: Any, *, typed: bool = False) -> Callable[[Any],
         if type(values) is tuple_:
             out += b"(" + _LEN(len(values))
             for i, item in enumerate(values):
+                # The commonest scalars in _encode's own bytes; big ints, integral
+                # floats (untyped) and everything else go through the general loop.
                 cls = type(item)
-                if cls is int:
-                    out += b"i" + _I64(item) if -_SMALL <= item < _SMALL else _int(item)
-                elif cls is str:
+                if cls is str:
                     out += b"s" + _LEN(len(item)) + item.encode("utf-8", "surrogatepass")
-                elif cls is float:
-                    out += (
-                        b"f" + _F64(item) if typed or not item.is_integer() else _float(item, typed)
-                    )
-                else:  # anything else: the rest goes through the general loop
+                elif cls is int and -_SMALL <= item < _SMALL:
+                    out += b"i" + _I64(item)
+                elif cls is float and (typed or not item.is_integer()):
+                    out += b"f" + _F64(item)
+                else:
                     for rest in values[i:]:
                         _encode(rest, out, typed)
                     break
