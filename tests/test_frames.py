@@ -175,6 +175,44 @@ def test_a_hit_is_a_writable_frame_of_its_own(tmp_path: Path) -> None:
     assert calls == [0]
 
 
+def test_mmap_mode_r_gives_read_only_views_of_the_file(tmp_path: Path) -> None:
+    """With mmap_mode="r" a frame hit is read-only views of the mapped file, as arrays are."""
+    calls = Calls()
+    make = _cached(fcache(cache_dir=tmp_path, mmap_mode="r"), [_base()], calls)
+    make(0)
+    first = make(0)
+    _assert_same(first, _base())
+    with pytest.raises(ValueError, match="read-only"):
+        first.loc[0, "i"] = -1
+    assert not first["f"].to_numpy().flags.writeable
+    _assert_same(make(0), _base())
+    assert calls == [0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
+@pytest.mark.parametrize("kind", ["table", "frame_views", "frame"])
+def test_live_hits_hold_no_file_descriptor(kind: str, tmp_path: Path) -> None:
+    """Values that stay mapped (tables, mmap_mode="r" frames) keep no descriptor open:
+    a program holding thousands of hits never runs out of them."""
+    value: Any = pa.table({"a": np.arange(1000)}) if kind == "table" else _base()
+    mode = "r" if kind == "frame_views" else None
+    make = _cached(fcache(cache_dir=tmp_path, mmap_mode=mode), [value], Calls())
+    make(0)
+    before = len(list(Path("/proc/self/fd").iterdir()))
+    kept = [make(0) for _ in range(300)]
+    assert len(list(Path("/proc/self/fd").iterdir())) - before < 10
+    if kind == "table":
+        assert all(t.equals(value) for t in kept)
+    else:
+        _assert_same(kept[-1], value)
+    for path in tmp_path.rglob("*.tc"):  # the entries go; the mapped hits stay readable
+        path.unlink()
+    if kind == "table":
+        assert kept[0].equals(value)
+    else:
+        _assert_same(kept[0], value)
+
+
 _PICKLED = {
     "object_mixed_types": pd.DataFrame({"o": pd.Series([1, "a", None] * 5, dtype=object)}),
     "object_lists": pd.DataFrame({"o": pd.Series([[1], [2, 3]] * 5, dtype=object)}),

@@ -210,7 +210,9 @@ def fcache(func: Any = None, /, **options: Any) -> Any:
 
     NumPy arrays are stored in the ``.npy`` layout and read back without
     pickle (``mmap_mode="r"`` maps them read-only instead of reading them);
-    pandas objects go through joblib; anything else through the serializer.
+    pandas, pyarrow and polars frames are Arrow IPC files (with ``mmap_mode="r"`` a
+    pandas hit is read-only views of the mapped file); anything else goes through
+    the serializer.
 
     >>> @fcache(folder_name="doctest")
     ... def squares(n: int) -> list[int]:

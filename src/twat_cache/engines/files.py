@@ -70,6 +70,25 @@ _TABLE_MODULES = ("pandas", "pyarrow", "polars")
 _ZLIB_KINDS = (KIND_NPY, KIND_SERIALIZED)
 
 
+def _mapped(pa: Any, fd: int) -> Any:
+    """The Arrow data of the open entry ``fd`` as a buffer over a read-only map of it.
+
+    Through ``/proc/self/fd`` where there is one (the same open file, never its path
+    again): Arrow's map keeps no descriptor once closed, so values that live on hold
+    none either. Elsewhere Python's ``mmap``, which keeps one while the data is in use.
+    """
+    proc = f"/proc/self/fd/{fd}"
+    if os.path.exists(proc):
+        source = pa.memory_map(proc)
+        try:
+            source.seek(_HEADER_BLOCK)
+            return source.read_buffer()
+        finally:
+            source.close()
+    mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    return pa.py_buffer(memoryview(mapped)[_HEADER_BLOCK:])
+
+
 class _TagWriter(io.RawIOBase):
     """A write-only file that feeds every byte to the entry's tag on its way to disk."""
 
@@ -332,14 +351,14 @@ class ValueFiles:
     def _read_table(self, path: Path, fd: int, st: os.stat_result, tag: bytes, tagger: Any) -> Any:
         import pyarrow as pa  # an Arrow entry means pyarrow wrote it
 
-        # Mapped, not read: columns are copied once, by the conversion to pandas
-        # (or not at all for a table). The map outlives ``fd``, and entries are
+        # Mapped, not read: a table's columns (and, under pandas' copy-on-write, a frame's)
+        # are views of the map, never copied. The map outlives ``fd``, and entries are
         # replaced by rename, never rewritten in place.
-        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        data = memoryview(mapped)[_HEADER_BLOCK:]
-        self._verify(path, st, tag, tagger, lambda: (data,))
         try:
-            return from_table(pa.ipc.open_file(pa.py_buffer(data)).read_all())
+            data = _mapped(pa, fd)
+            self._verify(path, st, tag, tagger, lambda: (data,))
+            table = pa.ipc.open_file(data).read_all()
+            return from_table(table, views=self.config.mmap_mode == "r")
         except (pa.ArrowException, ValueError, KeyError) as exc:
             msg = f"stored Arrow table cannot be read: {type(exc).__name__}: {exc}"
             raise SerializationError(msg) from exc

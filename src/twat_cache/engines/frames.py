@@ -63,8 +63,11 @@ def rough_nbytes(value: Any) -> int | None:
     return None
 
 
-def from_table(table: Any) -> Any:
+def from_table(table: Any, views: bool = False) -> Any:
     """The value :func:`to_table` was given, back from its table.
+
+    ``views``: a pandas value's columns may be read-only views of the table's buffers
+    (``fcache(mmap_mode="r")``, as for arrays); otherwise each hit is a writable copy.
 
     Raises:
         ValueError: the table carries no twat-cache metadata.
@@ -81,7 +84,7 @@ def from_table(table: Any) -> Any:
         import polars as pl  # a polars entry means polars wrote it
 
         return pl.from_arrow(table.replace_schema_metadata(None))
-    return _pandas_from(table, meta)
+    return _pandas_from(table, meta, views)
 
 
 def write_ipc(sink: Any, table: Any, compression: str | None = None) -> None:
@@ -191,8 +194,10 @@ def _as_objects(column: Any) -> Any:
     return column.to_numpy(zero_copy_only=False)
 
 
-def _pandas_from(table: Any, meta: dict[str, Any]) -> Any:
-    frame = table.to_pandas()
+def _pandas_from(table: Any, meta: dict[str, Any], views: bool = False) -> Any:
+    # views: one block per column on the (mapped) table's own buffers, no copy, read-only
+    # (pandas refuses writes into them, as NumPy does for a read-only memmap).
+    frame = table.to_pandas(split_blocks=views)
     pd = sys.modules["pandas"]  # imported by ``to_pandas``
     for i in meta["objects"]:
         frame.isetitem(i, pd.Series(_as_objects(table.column(str(i))), frame.index, object))
