@@ -59,16 +59,35 @@ def memory_rows() -> None:
     m_ttl = mcache(ttl=600)(f)
     unhashable = mcache(lambda a, b: value(len(a)))
     lru(1, "a"), m(1, "a"), m_ttl(1, "a"), unhashable([1, 2, 3], {"k": 1})
-    env = {"lru": lru, "m": m, "m_ttl": m_ttl, "u": unhashable, "L": [1, 2, 3], "D": {"k": 1}}
+    stored = {(1, "a", 1.0): value(1)}
+
+    def bare(a: int, b: str, c: float = 1.0) -> dict[int, int]:
+        return stored[(a, b, c)]
+
+    env = {
+        "lru": lru,
+        "m": m,
+        "m_ttl": m_ttl,
+        "u": unhashable,
+        "bare": bare,
+        "L": [1, 2, 3],
+        "D": {"k": 1},
+    }
     r = ratio(
         {
             "lru": ("lru(1, 'a')", env),
+            "bare": ("bare(1, 'a')", env),
             "mcache": ("m(1, 'a')", env),
             "mcache ttl": ("m_ttl(1, 'a')", env),
             "unhashable": ("u(L, D)", env),
         },
         "lru",
         100_000,
+    )
+    row(
+        "(floor) a bare Python wrapper `return d[(a, b, c)]` vs `lru_cache`",
+        r["bare"],
+        "(no counter, no LRU order)",
     )
     row("`mcache` hit, positional, vs `lru_cache`", r["mcache"], "<= 1.3x")
     row("`mcache(ttl=600)` hit vs `lru_cache`", r["mcache ttl"], "<= 2.5x")

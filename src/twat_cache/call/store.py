@@ -387,8 +387,10 @@ class CallPath:
         ``start`` is when the call began (its key built since), for the hit's timing.
         """
         read, write = rw
-        start = start or time.perf_counter()
-        value = self.lookup(store, key) if read and not looked else MISSING
+        value: Any = MISSING
+        if read and not looked:
+            start = start or time.perf_counter()
+            value = self.lookup(store, key)
         if value is not MISSING and value is not FAULT:
             self._timed_hit(start)
             return value
@@ -403,8 +405,11 @@ class CallPath:
             return then
         lock = None
         try:
-            lock = self._enter(store, key)
-            value = self.lookup(store, key, quiet) if read else MISSING
+            if looked and not store.shared:  # the mapping is the whole store: no lock
+                value = self._look_again(store, key, read, quiet)
+            else:
+                lock = self._enter(store, key)
+                value = self.lookup(store, key, quiet) if read else MISSING
         except BaseException:
             self._exit(lock)
             self.flights.land(key, flight, ABANDONED, None)
@@ -413,6 +418,12 @@ class CallPath:
             return Ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
         self._exit(lock)  # stored meanwhile elsewhere
         return self._landed_here(key, flight, value)
+
+    def _look_again(self, store: Store, key: Hashable, read: bool, quiet: bool) -> Any:
+        """The owner's look at a memory store it has just missed: another thread may have
+        stored the key since (its flight landed before this one began). ``in`` first: a
+        miss raises no ``KeyError``."""
+        return self.lookup(store, key, quiet) if read and key in store.mapping else MISSING
 
     def _join(
         self, store: Store, key: Hashable, write: bool, quiet: bool, me: Any
@@ -509,8 +520,10 @@ class CallPath:
         self, store: Store, key: Hashable, rw: RW = BOTH, looked: bool = False, start: float = 0.0
     ) -> Any:
         read, write = rw
-        start = start or time.perf_counter()
-        value = await self.alookup(store, key) if read and not looked else MISSING
+        value: Any = MISSING
+        if read and not looked:
+            start = start or time.perf_counter()
+            value = await self.alookup(store, key)
         if value is not MISSING and value is not FAULT:
             self._timed_hit(start)
             return value
@@ -525,8 +538,11 @@ class CallPath:
             return then
         lock = None
         try:
-            lock = await self._aenter(store, key)
-            value = await self.alookup(store, key, quiet) if read else MISSING
+            if looked and not store.shared:
+                value = self._look_again(store, key, read, quiet)
+            else:
+                lock = await self._aenter(store, key)
+                value = await self.alookup(store, key, quiet) if read else MISSING
         except BaseException:
             await self._aexit(lock)
             self.flights.land(key, flight, ABANDONED, None)
@@ -728,7 +744,8 @@ class Ticket:
         elapsed = self._computed()
         if self.write:
             path.save(self.store, self.key, value, self.quiet)
-        path._exit(self.lock)
+        if self.lock is not None:
+            path._exit(self.lock)
         if self._landed(VALUE, value, elapsed):
             path.flush_fleet()
         return value

@@ -75,12 +75,16 @@ class MemoryStore(Store):
         return "expired" if deadline <= time.monotonic() else "hit"
 
     def set(self, key: Hashable, value: Any, ttl: float | None) -> None:
-        if not self.keep:
+        if ttl is None and not self.stamped and not self._deadlines:  # the common case
+            if self.keep:
+                self.mapping[key] = value
+        elif not self.keep:
             return
-        if ttl == 0:  # expires at once: nothing is kept, not even an older value
+        elif ttl == 0:  # expires at once: nothing is kept, not even an older value
             self._drop(key)
             return
-        self.mapping[key] = self._stored(key, value, ttl)
+        else:
+            self.mapping[key] = self._stored(key, value, ttl)
         self._sets += 1
         if self._sets >= _SWEEP_EVERY:
             self._sets = 0
@@ -184,6 +188,10 @@ class _Locked(MutableMapping[Hashable, Any]):
     def __delitem__(self, key: Hashable) -> None:
         with self._lock:
             del self._cache[key]
+
+    def __contains__(self, key: object) -> bool:  # without a KeyError raised and caught
+        with self._lock:
+            return key in self._cache
 
     def __iter__(self) -> Iterator[Hashable]:
         with self._lock:
