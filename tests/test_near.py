@@ -42,6 +42,16 @@ def _gets(url: str) -> int:
     return int(stats.get("cmdstat_get", {}).get("calls", 0))
 
 
+def _echoed(func: Any, writes: int) -> None:
+    """Wait until the server's invalidations for this process's own ``writes`` arrived.
+
+    Every write reaches the listener as one invalidation message, a moment after the
+    write returns; a copy kept before that message would be dropped by it. Tests that
+    assert a copy is held wait for their own writes to echo first.
+    """
+    _eventually(lambda: func.engine.invalidations >= writes, f"{writes} writes echoed")
+
+
 def _tracked(func: Any) -> Any:
     """Call nothing; wait until the near layer listens for invalidations."""
     func.engine._start()
@@ -69,6 +79,7 @@ def test_repeated_hit_is_served_from_process_memory(redis_url: str, calls: Calls
 
     _tracked(double)
     assert double(4) == 8  # computed, stored on the server
+    _echoed(double, 1)
     assert double(4) == 8  # read from the server, kept here
     before = _gets(redis_url)
     assert [double(4) for _ in range(50)] == [8] * 50
@@ -99,6 +110,7 @@ def test_another_process_invalidates_this_copy(
 
     _tracked(value)
     assert value(1) == (1, "here")
+    _echoed(value, 1)
     assert value(1) == (1, "here")  # kept in memory now
     assert len(value.engine.mapping) == 1
     run_python(_OTHER.format(url=redis_url, name="near_shared", action=action), {"VALUE": "there"})
@@ -151,8 +163,9 @@ def test_near_maxsize_bounds_the_copy(redis_url: str) -> None:
         return x
 
     _tracked(ident)
-    for _ in range(2):
-        assert [ident(x) for x in range(10)] == list(range(10))
+    assert [ident(x) for x in range(10)] == list(range(10))
+    _echoed(ident, 10)
+    assert [ident(x) for x in range(10)] == list(range(10))
     assert len(ident.engine.mapping) == 3
     assert ident.cache_info().currsize == 10
 
@@ -204,9 +217,11 @@ def test_async_function_with_near(redis_url: str, calls: Calls) -> None:
     _tracked(double)
 
     async def main() -> list[int]:
-        return [await double(5) for _ in range(5)]
+        return [await double(5) for _ in range(4)]
 
-    assert asyncio.run(main()) == [10] * 5
+    assert asyncio.run(double(5)) == 10
+    _echoed(double, 1)
+    assert asyncio.run(main()) == [10] * 4
     assert calls == [5]
     assert len(double.engine.mapping) == 1
 
@@ -253,6 +268,7 @@ def test_invalidation_finds_copies_of_a_non_ascii_cache_name(redis_url: str) -> 
 
     _tracked(price)
     price(1)
+    _echoed(price, 1)
     price(1)
     assert len(price.engine.mapping) == 1
     client = redis.Redis.from_url(redis_url)
