@@ -37,6 +37,17 @@ def median_time(run: Callable[[], object], repeats: int = REPEATS) -> float:
     return statistics.median(samples)
 
 
+def interleaved(cases: dict[str, Callable[[], object]], rounds: int = REPEATS) -> dict[str, float]:
+    """Median seconds of each case, run in turn once per round (noise hits every case alike)."""
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, run in cases.items():
+            start = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
 def main() -> None:
     sections = sys.argv[1:] or ["array", "frame", "scale"]
     root = Path(tempfile.mkdtemp(prefix="twat-bench-large-"))
@@ -89,17 +100,20 @@ def bench_array(root: Path) -> None:
     value_files = list((root / "twat").rglob("large-bcache/**/*.tc"))
     bcache_disk = sum(p.stat().st_size for p in (root / "twat").rglob("large-bcache/**/*"))
 
-    base = median_time(lambda: np.load(npy))
-    rows = [
-        ("np.load of a .npy file", base),
-        ("np.load(mmap_mode='r')", median_time(lambda: np.load(npy, mmap_mode="r"))),
-        ("twat_cache.fcache hit", median_time(lambda: tc_make(N))),
-        ("twat_cache.fcache hit, mmap_mode='r'", median_time(lambda: tc_mmap(N))),
-        ("twat_cache.bcache hit", median_time(lambda: bc_make(N))),
-        ("joblib.Memory hit", median_time(lambda: jl_make(N))),
-        ("fcache first read of a new file (tag check)", fresh),
-    ]
-    print(f"\n80 MB float64 array, medians of {REPEATS} repeats\n")
+    timed = interleaved(
+        {
+            "np.load of a .npy file": lambda: np.load(npy),
+            "np.load(mmap_mode='r')": lambda: np.load(npy, mmap_mode="r"),
+            "twat_cache.fcache hit": lambda: tc_make(N),
+            "twat_cache.fcache hit, mmap_mode='r'": lambda: tc_mmap(N),
+            "twat_cache.bcache hit": lambda: bc_make(N),
+            "joblib.Memory hit": lambda: jl_make(N),
+        },
+        rounds=3 * REPEATS,
+    )
+    base = timed["np.load of a .npy file"]
+    rows = [*timed.items(), ("fcache first read of a new file (tag check)", fresh)]
+    print(f"\n80 MB float64 array, medians of {3 * REPEATS} rounds, cases in turn\n")
     print("| implementation | per hit | ratio to np.load |")
     print("|---|---:|---:|")
     for name, seconds in rows:
@@ -169,29 +183,37 @@ def bench_one_frame(root: Path, frame: Any, strings: str) -> None:
     time.sleep(1.1)
     pd.testing.assert_frame_equal(tc_frame(rows), frame)
     assert tc_frame.cache_parameters()["engine"] == "joblib"
-    base = median_time(lambda: feather.read_table(path).to_pandas())
-    cases = [("pyarrow.feather.read_table(path).to_pandas()", base)]
+    feather_read = "pyarrow.feather.read_table(path).to_pandas()"
+    plain = "twat_cache.fcache hit (a writable copy)"
+    views = 'twat_cache.fcache(mmap_mode="r") hit (read-only views)'
+    jl = "joblib.Memory hit"
+    runs: dict[str, Callable[[], object]] = {
+        feather_read: lambda: feather.read_table(path).to_pandas()
+    }
     if strings == "object":  # what Feather gives is 'str': the same frame needs Python strs
 
         def feather_objects() -> None:
             read = feather.read_table(path).to_pandas()
             read["name"] = read["name"].astype(object)
 
-        cases.append(("the same, then the text column to object", median_time(feather_objects)))
-    tc_hit = median_time(lambda: tc_frame(rows))
-    views_hit = median_time(lambda: tc_views(rows))
-    slow = 3 if strings == "object" else REPEATS  # joblib takes seconds per hit here
-    joblib_hit = median_time(lambda: jl_frame(rows), repeats=slow)
-    cases += [
-        ("twat_cache.fcache hit (a writable copy)", tc_hit),
-        ('twat_cache.fcache(mmap_mode="r") hit (read-only views)', views_hit),
-        (f"joblib.Memory hit ({slow} repeats)", joblib_hit),
-    ]
+        runs["the same, then the text column to object"] = feather_objects
+    runs[plain] = lambda: tc_frame(rows)
+    runs[views] = lambda: tc_views(rows)
+    if strings == "object":
+        slow = 3  # joblib takes most of a second per hit here: timed on its own
+        timed = interleaved(runs)
+        timed[f"{jl} ({slow} repeats)"] = median_time(lambda: jl_frame(rows), repeats=slow)
+    else:
+        runs[jl] = lambda: jl_frame(rows)
+        timed = interleaved(runs, rounds=3 * REPEATS)
+    base = timed[feather_read]
+    cases = list(timed.items())
+    tc_hit, views_hit, joblib_hit = timed[plain], timed[views], cases[-1][1]
     print(
         f"\n1M-row DataFrame, text as {strings!r} dtype"
         f" ({frame.shape[1]} columns: int, float32/64, text, categorical,"
         f" tz-aware, Int64, bool; {frame.memory_usage(deep=True).sum() / 1e6:.0f} MB),"
-        f" pandas {pd.__version__}, pyarrow {pyarrow.__version__}, medians of {REPEATS}\n"
+        f" pandas {pd.__version__}, pyarrow {pyarrow.__version__}, medians, cases in turn\n"
     )
     print("| implementation | per hit | ratio to Feather read |")
     print("|---|---:|---:|")
