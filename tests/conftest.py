@@ -93,6 +93,23 @@ def run_python(code: str, env: dict[str, str] | None = None, quiet: bool = False
     return done.stdout
 
 
+def memory_key(raw: tuple[Any, ...]) -> Any:
+    """The key an in-process cache stores a call with these arguments under.
+
+    The call path's own converter (``KeyPlan.plain``), not a copy of it.
+    """
+    from twat_cache.config import CacheConfig
+    from twat_cache.keys import KeyPlan
+
+    global _MEMORY_PLAN
+    if _MEMORY_PLAN is None:
+        _MEMORY_PLAN = KeyPlan(lambda x: x, CacheConfig(), in_process=True, namespace=("tests",))
+    return _MEMORY_PLAN.plain(raw)
+
+
+_MEMORY_PLAN: Any = None
+
+
 # -- a real Redis-protocol server ------------------------------------------------------
 #
 # Tests use a real server, never fakeredis or mocks: TWAT_CACHE_TEST_REDIS_URL if set,

@@ -21,7 +21,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twat_cache.encoding import encode, memory_key, namespaced_digest, stable_digest
+from tests.conftest import memory_key
+from twat_cache.encoding import encode, namespaced_digest, stable_digest
 
 _SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

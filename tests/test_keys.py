@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from tests.conftest import run_python
+from tests.conftest import memory_key, run_python
 from twat_cache import CacheKeyError, mcache
-from twat_cache.encoding import DigestKey, encode, memory_key, stable_digest
+from twat_cache.encoding import DigestKey, encode, stable_digest
 
 _KEY_SCRIPT = """
 import datetime as dt, pathlib

@@ -274,3 +274,24 @@ def test_invalidation_finds_copies_of_a_non_ascii_cache_name(redis_url: str) -> 
     client = redis.Redis.from_url(redis_url)
     client.delete(*client.keys(price.engine.remote.prefix.encode() + b"*"))
     _eventually(lambda: not price.engine.mapping, "the copy is dropped")
+
+
+def test_tuples_spelling_key_markers_never_share_an_entry(redis_url: str, calls: Calls) -> None:
+    """A list, a dict or a -0.0 is keyed on the server so that no tuple a caller
+    passes (one spelling the marker's name, say) can reach its entry."""
+
+    def echo(x: Any) -> Any:
+        calls(x)
+        return x
+
+    cached = _tracked(ucache(redis_url=redis_url, near=True, name="near_markers")(echo))
+    pairs = [
+        ([1, 2], ("<list>", (1, 2))),
+        ({"a": 1}, ("<dict>", frozenset({("a", 1)}))),
+        ([-0.0], ("<list>", ("<-0.0>",))),
+        ({1}, ("<set>", frozenset({1}))),
+    ]
+    for value, forged in pairs:
+        assert cached(value) == value
+        assert cached(forged) == forged
+    assert calls == [x for pair in pairs for x in pair]

@@ -6,7 +6,9 @@ sync and async functions where both apply.
 
 from __future__ import annotations
 
+import array
 import asyncio
+import datetime as dt
 import gc
 import os
 import signal
@@ -16,6 +18,8 @@ import textwrap
 import threading
 import time
 import weakref
+import zoneinfo
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +133,76 @@ def test_a_captured_value_that_cannot_be_keyed_is_named_at_the_first_call() -> N
 
     with pytest.raises(CacheKeyError, match="'lock'"):
         guarded(1)
+
+
+# -- 2. equal keys only for equal values -----------------------------------------------
+#
+# Values whose ``==`` ignores what they carry: the same instant in two zones, the two
+# 01:30s of the night clocks go back, 1.0 and 1.00 as Decimals, -0.0 and 0.0 inside a
+# list. Each pair gives two results on every decorator, sync and async; an equal value
+# built afresh is a hit.
+
+_EASTERN = zoneinfo.ZoneInfo("America/New_York")
+_NOON = dt.datetime(2024, 1, 1, 12, tzinfo=dt.timezone.utc)
+_EQUAL_BUT_DIFFERENT = {
+    "same instant, two zones": (
+        lambda: _NOON,
+        lambda: _NOON.astimezone(dt.timezone(dt.timedelta(hours=1))),
+    ),
+    "the repeated hour (fold)": (
+        lambda: dt.datetime(2021, 11, 7, 1, 30, tzinfo=_EASTERN),
+        lambda: dt.datetime(2021, 11, 7, 1, 30, fold=1, tzinfo=_EASTERN),
+    ),
+    "a naive fold": (
+        lambda: dt.datetime(2021, 11, 7, 1, 30),
+        lambda: dt.datetime(2021, 11, 7, 1, 30, fold=1),
+    ),
+    "aware times": (
+        lambda: dt.time(12, tzinfo=dt.timezone.utc),
+        lambda: dt.time(12, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+    ),
+    "Decimal exponents": (lambda: Decimal("1.0"), lambda: Decimal("1.00")),
+    "-0.0 in a list": (lambda: [0.0, 1], lambda: [-0.0, 1]),
+    "-0.0 in a dict": (lambda: {"x": 0.0}, lambda: {"x": -0.0}),
+    "array type codes": (lambda: array.array("i", [1]), lambda: array.array("q", [1])),
+    "array contents": (lambda: array.array("d", [1.0]), lambda: array.array("d", [2.0])),
+}
+_DECORATORS = {
+    "mcache": lambda: mcache(),
+    "mcache typed": lambda: mcache(typed=True),
+    "mcache cachetools": lambda: mcache(engine="cachetools"),
+    "bcache": lambda: bcache(),
+    "acache": lambda: acache(),
+}
+
+
+@pytest.mark.parametrize("decorator", list(_DECORATORS))
+@pytest.mark.parametrize("pair", list(_EQUAL_BUT_DIFFERENT))
+@pytest.mark.parametrize("sync", [True, False], ids=["sync", "async"])
+def test_values_equal_by_eq_but_different_never_share_a_result(
+    decorator: str, pair: str, sync: bool
+) -> None:
+    """``a == b``, yet ``f(b)`` is never ``f(a)``'s result; a rebuilt ``a`` hits."""
+    make_a, make_b = _EQUAL_BUT_DIFFERENT[pair]
+    runs: list[str] = []
+
+    def describe(x: Any) -> str:
+        runs.append(repr(x))
+        return repr(x) + (f" {x.utcoffset()}" if isinstance(x, (dt.datetime, dt.time)) else "")
+
+    async def adescribe(x: Any) -> str:
+        return describe(x)
+
+    cached = _DECORATORS[decorator]()(describe if sync else adescribe)
+
+    def call(x: Any) -> str:
+        return cached(x) if sync else asyncio.run(cached(x))
+
+    a, b = make_a(), make_b()
+    assert call(a) == describe(a)
+    assert call(b) == describe(b)
+    assert call(make_a()) == describe(a)
+    assert len(runs) == 2 + 3  # two computations, three direct calls
 
 
 # -- 3. objects that say how to key them ------------------------------------------------

@@ -20,6 +20,7 @@ its own recursion never hits ``RecursionError`` because of its key.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import datetime as dt
 import enum
@@ -29,7 +30,7 @@ import struct
 import sys
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import PurePath
@@ -41,7 +42,6 @@ __all__ = [
     "DigestKey",
     "describe_unkeyable",
     "encode",
-    "memory_key",
     "namespaced_digest",
     "stable_digest",
 ]
@@ -208,6 +208,13 @@ def _memoryview(obj: memoryview, out: bytearray, typed: bool) -> _Expanded:
     return None
 
 
+def _array(obj: array.array[Any], out: bytearray, typed: bool) -> _Expanded:
+    # The type code is part of the value: the same bytes read as 'i' or 'f' differ.
+    out += _text(b"a", obj.typecode)
+    out += _blob(b"b", obj.tobytes())
+    return None
+
+
 def _stringy(tag: bytes) -> Callable[[Any, bytearray, bool], _Expanded]:
     def write(obj: Any, out: bytearray, typed: bool) -> _Expanded:
         out += _text(tag, str(obj))  # Decimal('1.0') and Decimal('1.00') differ here
@@ -244,6 +251,7 @@ _WRITERS: dict[type, Callable[[Any, bytearray, bool], _Expanded]] = {
     bytes: _bytes,
     bytearray: _bytes,
     memoryview: _memoryview,
+    array.array: _array,
     complex: _complex,
     Decimal: _stringy(b"e"),  # tags are prefix-free: no tag starts another one
     Fraction: _stringy(b"q"),
@@ -592,85 +600,3 @@ def describe_unkeyable(names: Iterable[str], values: Iterable[Any], typed: bool)
                 "yourself, or give its class a __cache_key__() method"
             )
     return CacheKeyError("cannot build a cache key from these arguments; pass key= or ignore=")
-
-
-class _Tag:
-    """Marks a frozen value inside a memory key; equal only to itself, so unforgeable."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<{self.name}>"
-
-
-_LIST, _DICT, _SET, _FROZENSET, _ENCODED = (
-    _Tag("list"),
-    _Tag("dict"),
-    _Tag("set"),
-    _Tag("frozenset"),
-    _Tag("encoded"),
-)
-#: Types whose equality is exactly "the same value" under typed=False (lru_cache's rule).
-_AS_IS = frozenset({int, str, bytes, bool, type(None)})
-
-
-def _freeze(value: Any) -> Hashable:
-    cls = type(value)
-    if cls in _AS_IS:
-        return value  # type: ignore[no-any-return]
-    if cls is float:
-        # -0.0 == 0.0, but they are different arguments (as in the stable encoding).
-        return value if value or math.copysign(1.0, value) > 0 else (_ENCODED, b"f-0")
-    # Plain scalars, and floats other than zeros, are their own key: tested inline, so
-    # the usual flat container costs no call per element. The comprehensions use only
-    # globals, so no closure is built per call.
-    if cls is dict:
-        items = [
-            (
-                k if type(k) in _AS_IS or (type(k) is float and k) else _freeze(k),
-                v if type(v) in _AS_IS or (type(v) is float and v) else _freeze(v),
-            )
-            for k, v in value.items()
-        ]
-        return (_DICT, frozenset(items))
-    if cls is tuple or cls is list or cls is set or cls is frozenset:
-        parts = [v if type(v) in _AS_IS or (type(v) is float and v) else _freeze(v) for v in value]
-        if cls is tuple:
-            return tuple(parts)
-        if cls is list:
-            return (_LIST, tuple(parts))
-        return (_SET if cls is set else _FROZENSET, frozenset(parts))
-    try:
-        return (_ENCODED, encode(value))
-    except CacheKeyError:
-        hash(value)  # not keyable by content: by identity if hashable, as in lru_cache
-        return value  # type: ignore[no-any-return]
-
-
-def memory_key(key: Any, *, typed: bool = False) -> Hashable:
-    """A hashable in-process key for a call whose arguments are not all hashable.
-
-    Lists, dicts and sets are frozen into tuples tagged with private markers
-    (cheap, equal exactly when the values are equal, never equal to a user's own
-    tuple); other values are tagged with their canonical encoding; the whole key
-    is replaced by its stable digest when that fails, when ``typed`` is set, or
-    when the nesting is deep.
-
-    Raises:
-        CacheKeyError: some argument cannot be keyed at all.
-
-    >>> memory_key(([1, 2], {"a": 1})) == memory_key(([1, 2], {"a": 1}))
-    True
-    """
-    if not typed:
-        try:
-            frozen = _freeze(key)
-            hash(frozen)
-        except (TypeError, RecursionError):  # deep values go to the iterative encoder
-            pass
-        else:
-            return frozen
-    return DigestKey(stable_digest(key, typed=typed))

@@ -20,24 +20,22 @@ tuple of the bound argument values) into the key a store sees:
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import inspect
 import itertools
+import math
 import os
 import threading
 import types
 import weakref
 from collections.abc import Callable, Hashable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from twat_cache.config import CacheConfig
 from twat_cache.encoding import (
-    _DICT,
-    _FROZENSET,
-    _LIST,
-    _SET,
     DigestKey,
-    _Tag,
     describe_unkeyable,
     namespaced_digest,
     stable_digest,
@@ -74,8 +72,23 @@ class Token:
         return f"Token({self.number})"
 
 
+class _Tag:
+    """Marks a converted value inside a plain key; equal only to itself, so unforgeable."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+_LIST, _DICT, _SET, _FROZENSET = _Tag("list"), _Tag("dict"), _Tag("set"), _Tag("frozenset")
 #: Marks a value keyed by its content (``__cache_key__``, or not hashable) in a plain key.
 _KEYED = _Tag("keyed")
+#: Stands for ``-0.0`` in a converted key: ``-0.0 == 0.0``, but they are different arguments.
+_NEG_ZERO = _Tag("-0.0")
 _SAFE = _PLAIN | {Token, DigestKey, _Tag}
 
 
@@ -252,12 +265,16 @@ class KeyPlan:
         """
         if type(raw) is not tuple:
             return self._plain_or_raise(raw)
-        parts = []
+        parts: list[Any] = []
         converted = False
         for value in raw:  # flat: the common argument kinds without a frame per argument
             cls = type(value)
             if cls in _SAFE:
-                parts.append(value)
+                if cls is float and not value and math.copysign(1.0, value) < 0:
+                    parts.append(_NEG_ZERO)
+                    converted = True
+                else:
+                    parts.append(value)
                 continue
             converted = True
             if cls is list and _all_safe(value):
@@ -278,10 +295,11 @@ class KeyPlan:
     def _plain(self, value: Any, depth: int) -> Any:
         cls = type(value)
         if cls in _SAFE:
+            if cls is float and not value and math.copysign(1.0, value) < 0:
+                return _NEG_ZERO
             return value
-        if depth > 64:
-            msg = "argument is nested too deeply (or refers to itself) to be keyed"
-            raise CacheKeyError(msg)
+        if depth > 64:  # deeper: the iterative encoder (it names a value that holds itself)
+            return (_KEYED, DigestKey(stable_digest(value, typed=self.typed)))
         if cls is tuple:
             if _all_safe(value):
                 return value
@@ -300,7 +318,7 @@ class KeyPlan:
         if cls is set or cls is frozenset:
             tag = _SET if cls is set else _FROZENSET
             return (tag, frozenset([self._plain(item, depth + 1) for item in value]))
-        if not _has_own_key(cls):
+        if not _has_own_key(cls) and not _eq_blind(value):
             try:
                 return self._intern(value)
             except TypeError:  # unhashable: keyed by content below
@@ -516,10 +534,24 @@ def default_name(func: Callable[..., Any]) -> str:
     return name
 
 
+def _eq_blind(value: Any) -> bool:
+    """``==`` ignores what this value carries: equal values, different results.
+
+    An aware datetime equals the same instant in another zone, and a fold
+    (the repeated hour when clocks go back) is ignored within one zone, so
+    ``01:30 EDT == 01:30 EST``; ``Decimal('1.0') == Decimal('1.00')``. Such
+    values are keyed by content (zone, fold, exponent included), as stores key them.
+    """
+    if isinstance(value, (dt.datetime, dt.time)):
+        return value.tzinfo is not None or value.fold == 1
+    return isinstance(value, Decimal)
+
+
 def _all_safe(values: Iterable[Any]) -> bool:
     """Every item is compared by the interpreter alone (no user ``__eq__``/``__hash__``)."""
-    for value in values:  # noqa: SIM110 (a loop is twice as fast as all() over a generator)
-        if type(value) not in _SAFE:
+    for value in values:  # a loop is twice as fast as all() over a generator
+        cls = type(value)
+        if cls not in _SAFE or (cls is float and not value):  # a zero may be -0.0
             return False
     return True
 

@@ -28,6 +28,7 @@ behaviour, logged once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -41,7 +42,7 @@ from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig, parse_redis_url
 from twat_cache.encoding import DigestKey, stable_digest
 from twat_cache.engines.remote import RedisFamily, RedisStore
-from twat_cache.keys import Token
+from twat_cache.keys import Token, _Tag
 
 __all__ = ["NearRedisStore"]
 
@@ -61,6 +62,19 @@ class _LocalKeyError(Exception):
     """A key with a process-local part: no other process can name it."""
 
 
+@dataclasses.dataclass(frozen=True)
+class _Marker:
+    """A plain key's marker (a list, a dict, ``-0.0``, a content digest) for the digest.
+
+    An instance of this private class: the stable encoding writes its class
+    name, so no argument a caller passes (a tuple spelling ``"<list>"``, say)
+    digests like it.
+    """
+
+    kind: str
+    text: str = ""
+
+
 def _shareable(part: Any) -> Any:
     """``part`` with the plain key's markers spelled out, for a stable digest."""
     cls = type(part)
@@ -71,9 +85,9 @@ def _shareable(part: Any) -> Any:
     if cls is Token:
         raise _LocalKeyError
     if cls is DigestKey:
-        return ("<keyed>", str(part))
-    if cls.__name__ == "_Tag":
-        return f"<{part.name}>"
+        return _Marker("keyed", str(part))
+    if cls is _Tag:
+        return _Marker(part.name)
     return part
 
 
