@@ -9,7 +9,9 @@ from __future__ import annotations
 import array
 import asyncio
 import datetime as dt
+import functools
 import gc
+import inspect
 import os
 import signal
 import subprocess
@@ -120,6 +122,55 @@ def test_same_function_name_in_two_scripts_never_shares(tmp_path: Path) -> None:
         for n in (1, 2, 1, 2)
     ]
     assert out == ["11", "20", "11", "20"]
+
+
+def _power(base: int, exponent: int, modulo: int | None = None) -> int:
+    return pow(base, exponent, modulo)
+
+
+class Scaler:
+    """A callable object; its ``__cache_key__`` says what tells two of them apart."""
+
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    def __call__(self, x: int, offset: int = 0) -> int:
+        return x * self.factor + offset
+
+    def __cache_key__(self) -> int:
+        return self.factor
+
+
+class Opaque:
+    def __call__(self, x: int) -> int:
+        return x
+
+
+@pytest.mark.parametrize("decorator", ["mcache", "bcache", "acache"])
+def test_partials_and_callable_objects_are_functions_of_their_own(decorator: str) -> None:
+    """partial(f, 2) and partial(f, 3), Scaler(2) and Scaler(3), are cached (as
+    lru_cache caches them), never share entries, keep their signatures, and are listed
+    apart; a builtin method such as str.upper is cached like a function."""
+    dec = {"mcache": mcache, "bcache": bcache, "acache": acache}[decorator]
+    two, three = dec(functools.partial(_power, 2)), dec(functools.partial(_power, 3))
+    assert [two(5), three(5), two(5), two(exponent=5), three(2, 7)] == [32, 243, 32, 32, 2]
+    assert (two.cache_info().hits, two.cache_info().misses) == (2, 1)
+    assert inspect.signature(two) == inspect.signature(functools.partial(_power, 2))
+    names = [name for name in list_caches() if "_power" in name]
+    assert len(names) == 2
+    double, triple = dec(Scaler(2)), dec(Scaler(3))
+    assert [double(5), triple(5), double(5), double(5, offset=1)] == [10, 15, 10, 11]
+    assert (double.cache_info().hits, double.cache_info().misses) == (1, 2)
+    assert inspect.signature(double) == inspect.signature(Scaler(2))
+    upper = dec(str.upper)
+    assert [upper("ab"), upper("ab"), upper("cd")] == ["AB", "AB", "CD"]
+    assert upper.cache_info().hits == 1
+
+
+def test_a_callable_object_that_cannot_be_keyed_is_named() -> None:
+    """bcache of an object whose state cannot be keyed: CacheKeyError naming it."""
+    with pytest.raises(CacheKeyError, match="the callable object"):
+        bcache(Opaque())(1)
 
 
 def test_a_captured_value_that_cannot_be_keyed_is_named_at_the_first_call() -> None:

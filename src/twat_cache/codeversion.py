@@ -12,6 +12,7 @@ Formatting, comments and docstrings never change a version.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
 import os
@@ -341,8 +342,12 @@ def code_version(func: Callable[..., Any]) -> str:
     True
     """
     target = inspect.unwrap(func)
+    while isinstance(target, functools.partial):  # a partial computes what its function does
+        target = target.func
     if isinstance(target, types.MethodType):  # a bound method computes what its function does
         target = target.__func__
+    if not isinstance(getattr(target, "__qualname__", None), str):  # an object with __call__
+        target = type(target).__call__
     try:
         return _VERSIONS[target]
     except (KeyError, TypeError):

@@ -21,6 +21,7 @@ tuple of the bound argument values) into the key a store sees:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import inspect
 import itertools
@@ -42,7 +43,15 @@ from twat_cache.encoding import (
 )
 from twat_cache.exceptions import CacheKeyError, ConfigurationError
 
-__all__ = ["RESERVED_PREFIX", "KeyPlan", "Token", "default_name", "function_identity"]
+__all__ = [
+    "RESERVED_PREFIX",
+    "KeyPlan",
+    "Token",
+    "callable_name",
+    "callable_parts",
+    "default_name",
+    "function_identity",
+]
 
 #: Names of generated locals; a function's own parameters may not use it.
 RESERVED_PREFIX = "_tc_"
@@ -129,13 +138,14 @@ class KeyPlan:
         if unknown:
             msg = (
                 f"CacheConfig.ignore: invalid value {config.ignore!r}: {', '.join(unknown)} "
-                f"is not a parameter of {func.__qualname__}{_signature_text(func)}"
+                f"is not a parameter of {callable_name(func)}{_signature_text(func)}"
             )
             raise ConfigurationError(msg)
         self._check_files(func, config, names)
         first = self.params[0] if self.params else None
-        self.method = (
-            first is not None
+        self.method = (  # a Python function's ``self`` (a builtin's is an ordinary argument)
+            isinstance(func, types.FunctionType)
+            and first is not None
             and first.name == "self"
             and first.kind in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD)
             and "self" not in config.ignore
@@ -205,7 +215,7 @@ class KeyPlan:
         kinds = {p.name: p.kind for p in self.params}
         for name in config.files:
             if name not in kinds:
-                why = f"is not a parameter of {func.__qualname__}{_signature_text(func)}"
+                why = f"is not a parameter of {callable_name(func)}{_signature_text(func)}"
             elif kinds[name] in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
                 why = "is a *args/**kwargs parameter; name a parameter holding one path"
             elif name in config.ignore:
@@ -366,7 +376,7 @@ class KeyPlan:
             ref = weakref.ref(obj, died)
         except TypeError:
             msg = (
-                f"cannot cache {self.func.__qualname__} per instance: "
+                f"cannot cache {callable_name(self.func)} per instance: "
                 f"{type(obj).__qualname__} objects do not support weak references; give the "
                 "class a __cache_key__() method or pass ignore=('self',)"
             )
@@ -477,59 +487,97 @@ def _captured(value: Any, strict: bool) -> bytes:
     return type(value).__qualname__.encode()
 
 
+def callable_name(func: Callable[..., Any]) -> str:
+    """``module.qualname`` of any callable: a function or builtin, a method descriptor
+    (``str.upper``), a ``functools.partial`` (its function's), an object with
+    ``__call__`` (its class's)."""
+    return "{}.{}".format(*callable_parts(func))
+
+
+def callable_parts(func: Callable[..., Any]) -> tuple[str, str]:
+    while isinstance(func, functools.partial):
+        func = func.func
+    qualname = getattr(func, "__qualname__", None)
+    if isinstance(qualname, str):
+        owner = getattr(func, "__objclass__", None)
+        module = getattr(func, "__module__", None) or getattr(owner, "__module__", "builtins")
+        return str(module), qualname
+    cls = type(func)
+    return cls.__module__, cls.__qualname__
+
+
+def _unbound(func: Callable[..., Any]) -> tuple[Any, list[tuple[str, Any]]]:
+    """The function a callable runs, and the values it carries besides its code: a
+    partial's arguments, a callable object itself."""
+    carried: list[tuple[str, Any]] = []
+    while isinstance(func, functools.partial):
+        carried += [(f"partial argument {i}", value) for i, value in enumerate(func.args)]
+        carried += [(f"partial keyword {k!r}", v) for k, v in sorted(func.keywords.items())]
+        func = func.func
+    if not isinstance(getattr(func, "__qualname__", None), str):  # an object with __call__
+        carried.append(("the callable object", func))
+        func = type(func).__call__
+    return func, carried
+
+
+def _captures(func: Callable[..., Any]) -> list[tuple[str, Any]]:
+    """``(name, value)`` of each variable a function's closure has bound."""
+    code = getattr(func, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return []
+    bound = []
+    for var, cell in zip(code.co_freevars, getattr(func, "__closure__", None) or (), strict=False):
+        try:
+            bound.append((var, cell.cell_contents))
+        except ValueError:  # an empty cell: a function referring to itself, not bound yet
+            continue
+    return bound
+
+
 def function_identity(func: Callable[..., Any], *, strict: bool) -> str:
     """A digest of what tells ``func`` apart from other functions of the same name.
 
     Two closures of one factory differ by the values they captured, two lambdas
-    on one line by their code, two scripts run as ``__main__`` by their file.
+    on one line by their code, two scripts run as ``__main__`` by their file, two
+    partials of one function by their arguments.
 
     Raises:
         CacheKeyError: (``strict``) a captured value cannot be keyed; the message
             names it.
     """
-    parts: list[bytes] = [f"{func.__module__}.{func.__qualname__}".encode()]
+    module, label = callable_parts(func)
+    parts: list[bytes] = [f"{module}.{label}".encode()]
+    func, carried = _unbound(func)
     code = getattr(func, "__code__", None)
     if isinstance(code, types.CodeType):
         if func.__module__ == "__main__":
             parts.append(os.path.abspath(code.co_filename).encode())
         if func.__name__ == "<lambda>":
             _code_bytes(code, parts)
-        cells = getattr(func, "__closure__", None) or ()
-        for var, cell in zip(code.co_freevars, cells, strict=False):
-            try:
-                value = cell.cell_contents
-            except ValueError:  # not bound yet (a function referring to itself)
-                continue
-            try:
-                parts.append(var.encode() + b"=" + _captured(value, strict))
-            except CacheKeyError as exc:
-                msg = (
-                    f"cannot tell {func.__qualname__} apart from other functions of its "
-                    f"name: the value it captures as {var!r} cannot be keyed ({exc}); give it "
-                    "name= (and version=) to share one cache on purpose, or give that "
-                    "value's class a __cache_key__() method"
-                )
-                raise CacheKeyError(msg) from None
-    return hashlib.blake2b(b"\0".join(parts), digest_size=8).hexdigest()
-
-
-def _cell_values(func: Callable[..., Any]) -> list[Any]:
-    values = []
-    for cell in getattr(func, "__closure__", None) or ():
+    things = [(var, f"the value it captures as {var!r}", v) for var, v in _captures(func)]
+    things += [(what, what, value) for what, value in carried]
+    for tag, what, value in things:
         try:
-            values.append(cell.cell_contents)
-        except ValueError:  # an empty cell: a function referring to itself, not bound yet
-            continue
-    return values
+            parts.append(tag.encode() + b"=" + _captured(value, strict))
+        except CacheKeyError as exc:
+            msg = (
+                f"cannot tell {label} apart from other functions of its name: {what} "
+                f"cannot be keyed ({exc}); give it name= (and version=) to share one cache "
+                "on purpose, or give that value's class a __cache_key__() method"
+            )
+            raise CacheKeyError(msg) from None
+    return hashlib.blake2b(b"\0".join(parts), digest_size=8).hexdigest()
 
 
 def default_name(func: Callable[..., Any]) -> str:
     """A function's cache name: its module and qualified name, plus a short identity for a
-    lambda or a closure capturing plain values (``make(1)`` and ``make(2)``), so that each
-    is a cache of its own."""
-    name = f"{func.__module__}.{func.__qualname__}"
-    plain = any(isinstance(value, _IMMUTABLE[:-1]) for value in _cell_values(func))
-    if plain or getattr(func, "__name__", "") == "<lambda>":
+    lambda, a partial, or a closure capturing plain values (``make(1)`` and ``make(2)``),
+    so that each is a cache of its own."""
+    name = callable_name(func)
+    target, carried = _unbound(func)
+    values = [value for _, value in carried + _captures(target)]
+    plain = any(isinstance(value, _IMMUTABLE[:-1]) for value in values)
+    if plain or isinstance(func, functools.partial) or target.__name__ == "<lambda>":
         name += "#" + function_identity(func, strict=False)[:8]
     return name
 
@@ -655,7 +703,22 @@ def call_spelling(params: list[inspect.Parameter]) -> str:
 
 
 def copy_defaults(source: Callable[..., Any], *targets: Callable[..., Any]) -> None:
-    """Give generated functions the original's defaults (the source says ``=None``)."""
+    """Give generated functions the original's defaults (the source says ``=None``).
+
+    A callable that is not a function (a partial, an object) has them in its signature.
+    """
+    if isinstance(source, types.FunctionType):
+        defaults, kwdefaults = source.__defaults__, source.__kwdefaults__
+    else:
+        params = _parameters(source)
+        empty = inspect.Parameter.empty
+        named = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        defaults = tuple(p.default for p in params if p.kind in named and p.default is not empty)
+        kwdefaults = {
+            p.name: p.default
+            for p in params
+            if p.kind == inspect.Parameter.KEYWORD_ONLY and p.default is not empty
+        }
     for target in targets:
-        target.__defaults__ = getattr(source, "__defaults__", None)
-        target.__kwdefaults__ = getattr(source, "__kwdefaults__", None)
+        target.__defaults__ = defaults or None
+        target.__kwdefaults__ = kwdefaults or None

@@ -22,7 +22,7 @@ from typing import Any
 
 from twat_cache import policy
 from twat_cache.call.store import CallPath, Ticket
-from twat_cache.keys import call_spelling, copy_defaults
+from twat_cache.keys import call_spelling, callable_name, callable_parts, copy_defaults
 
 __all__ = ["memory_wrapper", "store_wrapper"]
 
@@ -94,7 +94,7 @@ policy.WATCHERS.append(_policy_changed)
 
 def _fills(path: CallPath) -> dict[str, str]:
     plan = path.plan
-    fname = path.func.__name__
+    fname = callable_name(path.func).rpartition(".")[2]
     name = fname if fname.isidentifier() and not keyword.iskeyword(fname) else "_tc_wrapper"
     return {
         "name": name,
@@ -123,6 +123,8 @@ def _namespace(path: CallPath) -> dict[str, Any]:
 def _finish(wrapper: Callable[..., Any], func: Callable[..., Any]) -> Callable[..., Any]:
     copy_defaults(func, wrapper)
     functools.update_wrapper(wrapper, func)
+    if not isinstance(getattr(func, "__qualname__", None), str):  # a partial, an object
+        wrapper.__module__, wrapper.__qualname__ = callable_parts(func)
     return wrapper
 
 

@@ -20,7 +20,7 @@ from twat_cache import policy
 from twat_cache.call.store import BOTH, POLICY, CallPath
 from twat_cache.engines.base import Store
 from twat_cache.exceptions import ConfigurationError
-from twat_cache.keys import copy_defaults, signature_source
+from twat_cache.keys import callable_name, copy_defaults, signature_source
 
 __all__ = ["CALL_OPTIONS", "options_wrapper"]
 
@@ -65,13 +65,13 @@ def _check(func: Callable[..., Any], path: CallPath, params: list[inspect.Parame
     if loc is not None and (loc not in names or names[loc].kind in variadic):
         msg = (
             f"CacheConfig.location_arg: invalid value {loc!r}: not a named parameter of "
-            f"{func.__qualname__}{inspect.signature(func)}"
+            f"{callable_name(func)}{inspect.signature(func)}"
         )
         raise ConfigurationError(msg)
     taken = [name for name in CALL_OPTIONS if name in names] if config.call_options else []
     if taken:
         msg = (
-            f"CacheConfig.call_options: invalid value True: {func.__qualname__} has "
+            f"CacheConfig.call_options: invalid value True: {callable_name(func)} has "
             f"parameters named {', '.join(taken)}, which call_options would take over"
         )
         raise ConfigurationError(msg)
@@ -103,7 +103,7 @@ def options_wrapper(path: CallPath) -> tuple[Callable[..., Any], Callable[..., A
         )
     else:
         again, cache_results, where = "False", "True", where_plain
-    fname = func.__name__
+    fname = callable_name(func).rpartition(".")[2]
     source = _TEMPLATE.format(
         name=fname if fname.isidentifier() and not keyword.iskeyword(fname) else "_tc_wrapper",
         options_sig=signature_source(head + extra + tail),

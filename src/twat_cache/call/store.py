@@ -41,7 +41,7 @@ from twat_cache.config import CacheConfig
 from twat_cache.encoding import namespaced_digest
 from twat_cache.engines.base import Store
 from twat_cache.exceptions import CacheKeyError, SerializationError
-from twat_cache.keys import KeyPlan, Token
+from twat_cache.keys import KeyPlan, Token, callable_name
 
 __all__ = ["BOTH", "POLICY", "RW", "CallPath", "Ticket"]
 
@@ -678,7 +678,7 @@ class CallPath:
         if store.peek(then) not in ("hit", "expired"):
             return None
         changed = changed_parts(record.get("parts"), version_parts(self.func))
-        names = ", ".join(label or self.func.__qualname__ for label in changed)
+        names = ", ".join(label or callable_name(self.func) for label in changed)
         return f"code changed since it was stored: {names or 'version='}", raw
 
     async def aexplain(self, store: Store, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
