@@ -256,6 +256,109 @@ def test_values_equal_by_eq_but_different_never_share_a_result(
     assert len(runs) == 2 + 3  # two computations, three direct calls
 
 
+# -- 4b. an invalidation during a computation is never undone --------------------------
+#
+# A computation that began before a clear, a delete or a refresh of its key returns its
+# value to its caller but never stores it: the next call computes afresh (today's data),
+# and a refresh computes anew instead of waiting for the older computation.
+
+_INVALIDATIONS = ["cache_clear", "clear_cache", "cache_delete", "cache_refresh"]
+
+
+def _make_reader(decorator: str, lock: bool, data: dict[str, int], wait: Any) -> Any:
+    dec = {"mcache": mcache, "bcache": bcache, "acache": acache}[decorator]
+
+    def read(k: int) -> int:
+        value = data["v"]
+        if value == 1:  # the first computation: held until the test lets it go
+            wait()
+        return value
+
+    return dec(lock=lock)(read)
+
+
+@pytest.mark.parametrize("invalidation", _INVALIDATIONS)
+@pytest.mark.parametrize("lock", [True, False], ids=["lock", "nolock"])
+@pytest.mark.parametrize("decorator", ["mcache", "bcache", "acache"])
+def test_an_invalidation_during_a_computation_is_never_undone(
+    decorator: str, lock: bool, invalidation: str
+) -> None:
+    """The older computation's value never lands after the invalidation (sync)."""
+    data = {"v": 1}
+    entered, release = threading.Event(), threading.Event()
+
+    def wait() -> None:
+        entered.set()
+        release.wait(30)
+
+    read = _make_reader(decorator, lock, data, wait)
+    first = threading.Thread(target=read, args=(7,))
+    first.start()
+    assert entered.wait(30)
+    data["v"] = 2
+    if invalidation == "cache_refresh":
+        refreshed: list[int] = []
+        second = threading.Thread(target=lambda: refreshed.append(read.cache_refresh(7)))
+        second.start()
+        deadline = time.monotonic() + 30
+        while read.cache_info().misses < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)  # the refresh has begun (it counts a miss first)
+        release.set()
+        second.join(30)
+        assert refreshed == [2]  # computed anew, never the older computation's 1
+    else:
+        if invalidation == "clear_cache":
+            clear_cache(read.cache_parameters()["name"])
+        else:
+            getattr(read, invalidation)(*([7] if invalidation == "cache_delete" else []))
+        release.set()
+    first.join(30)
+    assert read(7) == 2
+
+
+@pytest.mark.parametrize("invalidation", _INVALIDATIONS)
+@pytest.mark.parametrize("decorator", ["mcache", "bcache", "acache"])
+def test_an_invalidation_during_an_async_computation_is_never_undone(
+    decorator: str, invalidation: str
+) -> None:
+    """The same for a coroutine, the invalidation coming from another task."""
+
+    async def scenario() -> int:
+        data = {"v": 1}
+        entered, release = asyncio.Event(), asyncio.Event()
+        dec = {"mcache": mcache, "bcache": bcache, "acache": acache}[decorator]
+
+        @dec(name="reader")  # it captures events: name= says it is one cache on purpose
+        async def read(k: int) -> int:
+            value = data["v"]
+            if value == 1:
+                entered.set()
+                await release.wait()
+            return value
+
+        first = asyncio.create_task(read(7))
+        await entered.wait()
+        data["v"] = 2
+        if invalidation == "cache_refresh":
+            second = asyncio.create_task(read.cache_refresh(7))
+            while read.cache_info().misses < 2:
+                await asyncio.sleep(0)
+            release.set()
+            assert await second == 2
+        else:
+            if invalidation == "clear_cache":
+                clear_cache(read.cache_parameters()["name"])
+            elif invalidation == "cache_delete":
+                await read.cache_delete(7)
+            else:
+                read.cache_clear()
+            release.set()
+        assert await first == 1  # its own caller still gets what it computed
+        return await read(7)
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 30)) == 2
+
+
 # -- 3. objects that say how to key them ------------------------------------------------
 
 

@@ -115,6 +115,8 @@ class CacheEntry:
 
     def clear(self) -> None:
         """Drop every entry and reset the counters of each function using this cache."""
+        for member in list(self.members):
+            member.invalidate()  # nothing computed before the clear is stored after it
         self.store.clear()
         for member in list(self.members):
             member.reset()

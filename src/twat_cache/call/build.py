@@ -246,8 +246,8 @@ class Controls:
         """Drop one entry: True if it was there (awaitable for an ``async def`` function)."""
         store, key = self._target(args, kwargs)
         if self.path.is_async:
-            return self.path.adrop(store, key)
-        return self.path.drop(store, key)
+            return self.path.aforget(store, key)
+        return self.path.forget(store, key)
 
     def cache_refresh(self, *args: Any, **kwargs: Any) -> Any:
         """Recompute, overwrite and return the new value (awaitable for ``async def``)."""

@@ -31,11 +31,13 @@ PENDING, VALUE, ERROR, ABANDONED = 0, 1, 2, 3
 class Flight:
     """One computation in progress."""
 
-    __slots__ = ("event", "outcome", "owner", "result", "waiters")
+    __slots__ = ("event", "outcome", "owner", "result", "stale", "waiters")
 
     def __init__(self, owner: object) -> None:
         self.owner = owner
         self.outcome = PENDING
+        #: Set when a delete or refresh of its key came meanwhile: its value is not stored.
+        self.stale = False
         self.result: Any = None
         #: Made by the first waiting thread only: most flights are never waited for.
         self.event: threading.Event | None = None
@@ -66,6 +68,18 @@ class Flights:
                 flight = self._table[key] = Flight(me)
                 return flight, True
             return flight, False
+
+    def supersede(self, key: Hashable, me: object) -> None:
+        """The flight of ``key`` (if any) stores nothing, and, unless ``me`` owns it (a
+        refresh inside its own computation), later callers start afresh instead of
+        waiting for it; its waiters so far still get its outcome."""
+        with self._lock:
+            flight = self._table.get(key)
+            if flight is None:
+                return
+            flight.stale = True
+            if flight.owner != me:
+                del self._table[key]
 
     def land(self, key: Hashable, flight: Flight, outcome: int, result: Any) -> None:
         """End ``flight`` with its outcome and wake every waiter, sync and async."""

@@ -123,6 +123,9 @@ class CallPath:
         self.reset_fast: Callable[[], None] = _nothing
         #: The keys this process wrote, so ``cache_explain`` can tell evicted from new.
         self.written = Written()
+        #: Bumped by every clear, delete and refresh: a computation that began before
+        #: one returns its value but never stores it (it may predate what changed).
+        self.epoch = 0
         #: Swaps the memory wrapper to its converting body (set by call/memory.py).
         self.converting: Callable[[], None] | None = None
         self._owned: dict[Token, set[Hashable]] = {}
@@ -303,6 +306,27 @@ class CallPath:
         if evicted > 0:
             self.metrics.evicted(evicted)
 
+    def invalidate(self) -> None:
+        """Computations in flight now will not store their values (see ``epoch``)."""
+        self.epoch += 1
+
+    def _supersede(self, key: Hashable, me: object) -> None:
+        """A computation of ``key`` in flight now will not store its value, and later
+        callers do not wait for it (with no flights, ``lock=False``: none in flight does)."""
+        if not self.lock:
+            self.invalidate()
+        else:
+            self.flights.supersede(key, me)
+
+    def forget(self, store: Store, key: Hashable) -> bool:
+        """``cache_delete``: drop the entry, and what a computation in flight would store."""
+        self._supersede(key, None)
+        return self.drop(store, key)
+
+    async def aforget(self, store: Store, key: Hashable) -> bool:
+        self._supersede(key, None)
+        return await self.adrop(store, key)
+
     def drop(self, store: Store, key: Hashable) -> bool:
         self.written.discard(key)
         try:
@@ -397,6 +421,8 @@ class CallPath:
         quiet = value is FAULT  # counted once: a write failing after it is not counted again
         self.misses += 1
         me = threading.get_ident()
+        if write and not read:  # a refresh: what is in flight now began before it
+            self._supersede(key, me)
         flight, then = self._join(store, key, write, quiet, me)
         while then is _WAIT:
             self.flights.wait(flight)
@@ -530,6 +556,8 @@ class CallPath:
         quiet = value is FAULT
         self.misses += 1
         me = asyncio.current_task()
+        if write and not read:
+            self._supersede(key, me)
         flight, then = self._join(store, key, write, quiet, me)
         while then is _WAIT:
             await self.flights.await_(flight)
@@ -722,7 +750,7 @@ class CallPath:
 class Ticket:
     """A call that must compute: where its value goes, and the flight and lock it holds."""
 
-    __slots__ = ("flight", "key", "lock", "path", "quiet", "start", "store", "write")
+    __slots__ = ("epoch", "flight", "key", "lock", "path", "quiet", "start", "store", "write")
 
     def __init__(
         self,
@@ -736,13 +764,14 @@ class Ticket:
     ) -> None:
         self.path, self.store, self.key, self.flight = path, store, key, flight
         self.lock, self.write, self.quiet = lock, write, quiet
+        self.epoch = path.epoch
         self.start = time.perf_counter()
 
     def done(self, value: Any) -> Any:
         """Store the fresh value (when asked), release the lock and the waiters; return it."""
         path = self.path
         elapsed = self._computed()
-        if self.write:
+        if self.write and self._current():
             path.save(self.store, self.key, value, self.quiet)
         if self.lock is not None:
             path._exit(self.lock)
@@ -759,7 +788,7 @@ class Ticket:
     async def adone(self, value: Any) -> Any:
         path = self.path
         elapsed = self._computed()
-        if self.write:
+        if self.write and self._current():
             await path.asave(self.store, self.key, value, self.quiet)
         await path._aexit(self.lock)
         if self._landed(VALUE, value, elapsed):
@@ -769,6 +798,11 @@ class Ticket:
     async def afailed(self, exc: BaseException) -> None:
         await self.path._aexit(self.lock)
         self._landed(ERROR if isinstance(exc, Exception) else ABANDONED, exc, 0.0)
+
+    def _current(self) -> bool:
+        """No clear, delete or refresh of this key came since this computation began."""
+        flight = self.flight
+        return self.epoch == self.path.epoch and (flight is None or not flight.stale)
 
     def _computed(self) -> float:
         """Count the computation's time; return it."""
