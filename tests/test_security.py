@@ -176,6 +176,76 @@ except OSError as exc:
     assert "manifest:" in out
 
 
+@pytest.mark.parametrize("plant", ["fifo", "symlink"])
+@pytest.mark.parametrize(
+    ("kind", "engine", "pattern"),
+    [
+        ("bcache", None, "values/*.tc"),
+        ("bcache", "klepto", "K_*/output.json"),
+        ("fcache", None, "*.tc"),
+    ],
+    ids=["diskcache-value-file", "klepto-entry", "joblib-entry"],
+)
+def test_a_planted_entry_never_hangs_and_is_never_followed(
+    kind: str, engine: str | None, pattern: str, plant: str, tmp_path: Path, outside: Outside
+) -> None:
+    """An entry written, then replaced by a FIFO (a read of it would block forever) or
+    by a symlink out of the root: the next call is a miss with the right value."""
+    code = f"""
+import os, shutil
+from pathlib import Path
+from twat_cache import {kind}, get_stats
+root = Path(os.environ["TWAT_CACHE_DIR"])
+
+@{kind}(name="victim", engine={engine!r})
+def big(n):
+    return "x" * n
+
+n = 2 << 20  # a value file of its own under bcache
+assert big(n) == "x" * n
+(entry,) = [p for p in root.rglob({pattern!r}) if not p.name.startswith(".")]
+if entry.is_dir():
+    shutil.rmtree(entry)
+else:
+    entry.unlink()
+if {plant!r} == "fifo":
+    os.mkfifo(entry)
+else:
+    entry.symlink_to({str(outside.file)!r})
+for _ in range(2):
+    assert big(n) == "x" * n
+print("ok", get_stats("victim")["errors"] >= 1)
+"""
+    env = {"TWAT_CACHE_DIR": str(tmp_path / "root")}
+    assert run_python(code, env).split() == ["ok", "True"]  # a subprocess with a timeout
+    assert outside.untouched()
+
+
+@pytest.mark.parametrize("level", ["cache folder", "values folder"])
+def test_large_values_are_never_written_through_a_symlinked_folder(
+    level: str, cache_root: Path, outside: Outside, calls: Calls
+) -> None:
+    """bcache's folder, or its folder of large values, planted as a symlink out of the
+    root: no value file lands outside, and the call returns the right value."""
+    folder = folder_of(cache_root)
+    ensure_folder(folder.parent, secure=True, root=cache_root)
+    if level == "values folder":
+        ensure_folder(folder, secure=True, root=cache_root)
+        folder = folder / "values"
+    folder.symlink_to(outside.dir, target_is_directory=True)
+
+    @bcache(name="victim", folder_name="proj")
+    def big(n: int) -> str:
+        calls(n)
+        return "x" * n
+
+    n = 2 << 20
+    assert big(n) == "x" * n
+    assert big(n) == "x" * n
+    assert outside.untouched()
+    assert sorted(p.name for p in outside.dir.iterdir()) == ["victim.txt"]
+
+
 def test_symlinked_manifest_is_not_read(tmp_path: Path, outside: Outside) -> None:
     """The command line never reads a manifest through a symlink."""
     (tmp_path / "c").mkdir()

@@ -21,6 +21,7 @@ import functools
 import os
 import re
 import sqlite3
+import stat
 import threading
 import time
 import uuid
@@ -33,7 +34,7 @@ from twat_cache.config import CacheConfig
 from twat_cache.engines.files import ValueFiles
 from twat_cache.engines.persistent import STALE_TEMP, EntryFiles, PersistentEngine, deadline
 from twat_cache.exceptions import CacheOperationError, SerializationError
-from twat_cache.paths import own_file, remove_path, secure_file
+from twat_cache.paths import open_file, own_file, remove_path, secure_file
 from twat_cache.serializers import HEAD_SIZE, KIND_SERIALIZED, frame_expiry
 
 __all__ = ["FILE_MIN_BYTES", "DiskCacheEngine", "KleptoEngine"]
@@ -122,7 +123,7 @@ class DiskCacheEngine(PersistentEngine):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._epoch = object()
-        self.files = ValueFiles(config, self.codec)
+        self.files = ValueFiles(config, self.codec, self.root)
         _live.add(self)
 
     # -- connections -----------------------------------------------------------
@@ -413,6 +414,17 @@ class KleptoEngine(EntryFiles):
     def _entry(self, key: str) -> Path:
         return self.folder / f"{_KLEPTO_PREFIX}{key}"
 
+    @staticmethod
+    def _planted(path: Path) -> bool:
+        """True when an entry's folder or file is not what klepto writes (a symlink, a
+        FIFO that would block klepto's read forever): it is never opened."""
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                return True
+            return not stat.S_ISREG(os.lstat(path / _KLEPTO_FILE).st_mode)
+        except FileNotFoundError:
+            return False  # absent (or half written): klepto says so itself
+
     # -- what EntryFiles needs -------------------------------------------------------
 
     def _is_entry(self, name: str) -> bool:
@@ -426,10 +438,11 @@ class KleptoEngine(EntryFiles):
 
     def _expiry(self, path: Path) -> float | None:
         try:
-            with open(path / _KLEPTO_FILE, "rb") as f:
-                start = f.read(1 + _KLEPTO_HEAD_CHARS)
-        except OSError:
+            fd = open_file(path / _KLEPTO_FILE, os.O_RDONLY, secure=False)
+        except (OSError, CacheOperationError):
             return None
+        with open(fd, "rb") as f:
+            start = f.read(1 + _KLEPTO_HEAD_CHARS)
         if start[:1] != b'"':
             return None
         try:
@@ -443,6 +456,9 @@ class KleptoEngine(EntryFiles):
         archive = self._open(create=False)
         if archive is None:
             return MISSING
+        if self._planted(self._entry(key)):
+            msg = "stored entry is not a plain folder and file (a link or a FIFO)"
+            raise SerializationError(msg)
         try:
             text = archive[key]
         except KeyError:

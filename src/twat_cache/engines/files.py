@@ -37,8 +37,8 @@ from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
 from twat_cache.engines.frames import from_table, rough_nbytes, to_table, write_ipc
 from twat_cache.engines.persistent import EntryFiles, deadline
-from twat_cache.exceptions import SerializationError
-from twat_cache.paths import atomic_write, ensure_folder, remove_path
+from twat_cache.exceptions import CacheOperationError, SerializationError
+from twat_cache.paths import atomic_write, ensure_folder, open_file, remove_path
 from twat_cache.serializers import (
     FLAG_COMPRESSED,
     HEAD_SIZE,
@@ -182,10 +182,12 @@ class ValueFiles:
     - ``serialized``: anything else, through the configured serializer.
     """
 
-    def __init__(self, config: CacheConfig, codec: Codec) -> None:
+    def __init__(self, config: CacheConfig, codec: Codec, root: Path | None) -> None:
         self.config = config
         self.codec = codec
         self.secure = config.secure
+        #: The cache root: every level below it is checked before a write (no symlink).
+        self.root = root
         self._native = isinstance(codec.serializer, PickleSerializer)
         self._trusted: dict[str, tuple[int, int, int, int]] = {}
         self._lock = threading.Lock()
@@ -241,7 +243,7 @@ class ValueFiles:
         compressed = self.config.compress
         head = self.codec.head(kind, expire, compressed and kind in _ZLIB_KINDS)
         tagger = self.codec.tagger(key, head)
-        ensure_folder(path.parent, self.secure)
+        ensure_folder(path.parent, self.secure, self.root)
         with atomic_write(path, self.secure) as fd:
             os.write(fd, bytes(_HEADER_BLOCK))  # the header goes in once the tag is known
             out = _TagWriter(fd, tagger)
@@ -281,10 +283,12 @@ class ValueFiles:
         Raises:
             SerializationError: the file is damaged, forged or of another key.
         """
-        try:
-            fd = os.open(path, os.O_RDONLY)
+        try:  # never through a symlink, never blocking on a planted FIFO
+            fd = open_file(path, os.O_RDONLY, secure=False)
         except FileNotFoundError:
             return MISSING
+        except CacheOperationError as exc:  # not a plain file: a damaged entry
+            raise SerializationError(str(exc)) from None
         try:
             return self._read(key, path, fd)
         finally:
@@ -433,7 +437,7 @@ class JoblibEngine(EntryFiles):
         import joblib  # noqa: F401 - the engine is chosen only when joblib is installed
 
         super().__init__(config, base)
-        self.files = ValueFiles(config, self.codec)
+        self.files = ValueFiles(config, self.codec, self.root)
         self._checked = False  # the folder's levels were checked once (no symlink, ours)
 
     def _path(self, key: str) -> Path:
