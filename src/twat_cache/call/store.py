@@ -87,6 +87,42 @@ def flush_fleets() -> None:
 class CallPath:
     """Lookup, compute-once and store for one decorated function (sync or async)."""
 
+    # Slots: every attribute read on a miss is a slot read (a class with more than 30
+    # instance attributes loses CPython's shared-key fast path, about 2k instructions).
+    __slots__ = (
+        "__weakref__",
+        "_fast_hit_cost",
+        "_fleet_at",
+        "_fleet_lock",
+        "_fleet_next",
+        "_olock",
+        "_owned",
+        "_sent",
+        "config",
+        "converting",
+        "epoch",
+        "errors",
+        "fast_hits",
+        "flights",
+        "func",
+        "hit_seconds",
+        "hit_timed",
+        "hits",
+        "is_async",
+        "lock",
+        "metrics",
+        "miss_seconds",
+        "misses",
+        "name",
+        "plan",
+        "reset_fast",
+        "retired",
+        "store",
+        "timed",
+        "ttl",
+        "written",
+    )
+
     def __init__(
         self,
         func: Callable[..., Any],
