@@ -99,6 +99,7 @@ _KEYED = _Tag("keyed")
 #: Stands for ``-0.0`` in a converted key: ``-0.0 == 0.0``, but they are different arguments.
 _NEG_ZERO = _Tag("-0.0")
 _SAFE = _PLAIN | {Token, DigestKey, _Tag}
+_SAFE_ITEMS = _SAFE - {float}
 
 
 def _has_own_key(cls: type) -> bool:
@@ -598,9 +599,8 @@ def _eq_blind(value: Any) -> bool:
 def _all_safe(values: Iterable[Any]) -> bool:
     """Every item is compared by the interpreter alone (no user ``__eq__``/``__hash__``)."""
     for value in values:  # a loop is twice as fast as all() over a generator
-        cls = type(value)
-        if cls not in _SAFE or (cls is float and not value):  # a zero may be -0.0
-            return False
+        if type(value) not in _SAFE_ITEMS and (type(value) is not float or not value):
+            return False  # (a float is safe unless it is a zero: it may be -0.0)
     return True
 
 
