@@ -165,12 +165,20 @@ def test_partials_and_callable_objects_are_functions_of_their_own(decorator: str
     upper = dec(str.upper)
     assert [upper("ab"), upper("ab"), upper("cd")] == ["AB", "AB", "CD"]
     assert upper.cache_info().hits == 1
+    # Bound methods: the object they are bound to is part of what the function is.
+    by_two, by_three = dec(Scaler(2).__call__), dec(Scaler(3).__call__)
+    assert [by_two(5), by_three(5), by_two(5)] == [10, 15, 10]
+    ab, xy = dec("ab".upper), dec("xy".upper)
+    assert [ab(), xy(), ab()] == ["AB", "XY", "AB"]
 
 
 def test_a_callable_object_that_cannot_be_keyed_is_named() -> None:
-    """bcache of an object whose state cannot be keyed: CacheKeyError naming it."""
+    """bcache of an object, or of a method bound to one, whose state cannot be keyed:
+    CacheKeyError naming it (two such objects would otherwise share entries)."""
     with pytest.raises(CacheKeyError, match="the callable object"):
         bcache(Opaque())(1)
+    with pytest.raises(CacheKeyError, match="the object its method is bound to"):
+        bcache(Opaque().__call__)(1)
 
 
 def test_a_captured_value_that_cannot_be_keyed_is_named_at_the_first_call() -> None:

@@ -517,7 +517,11 @@ def _unbound(func: Callable[..., Any]) -> tuple[Any, list[tuple[str, Any]]]:
         func = func.func
     if not isinstance(getattr(func, "__qualname__", None), str):  # an object with __call__
         carried.append(("the callable object", func))
-        func = type(func).__call__
+        return type(func).__call__, carried
+    bound = getattr(func, "__self__", None)  # a bound method (a builtin's is its module)
+    if bound is not None and not isinstance(bound, types.ModuleType):
+        carried.append(("the object its method is bound to", bound))
+        func = getattr(func, "__func__", func)
     return func, carried
 
 
