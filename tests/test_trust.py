@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.conftest import Calls
@@ -223,6 +224,9 @@ _EQUAL_BUT_DIFFERENT = {
     "Decimal exponents": (lambda: Decimal("1.0"), lambda: Decimal("1.00")),
     "-0.0 in a list": (lambda: [0.0, 1], lambda: [-0.0, 1]),
     "-0.0 in a dict": (lambda: {"x": 0.0}, lambda: {"x": -0.0}),
+    "NumPy -0.0": (lambda: np.float64(0.0), lambda: np.float64(-0.0)),
+    "NumPy float32 -0.0": (lambda: np.float32(0.0), lambda: np.float32(-0.0)),
+    "complex -0.0 in a list": (lambda: [complex(1, 0.0)], lambda: [complex(1, -0.0)]),
     "array type codes": (lambda: array.array("i", [1]), lambda: array.array("q", [1])),
     "array contents": (lambda: array.array("d", [1.0]), lambda: array.array("d", [2.0])),
 }

@@ -27,6 +27,7 @@ import inspect
 import itertools
 import math
 import os
+import sys
 import threading
 import types
 import weakref
@@ -99,7 +100,7 @@ _KEYED = _Tag("keyed")
 #: Stands for ``-0.0`` in a converted key: ``-0.0 == 0.0``, but they are different arguments.
 _NEG_ZERO = _Tag("-0.0")
 _SAFE = _PLAIN | {Token, DigestKey, _Tag}
-_SAFE_ITEMS = _SAFE - {float}
+_SAFE_ITEMS = _SAFE - {float, complex}
 
 
 def _has_own_key(cls: type) -> bool:
@@ -280,18 +281,18 @@ class KeyPlan:
         converted = False
         for value in raw:  # flat: the common argument kinds without a frame per argument
             cls = type(value)
-            if cls in _SAFE:
-                if cls is float and not value and math.copysign(1.0, value) < 0:
-                    parts.append(_NEG_ZERO)
-                    converted = True
-                else:
-                    parts.append(value)
-                continue
-            converted = True
-            if cls is list and _all_safe(value):
+            if cls in _SAFE_ITEMS:
+                parts.append(value)
+            elif cls is list and _all_safe(value):
                 parts.append((_LIST, tuple(value)))
+                converted = True
             elif cls is dict and _all_safe(value) and _all_safe(value.values()):
                 parts.append((_DICT, frozenset(value.items())))
+                converted = True
+            elif cls is float or cls is complex:  # a zero (part) may be -0.0
+                part = value if value and cls is float else self._plain(value, 0)
+                parts.append(part)
+                converted = converted or part is not value
             else:
                 return self._plain_or_raise(raw)
         return tuple(parts) if converted else raw
@@ -308,6 +309,8 @@ class KeyPlan:
         if cls in _SAFE:
             if cls is float and not value and math.copysign(1.0, value) < 0:
                 return _NEG_ZERO
+            if cls is complex and not (value.real and value.imag):  # a part may be -0.0
+                return (_KEYED, DigestKey(stable_digest(value, typed=self.typed)))
             return value
         if depth > 64:  # deeper: the iterative encoder (it names a value that holds itself)
             return (_KEYED, DigestKey(stable_digest(value, typed=self.typed)))
@@ -592,12 +595,24 @@ def _eq_blind(value: Any) -> bool:
 
     An aware datetime equals the same instant in another zone, and a fold
     (the repeated hour when clocks go back) is ignored within one zone, so
-    ``01:30 EDT == 01:30 EST``; ``Decimal('1.0') == Decimal('1.00')``. Such
-    values are keyed by content (zone, fold, exponent included), as stores key them.
+    ``01:30 EDT == 01:30 EST``; ``Decimal('1.0') == Decimal('1.00')``; a zero of a
+    float or complex type (NumPy's included) equals its negative. Such values are
+    keyed by content (zone, fold, exponent, sign included), as stores key them.
     """
     if isinstance(value, (dt.datetime, dt.time)):
         return value.tzinfo is not None or value.fold == 1
-    return isinstance(value, Decimal)
+    if isinstance(value, Decimal):
+        return True
+    if isinstance(value, complex):
+        return not (value.real and value.imag)
+    if isinstance(value, float):
+        return not value
+    np = sys.modules.get("numpy")  # a NumPy value means NumPy is loaded
+    if np is not None and isinstance(value, np.inexact):
+        if isinstance(value, np.complexfloating):
+            return not (value.real and value.imag)
+        return not value
+    return False
 
 
 def _all_safe(values: Iterable[Any]) -> bool:
