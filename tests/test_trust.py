@@ -173,6 +173,34 @@ def test_partials_and_callable_objects_are_functions_of_their_own(decorator: str
     assert [ab(), xy(), ab()] == ["AB", "XY", "AB"]
 
 
+class AsyncScaler(Scaler):
+    async def __call__(self, x: int, offset: int = 0) -> int:  # type: ignore[override]
+        return x * self.factor + offset
+
+
+class Counter:
+    def __call__(self, n: int) -> Any:
+        yield from range(n)
+
+
+@pytest.mark.parametrize("decorator", ["mcache", "bcache", "acache"])
+def test_callables_that_run_coroutines_are_awaited_before_caching(decorator: str) -> None:
+    """An object with ``async def __call__`` (or a partial of an ``async def``) is cached as
+    a coroutine function: its value is stored, never the coroutine (whose second await
+    raised RuntimeError); an object whose ``__call__`` is a generator is refused."""
+    dec = {"mcache": mcache, "bcache": bcache, "acache": acache}[decorator]
+    double = dec(AsyncScaler(2))
+    offset = dec(functools.partial(AsyncScaler(3), offset=1))
+
+    async def main() -> list[int]:
+        return [await double(5), await double(5), await offset(5), await offset(5)]
+
+    assert asyncio.run(main()) == [10, 10, 16, 16]
+    assert (double.cache_info().hits, double.cache_info().misses) == (1, 1)
+    with pytest.raises(ConfigurationError, match="generator"):
+        dec(Counter())
+
+
 def test_a_callable_object_that_cannot_be_keyed_is_named() -> None:
     """bcache of an object, or of a method bound to one, whose state cannot be keyed:
     CacheKeyError naming it (two such objects would otherwise share entries)."""

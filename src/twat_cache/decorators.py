@@ -17,6 +17,7 @@ from twat_cache.config import Policy, caching_disabled, create_cache_config
 from twat_cache.engines import CHAINS, choose_chain
 from twat_cache.engines.backend import check_backend
 from twat_cache.exceptions import ConfigurationError
+from twat_cache.keys import runs
 
 __all__ = ["CacheOptions", "acache", "bcache", "fcache", "mcache", "ucache"]
 
@@ -81,7 +82,8 @@ def _decorate(kind: str, func: Any, options: dict[str, Any]) -> Any:
     def decorate(target: Any) -> Any:
         if isinstance(target, (classmethod, staticmethod)):
             return type(target)(decorate(target.__func__))
-        if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+        inner = runs(target)  # a partial's function, an object's __call__
+        if inspect.isgeneratorfunction(inner) or inspect.isasyncgenfunction(inner):
             msg = (
                 f"{kind}: {getattr(target, '__qualname__', target)!r} is a generator function; "
                 "a cache would hand every later caller the same, already consumed generator. "

@@ -52,6 +52,7 @@ __all__ = [
     "callable_parts",
     "default_name",
     "function_identity",
+    "runs",
 ]
 
 #: Names of generated locals; a function's own parameters may not use it.
@@ -526,6 +527,12 @@ def _unbound(func: Callable[..., Any]) -> tuple[Any, list[tuple[str, Any]]]:
         carried.append(("the object its method is bound to", bound))
         func = getattr(func, "__func__", func)
     return func, carried
+
+
+def runs(func: Callable[..., Any]) -> Any:
+    """The function a callable runs: a partial's, a bound method's, an object's
+    ``__call__``; what to ask whether it is a coroutine or a generator function."""
+    return _unbound(func)[0]
 
 
 def _captures(func: Callable[..., Any]) -> list[tuple[str, Any]]:

@@ -175,8 +175,10 @@ class Policy:
 
     def __call__(self, func: F) -> F:
         """Run ``func`` under this policy on every call (``async def`` while awaited)."""
+        from twat_cache.keys import runs  # an object's async __call__ counts too
+
         name = self.name
-        if inspect.iscoroutinefunction(func):
+        if inspect.iscoroutinefunction(runs(func)):
             coro = cast("Callable[..., Coroutine[Any, Any, Any]]", func)
 
             @functools.wraps(func)

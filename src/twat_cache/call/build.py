@@ -32,7 +32,7 @@ from twat_cache.config import CacheConfig
 from twat_cache.engines import CacheEngineManager, get_engine_manager
 from twat_cache.engines.base import Store
 from twat_cache.exceptions import CacheKeyError
-from twat_cache.keys import KeyPlan, default_name, function_identity
+from twat_cache.keys import KeyPlan, default_name, function_identity, runs
 from twat_cache.registry import CacheEntry, registry
 from twat_cache.serializers import resolve_serializer
 
@@ -301,7 +301,7 @@ class Controls:
 def make_passthrough(func: Callable[..., Any], config: CacheConfig) -> Any:
     """``TWAT_CACHE_DISABLE=1``: call straight through, with the same controls (joblib's
     ``NotMemorizedFunc``)."""
-    if inspect.iscoroutinefunction(func):
+    if inspect.iscoroutinefunction(runs(func)):
 
         @functools.wraps(func)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -321,7 +321,7 @@ def make_passthrough(func: Callable[..., Any], config: CacheConfig) -> Any:
     w.cache_refresh = func
     w.cache_bypass = func
     off = CacheExplanation(False, "disabled", "TWAT_CACHE_DISABLE is set: caching is off")
-    if inspect.iscoroutinefunction(func):
+    if inspect.iscoroutinefunction(runs(func)):
 
         async def explain_off(*args: Any, **kwargs: Any) -> CacheExplanation:
             return off

@@ -41,7 +41,7 @@ from twat_cache.config import CacheConfig
 from twat_cache.encoding import namespaced_digest
 from twat_cache.engines.base import Store
 from twat_cache.exceptions import CacheKeyError, SerializationError
-from twat_cache.keys import KeyPlan, Token, callable_name
+from twat_cache.keys import KeyPlan, Token, callable_name, runs
 
 __all__ = ["BOTH", "POLICY", "RW", "CallPath", "Ticket"]
 
@@ -137,7 +137,7 @@ class CallPath:
         self.store = store
         self.plan = plan
         self.ttl = config.ttl
-        self.is_async = inspect.iscoroutinefunction(func)
+        self.is_async = inspect.iscoroutinefunction(runs(func))
         self.lock = config.lock
         self.flights = Flights()
         self.hits = 0

@@ -21,6 +21,7 @@ from twat_cache._log import warn_once
 from twat_cache.config import CacheConfig
 from twat_cache.engines.base import CacheEngine, Store
 from twat_cache.exceptions import ConfigurationError, EngineNotAvailableError
+from twat_cache.keys import runs
 
 __all__ = [
     "CHAINS",
@@ -273,7 +274,7 @@ def choose_chain(
     ``given`` names the options passed to the decorator itself, so that a
     ``TWAT_CACHE_DIR`` default does not count as asking for a disk cache.
     """
-    is_async = inspect.iscoroutinefunction(func)
+    is_async = inspect.iscoroutinefunction(runs(func))
     if config.engine is not None:
         kind, chain = _chain_of(config.engine)
         return chain, f"engine={config.engine!r} was given: {kind}'s chain, that engine first"
