@@ -12,7 +12,6 @@ Formatting, comments and docstrings never change a version.
 from __future__ import annotations
 
 import ast
-import functools
 import hashlib
 import inspect
 import os
@@ -28,6 +27,7 @@ from typing import Any
 
 from twat_cache.encoding import encode
 from twat_cache.exceptions import CacheKeyError
+from twat_cache.keys import runs
 
 __all__ = ["code_version", "source_digest"]
 
@@ -341,13 +341,8 @@ def code_version(func: Callable[..., Any]) -> str:
     >>> code_version(f) == code_version(f)
     True
     """
-    target = inspect.unwrap(func)
-    while isinstance(target, functools.partial):  # a partial computes what its function does
-        target = target.func
-    if isinstance(target, types.MethodType):  # a bound method computes what its function does
-        target = target.__func__
-    if not isinstance(getattr(target, "__qualname__", None), str):  # an object with __call__
-        target = type(target).__call__
+    # A partial, a bound method or an object computes what the function it runs does.
+    target = runs(inspect.unwrap(func))
     try:
         return _VERSIONS[target]
     except (KeyError, TypeError):

@@ -311,10 +311,10 @@ class KeyPlan:
             if cls is float and not value and math.copysign(1.0, value) < 0:
                 return _NEG_ZERO
             if cls is complex and not (value.real and value.imag):  # a part may be -0.0
-                return (_KEYED, DigestKey(stable_digest(value, typed=self.typed)))
+                return self._by_content(value)
             return value
         if depth > 64:  # deeper: the iterative encoder (it names a value that holds itself)
-            return (_KEYED, DigestKey(stable_digest(value, typed=self.typed)))
+            return self._by_content(value)
         if cls is tuple:
             if _all_safe(value):
                 return value
@@ -339,6 +339,10 @@ class KeyPlan:
             except TypeError:  # unhashable: keyed by content below
                 pass
         # By content, with the class: never by identity, never by a user __eq__.
+        return self._by_content(value)
+
+    def _by_content(self, value: Any) -> tuple[_Tag, DigestKey]:
+        """``value`` keyed by its content, with its class: never by identity or ``__eq__``."""
         return (_KEYED, DigestKey(stable_digest(value, typed=self.typed)))
 
     def _intern(self, value: Any) -> Token:
@@ -367,7 +371,7 @@ class KeyPlan:
         the dead one's entries.
         """
         if _has_own_key(type(obj)):
-            return (_KEYED, DigestKey(stable_digest(obj, typed=self.typed)))
+            return self._by_content(obj)
         slot = self._instances.get(id(obj))
         if slot is not None and slot[0]() is obj:
             return slot[1]
