@@ -155,3 +155,18 @@ def test_cancelled_owner_does_not_hang_waiters(calls):
 
     assert asyncio.run(main()) == [1] * 5
     assert len(calls) == 2
+
+
+def test_a_miss_claims_its_key_only_when_nobody_computes_or_stored_it():
+    from twat_cache.call.flight import VALUE, Flights
+
+    flights = Flights()
+    first = flights.claim("k", "me", {})
+    assert first is not None
+    assert (first.owner, len(flights)) == ("me", 1)
+    assert flights.claim("k", "other", {}) is None  # in flight: that caller joins and waits
+    assert len(flights) == 1
+    flights.land("k", first, VALUE, 1)
+    assert (first.outcome, first.result, len(flights)) == (VALUE, 1, 0)
+    assert flights.claim("k", "me", {"k": 1}) is None  # stored meanwhile: nothing to compute
+    assert len(flights) == 0

@@ -29,19 +29,22 @@ PENDING, VALUE, ERROR, ABANDONED = 0, 1, 2, 3
 
 
 class Flight:
-    """One computation in progress."""
+    """One computation in progress.
 
-    __slots__ = ("event", "outcome", "owner", "result", "stale", "waiters")
+    Made with no ``__init__`` (its owner set by the table): every attribute starts as
+    the class's default and is set on the instance only when it changes.
+    """
 
-    def __init__(self, owner: object) -> None:
-        self.owner = owner
-        self.outcome = PENDING
-        #: Set when a delete or refresh of its key came meanwhile: its value is not stored.
-        self.stale = False
-        self.result: Any = None
-        #: Made by the first waiting thread only: most flights are never waited for.
-        self.event: threading.Event | None = None
-        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+    #: The thread id or task computing it.
+    owner: object = None
+    outcome = PENDING
+    #: Set when a delete or refresh of its key came meanwhile: its value is not stored.
+    stale = False
+    result: Any = None
+    #: Made by the first waiting thread only: most flights are never waited for.
+    event: threading.Event | None = None
+    #: Tasks waiting for it, with their loops (the first waiting task makes the list).
+    waiters: tuple[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]], ...] = ()
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -65,9 +68,27 @@ class Flights:
         with self._lock:
             flight = self._table.get(key)
             if flight is None:
-                flight = self._table[key] = Flight(me)
+                flight = self._table[key] = Flight()
+                flight.owner = me
                 return flight, True
             return flight, False
+
+    def claim(self, key: Hashable, me: object, stored: Any) -> Flight | None:
+        """A new flight of ``key`` owned by ``me``, or ``None`` when one is in flight already
+        or ``key`` is in ``stored`` (a store's mapping) by now.
+
+        No lock: ``setdefault`` is one atomic step for a plain key (its hash and equality
+        run no Python code), and an owner stores its value before its flight lands, so a
+        key not in flight and not stored after the claim was not computed meanwhile.
+        """
+        flight = Flight()
+        flight.owner = me
+        if self._table.setdefault(key, flight) is not flight:
+            return None
+        if key in stored:  # stored between the caller's miss and this claim
+            self.land(key, flight, ABANDONED, None)
+            return None
+        return flight
 
     def supersede(self, key: Hashable, me: object) -> None:
         """The flight of ``key`` (if any) stores nothing, and, unless ``me`` owns it (a
@@ -83,12 +104,16 @@ class Flights:
 
     def land(self, key: Hashable, flight: Flight, outcome: int, result: Any) -> None:
         """End ``flight`` with its outcome and wake every waiter, sync and async."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: this runs on every miss, and ``with`` costs twice as much
+        try:
             if self._table.get(key) is flight:
                 del self._table[key]
             flight.outcome, flight.result = outcome, result
-            waiters, flight.waiters = flight.waiters, []
+            waiters, flight.waiters = flight.waiters, ()
             event = flight.event
+        finally:
+            lock.release()
         if event is not None:
             event.set()
         for loop, fut in waiters:
@@ -114,7 +139,7 @@ class Flights:
         with self._lock:
             if flight.outcome != PENDING:
                 return
-            flight.waiters.append((loop, fut))
+            flight.waiters = (*flight.waiters, (loop, fut))
         await fut
 
     def _reset(self) -> None:

@@ -98,6 +98,7 @@ class CallPath:
         "_olock",
         "_owned",
         "_sent",
+        "claims",
         "config",
         "converting",
         "epoch",
@@ -140,6 +141,8 @@ class CallPath:
         self.is_async = inspect.iscoroutinefunction(runs(func))
         self.lock = config.lock
         self.flights = Flights()
+        #: A memory miss claims its key's flight in one step (compute once in this process).
+        self.claims = self.lock and store.in_process and not store.shared
         self.hits = 0
         self.misses = 0
         self.errors = 0
@@ -325,7 +328,9 @@ class CallPath:
         except Exception as exc:
             self.fault("write", exc, quiet)
             return
-        self._saved(key)
+        self.written.add(key)
+        if type(key) is tuple and key and type(key[0]) is Token:
+            self._own(key)
 
     def _saved(self, key: Hashable) -> None:
         """Remember a key written: for ``cache_explain``, and for its instance's death."""
@@ -415,18 +420,25 @@ class CallPath:
         ``plain`` is ``None`` when ``raw`` is already the store key (the converting body);
         a first key that needed converting swaps that body in.
         """
-        key = raw if plain is None else self._converted(raw)
+        key = raw if plain is None else plain(raw)
+        if key is not raw and plain is not None:
+            self._convert()
         if policy.ACTIVE:
             return self.begin(self.store, key, POLICY.get(policy.current() or "", BOTH))
+        if key is raw and self.claims:  # the common miss: no flight, still not stored
+            store = self.store
+            flight = self.flights.claim(key, threading.get_ident(), store.mapping)
+            if flight is not None:
+                self.misses += 1
+                return _ticket(self, store, key, flight, None, True, False)
         # The wrapper just missed this very key: no second look before joining the flight.
         return self.begin(self.store, key, looked=key is raw)
 
-    def _converted(self, raw: Any) -> Hashable:
-        key = self.plan.plain(raw)
-        if key is not raw and self.converting is not None:
+    def _convert(self) -> None:
+        """A call's key needed converting: swap in the converting body (once)."""
+        if self.converting is not None:
             self.converting()
             self.converting = None
-        return key
 
     def begin_store(self, raw: Any) -> Any:
         """A call on a store keyed by stable digests (disk, Redis, a backend)."""
@@ -477,7 +489,7 @@ class CallPath:
             self.flights.land(key, flight, ABANDONED, None)
             raise
         if value is MISSING or value is FAULT:
-            return Ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
+            return _ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
         self._exit(lock)  # stored meanwhile elsewhere
         return self._landed_here(key, flight, value)
 
@@ -494,12 +506,12 @@ class CallPath:
         compute, ``(flight, _WAIT)`` to wait for its owner, or ``(None, ticket)`` to compute
         without a flight (no compute-once, or ``me`` re-entered its own computation)."""
         if not (write and self.lock):
-            return None, Ticket(self, store, key, None, None, write, quiet)
+            return None, _ticket(self, store, key, None, None, write, quiet)
         flight, owner = self.flights.join(key, me)
         if owner:
             return flight, _OWNER
         if flight.owner == me:  # never wait for oneself (a thread id or a task)
-            return None, Ticket(self, store, key, None, None, False, quiet)
+            return None, _ticket(self, store, key, None, None, False, quiet)
         return flight, _WAIT
 
     def _rejoin(
@@ -566,7 +578,9 @@ class CallPath:
     # -- the same for coroutines -----------------------------------------------------------
 
     async def abegin_memory(self, raw: Any, plain: Callable[[Any], Hashable] | None) -> Any:
-        key = raw if plain is None else self._converted(raw)
+        key = raw if plain is None else plain(raw)
+        if key is not raw and plain is not None:
+            self._convert()
         if policy.ACTIVE:
             return await self.abegin(self.store, key, POLICY.get(policy.current() or "", BOTH))
         return await self.abegin(self.store, key, looked=key is raw)
@@ -612,7 +626,7 @@ class CallPath:
             self.flights.land(key, flight, ABANDONED, None)
             raise
         if value is MISSING or value is FAULT:
-            return Ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
+            return _ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
         await self._aexit(lock)
         return self._landed_here(key, flight, value)
 
@@ -784,34 +798,42 @@ class CallPath:
 
 
 class Ticket:
-    """A call that must compute: where its value goes, and the flight and lock it holds."""
+    """A call that must compute: where its value goes, and the flight and lock it holds.
+
+    Made by :func:`_ticket` (a class with a Python ``__init__`` costs every miss
+    about 1,500 more instructions to build).
+    """
 
     __slots__ = ("epoch", "flight", "key", "lock", "path", "quiet", "start", "store", "write")
 
-    def __init__(
-        self,
-        path: CallPath,
-        store: Store,
-        key: Hashable,
-        flight: Flight | None,
-        lock: Any,
-        write: bool,
-        quiet: bool,
-    ) -> None:
-        self.path, self.store, self.key, self.flight = path, store, key, flight
-        self.lock, self.write, self.quiet = lock, write, quiet
-        self.epoch = path.epoch
-        self.start = time.perf_counter()
+    path: CallPath
+    store: Store
+    key: Hashable
+    flight: Flight | None
+    lock: Any
+    write: bool
+    quiet: bool
+    epoch: int
+    start: float
 
     def done(self, value: Any) -> Any:
-        """Store the fresh value (when asked), release the lock and the waiters; return it."""
+        """Store the fresh value (when asked), release the lock and the waiters; return it.
+
+        The steps of :meth:`adone`, written out: this is every sync miss's path."""
         path = self.path
-        elapsed = self._computed()
-        if self.write and self._current():
+        elapsed = time.perf_counter() - self.start
+        path.miss_seconds += elapsed
+        path.timed += 1
+        if path.metrics is not None:
+            path.metrics.computed(elapsed)
+        flight = self.flight
+        if self.write and self.epoch == path.epoch and (flight is None or not flight.stale):
             path.save(self.store, self.key, value, self.quiet)
         if self.lock is not None:
             path._exit(self.lock)
-        if self._landed(VALUE, value, elapsed):
+        if flight is not None:
+            path.flights.land(self.key, flight, VALUE, value)
+        if path.store.shared and (_in_worker() or elapsed >= _COSTLY or path._fleet_due()):
             path.flush_fleet()
         return value
 
@@ -861,6 +883,26 @@ class Ticket:
             and (_in_worker() or elapsed >= _COSTLY or path._fleet_due())
         )
 
+
+def _ticket(
+    path: CallPath,
+    store: Store,
+    key: Hashable,
+    flight: Flight | None,
+    lock: Any,
+    write: bool,
+    quiet: bool,
+) -> Ticket:
+    """A :class:`Ticket` for this computation, its clock started."""
+    ticket: Ticket = _new(Ticket)
+    ticket.path, ticket.store, ticket.key, ticket.flight = path, store, key, flight
+    ticket.lock, ticket.write, ticket.quiet = lock, write, quiet
+    ticket.epoch = path.epoch
+    ticket.start = time.perf_counter()
+    return ticket
+
+
+_new = object.__new__
 
 #: What :meth:`CallPath._join` tells its caller to do with the flight.
 _OWNER, _WAIT = object(), object()

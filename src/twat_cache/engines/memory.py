@@ -75,10 +75,11 @@ class MemoryStore(Store):
         return "expired" if deadline <= time.monotonic() else "hit"
 
     def set(self, key: Hashable, value: Any, ttl: float | None) -> None:
-        if ttl is None and not self.stamped and not self._deadlines:  # the common case
+        if ttl is None and not self.stamped and not self._deadlines:  # nothing here expires
             if self.keep:
                 self.mapping[key] = value
-        elif not self.keep:
+            return
+        if not self.keep:
             return
         elif ttl == 0:  # expires at once: nothing is kept, not even an older value
             self._drop(key)
