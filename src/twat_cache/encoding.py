@@ -560,6 +560,7 @@ def namespaced_digest(namespace: Any, *, typed: bool = False) -> Callable[[Any],
     seed = hashlib.blake2b(bytes(prefix), digest_size=16)
     copy = seed.copy
     tuple_ = tuple
+    _copysign = math.copysign
 
     def digest(values: Any) -> str:
         out = bytearray()
@@ -575,6 +576,10 @@ def namespaced_digest(namespace: Any, *, typed: bool = False) -> Callable[[Any],
                     out += b"i" + _I64(item)
                 elif cls is float and (typed or not item.is_integer()):
                     out += b"f" + _F64(item)
+                elif (
+                    cls is float and (item or _copysign(1.0, item) > 0) and -_SMALL <= item < _SMALL
+                ):
+                    out += b"i" + _I64(int(item))  # untyped, 1.0 is 1 (as in _encode)
                 else:
                     for rest in values[i:]:
                         _encode(rest, out, typed)

@@ -548,20 +548,32 @@ _slots: dict[tuple[int, int], list[Any]] = {}
 _slots_guard = threading.Lock()
 
 
+# The guard is taken with acquire/release, not ``with``: every persistent miss passes
+# here twice, and ``with`` on a lock costs about twice as many instructions.
+
+
 def _thread_slot(where: tuple[int, int]) -> list[Any]:
-    with _slots_guard:
+    guard = _slots_guard
+    guard.acquire()
+    try:
         slot = _slots.get(where)
         if slot is None:
             slot = _slots[where] = [threading.Lock(), 0]
         slot[1] += 1
         return slot
+    finally:
+        guard.release()
 
 
 def _leave_slot(where: tuple[int, int], slot: list[Any]) -> None:
-    with _slots_guard:
+    guard = _slots_guard
+    guard.acquire()
+    try:
         slot[1] -= 1
         if slot[1] == 0 and _slots.get(where) is slot:
             del _slots[where]
+    finally:
+        guard.release()
 
 
 def _forget_slots_after_fork() -> None:
