@@ -102,8 +102,6 @@ _KEYED = _Tag("keyed")
 _NEG_ZERO = _Tag("-0.0")
 _SAFE = _PLAIN | {Token, DigestKey, _Tag}
 _SAFE_ITEMS = _SAFE - {float, complex}
-#: Types of a raw key that is its own plain key when no part equals ``0.0`` (may be ``-0.0``).
-_SAFE_OR_FLOAT = _SAFE_ITEMS | {float}
 
 
 def _has_own_key(cls: type) -> bool:
@@ -280,8 +278,6 @@ class KeyPlan:
         """
         if type(raw) is not tuple:
             return self._plain_or_raise(raw)
-        if _SAFE_OR_FLOAT.issuperset(map(type, raw)) and 0.0 not in raw:
-            return raw  # the common key, checked in C: no frame, no loop in Python
         parts: list[Any] = []
         converted = False
         for value in raw:  # flat: the common argument kinds without a frame per argument
