@@ -821,11 +821,7 @@ class Ticket:
 
         The steps of :meth:`adone`, written out: this is every sync miss's path."""
         path = self.path
-        elapsed = time.perf_counter() - self.start
-        path.miss_seconds += elapsed
-        path.timed += 1
-        if path.metrics is not None:
-            path.metrics.computed(elapsed)
+        elapsed = self._computed()
         flight = self.flight
         if self.write and self.epoch == path.epoch and (flight is None or not flight.stale):
             path.save(self.store, self.key, value, self.quiet)
