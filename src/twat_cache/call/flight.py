@@ -64,26 +64,26 @@ class Flights:
         return len(self._table)
 
     def join(self, key: Hashable, me: object) -> tuple[Flight, bool]:
-        """The flight of ``key`` and whether ``me`` now owns it (a new one) or must wait."""
-        with self._lock:
-            flight = self._table.get(key)
-            if flight is None:
-                flight = self._table[key] = Flight()
-                flight.owner = me
-                return flight, True
-            return flight, False
+        """The flight of ``key`` and whether ``me`` now owns it (a new one) or must wait.
+
+        No lock: ``setdefault`` is one atomic step for a store key (plain parts or a
+        digest: its hash and equality run no Python code).
+        """
+        flight = Flight()
+        flight.owner = me
+        found = self._table.setdefault(key, flight)
+        return found, found is flight
 
     def claim(self, key: Hashable, me: object, stored: Any) -> Flight | None:
         """A new flight of ``key`` owned by ``me``, or ``None`` when one is in flight already
         or ``key`` is in ``stored`` (a store's mapping) by now.
 
-        No lock: ``setdefault`` is one atomic step for a plain key (its hash and equality
-        run no Python code), and an owner stores its value before its flight lands, so a
-        key not in flight and not stored after the claim was not computed meanwhile.
+        An owner stores its value before its flight lands, so a key not in flight and not
+        stored after the claim was not computed meanwhile.
         """
         flight = Flight()
         flight.owner = me
-        if self._table.setdefault(key, flight) is not flight:
+        if self._table.setdefault(key, flight) is not flight:  # (join, without its frame)
             return None
         if key in stored:  # stored between the caller's miss and this claim
             self.land(key, flight, ABANDONED, None)
