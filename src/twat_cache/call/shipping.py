@@ -168,7 +168,7 @@ class Adoption:
 
     def __reduce__(self) -> tuple[Any, ...]:
         cell = _hits_cell(self.wrapper)
-        base = cell.cell_contents if cell is not None else 0
+        base = int(cell.cell_contents) if cell is not None else 0
         return (_adopt, (self.shipment, self.wrapper, base))
 
 
@@ -191,7 +191,7 @@ class CopyHits:
     @staticmethod
     def _hits(cell: types.CellType, base: list[int]) -> int:
         try:
-            value: int = cell.cell_contents
+            value = int(cell.cell_contents)  # the wrapper counts in a float
         except ValueError:  # not filled in yet (unpickling is under way)
             return 0
         return value - base[0]
@@ -217,7 +217,7 @@ class CopyHits:
             self.folded = 0
             for _, cell, base in self.live:
                 try:
-                    base[0] = cell.cell_contents
+                    base[0] = int(cell.cell_contents)
                 except ValueError:
                     continue
 
