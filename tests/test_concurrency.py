@@ -155,3 +155,80 @@ def test_cancelled_owner_does_not_hang_waiters(calls):
 
     assert asyncio.run(main()) == [1] * 5
     assert len(calls) == 2
+
+
+def _finishes(fn, seconds=30.0):
+    """Run ``fn`` in a daemon thread; its result, or a failure if it is still running."""
+    out = []
+    worker = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "the call hung"
+    return out[0]
+
+
+class _Interrupting:
+    """A value whose first pickling is interrupted, as by Ctrl-C while a big value is written."""
+
+    armed = True
+
+    def __reduce__(self):
+        if _Interrupting.armed:
+            _Interrupting.armed = False
+            raise KeyboardInterrupt
+        return (_Interrupting, ())
+
+
+def test_an_interrupt_while_storing_leaves_no_call_waiting(calls):
+    """Ctrl-C during bcache's write: the next call of the key computes or hits, never hangs
+    (the flight landed and the key lock was released)."""
+    from twat_cache import bcache
+
+    @bcache
+    def f(x):
+        calls(x)
+        return _Interrupting()
+
+    try:
+        f(1)
+    except KeyboardInterrupt:
+        pass
+    assert isinstance(_finishes(lambda: f(1), seconds=10), _Interrupting)
+    assert calls == [1, 1]
+    assert not len(f._twat_core.path.flights)
+    assert isinstance(f(1), _Interrupting)  # a hit
+    assert calls == [1, 1]
+
+
+def test_a_cancellation_while_storing_leaves_no_call_waiting(calls):
+    """A task cancelled (say by wait_for) while its fresh value is written: later calls of
+    the key do not wait for ever, and the key lock is released."""
+    from twat_cache import bcache
+
+    pickling, release = threading.Event(), threading.Event()
+
+    class Slow:
+        def __reduce__(self):
+            pickling.set()
+            release.wait(10)
+            return (int, (7,))
+
+    @bcache
+    async def f(x):
+        calls(x)
+        return Slow()
+
+    async def main():
+        owner = asyncio.ensure_future(f(1))
+        await asyncio.to_thread(pickling.wait, 10)
+        owner.cancel()
+        try:
+            await owner
+        except asyncio.CancelledError:
+            pass
+        release.set()
+        return await f(1)
+
+    value = _finishes(lambda: asyncio.run(main()), seconds=20)
+    assert value == 7 or isinstance(value, Slow)  # the stored value, or computed afresh
+    assert not len(f._twat_core.path.flights)

@@ -473,8 +473,8 @@ class CallPath:
                 lock = self._enter(store, key)
                 value = self.lookup(store, key, quiet) if read else MISSING
         except BaseException:
-            self._exit(lock)
             self.flights.land(key, flight, ABANDONED, None)
+            self._exit(lock)
             raise
         if value is MISSING or value is FAULT:
             return Ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
@@ -608,8 +608,8 @@ class CallPath:
                 lock = await self._aenter(store, key)
                 value = await self.alookup(store, key, quiet) if read else MISSING
         except BaseException:
-            await self._aexit(lock)
             self.flights.land(key, flight, ABANDONED, None)
+            await self._aexit(lock)
             raise
         if value is MISSING or value is FAULT:
             return Ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
@@ -804,36 +804,47 @@ class Ticket:
         self.start = time.perf_counter()
 
     def done(self, value: Any) -> Any:
-        """Store the fresh value (when asked), release the lock and the waiters; return it."""
+        """Store the fresh value (when asked), release the lock and the waiters; return it.
+
+        The waiters get the value and the lock is released even when the write is
+        interrupted (Ctrl-C, a ``BaseException`` from pickling): no later call waits for ever.
+        """
         path = self.path
         elapsed = self._computed()
-        if self.write and self._current():
-            path.save(self.store, self.key, value, self.quiet)
-        if self.lock is not None:
-            path._exit(self.lock)
-        if self._landed(VALUE, value, elapsed):
+        try:
+            if self.write and self._current():
+                path.save(self.store, self.key, value, self.quiet)
+        finally:
+            due = self._landed(VALUE, value, elapsed)
+            if self.lock is not None:
+                path._exit(self.lock)
+        if due:
             path.flush_fleet()
         return value
 
     def failed(self, exc: BaseException) -> None:
         """The function raised: nothing is stored; waiters get the same exception (or, for an
         interrupt or a cancellation, one of them computes instead)."""
-        self.path._exit(self.lock)
         self._landed(ERROR if isinstance(exc, Exception) else ABANDONED, exc, 0.0)
+        self.path._exit(self.lock)
 
     async def adone(self, value: Any) -> Any:
+        """:meth:`done` for coroutines; a cancellation during the write lands it all the same."""
         path = self.path
         elapsed = self._computed()
-        if self.write and self._current():
-            await path.asave(self.store, self.key, value, self.quiet)
-        await path._aexit(self.lock)
-        if self._landed(VALUE, value, elapsed):
+        try:
+            if self.write and self._current():
+                await path.asave(self.store, self.key, value, self.quiet)
+        finally:
+            due = self._landed(VALUE, value, elapsed)
+            await path._aexit(self.lock)
+        if due:
             await path.aflush_fleet()
         return value
 
     async def afailed(self, exc: BaseException) -> None:
-        await self.path._aexit(self.lock)
         self._landed(ERROR if isinstance(exc, Exception) else ABANDONED, exc, 0.0)
+        await self.path._aexit(self.lock)
 
     def _current(self) -> bool:
         """No clear, delete or refresh of this key came since this computation began."""
