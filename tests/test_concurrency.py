@@ -167,6 +167,66 @@ def _finishes(fn, seconds=30.0):
     return out[0]
 
 
+def test_a_computation_waiting_for_its_own_key_in_a_thread_pool_does_not_hang(calls, monkeypatch):
+    """f(x) submitting f(x) to a pool and waiting for it: the pool thread cannot know it is
+    waited for, so it waits at most flight.WAIT_LIMIT, then computes (lru_cache computes twice)."""
+    from twat_cache import bcache
+    from twat_cache.call import flight
+
+    monkeypatch.setattr(flight, "WAIT_LIMIT", 0.2)
+    for deco in (mcache, bcache(name="waits_for_itself", version="1")):
+        calls.clear()
+        with ThreadPoolExecutor(1) as pool:
+
+            @deco
+            def f(x):
+                calls(x)
+                if len(calls) == 1:
+                    return pool.submit(f, x).result()
+                return x * 2
+
+            assert _finishes(lambda: f(3)) == 6
+            assert f(3) == 6
+        assert calls == [3, 3]
+        assert not len(f._twat_core.path.flights)
+
+
+def test_a_computation_gathering_its_own_key_does_not_hang(calls):
+    """An async f(x) awaiting gather(f(x)) (another task, the same key): the task it started
+    computes instead of waiting for it, at once (no wait limit involved)."""
+    from twat_cache import acache
+
+    for deco in (mcache, acache):
+
+        @deco
+        async def f(x):
+            calls(x)
+            if len(calls) % 2:
+                (value,) = await asyncio.gather(f(x))
+                return value
+            return x * 2
+
+        async def main(f=f):
+            return await f(3), await asyncio.to_thread(lambda: 1)
+
+        assert _finishes(lambda: asyncio.run(main()), seconds=10) == (6, 1)
+    assert len(calls) == 4
+
+
+def test_a_computation_calling_its_own_key_through_to_thread_does_not_hang(calls):
+    """A sync f(x) whose computation runs f(x) in a thread that inherits its context."""
+
+    @mcache
+    def f(x):
+        calls(x)
+        if len(calls) == 1:
+            return asyncio.run(asyncio.to_thread(f, x))
+        return x * 2
+
+    assert _finishes(lambda: f(3), seconds=10) == 6
+    assert calls == [3, 3]
+
+
 class _Interrupting:
     """A value whose first pickling is interrupted, as by Ctrl-C while a big value is written."""
 

@@ -9,23 +9,40 @@ computed once across threads, tasks and loops alike.
 Outcomes: a value (waiters return it), the user's exception (waiters raise
 that same exception at once, nothing is stored), or *abandoned* (the owner
 was cancelled or interrupted: one waiter takes over). A caller that is the
-owner itself (the function re-entered with the same arguments) is told so
-and computes without waiting, which can never deadlock. A forked child
-starts with empty tables: it never waits for a computation of its parent's.
+owner itself (the function re-entered with the same arguments), or that
+descends from the owner's computation (a task it gathered, a thread it
+started through ``asyncio.to_thread`` or ``contextvars``: :data:`COMPUTING`),
+is told so and computes without waiting, which can never deadlock. A waiter
+the owner may be waiting for in a way no context shows (the owner submitted
+the same call to a thread pool and waits on its future) waits at most
+:data:`WAIT_LIMIT` seconds, then computes itself: a program never hangs on a
+flight. A forked child starts with empty tables: it never waits for a
+computation of its parent's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import threading
 import weakref
 from collections.abc import Hashable
 from typing import Any
 
-__all__ = ["ABANDONED", "ERROR", "VALUE", "Flight", "Flights"]
+__all__ = ["ABANDONED", "COMPUTING", "ERROR", "VALUE", "WAIT_LIMIT", "Flight", "Flights"]
 
 PENDING, VALUE, ERROR, ABANDONED = 0, 1, 2, 3
+
+#: Seconds a caller waits for another's computation of its key before computing itself
+#: (as long as a cross-process key lock is waited for, ``paths.LOCK_TIMEOUT``).
+WAIT_LIMIT = 60.0
+
+#: The flights whose computations this context runs inside (set by their owners, inherited
+#: by the tasks and context-copying threads they start): those never wait for them.
+COMPUTING: contextvars.ContextVar[tuple[Flight, ...]] = contextvars.ContextVar(
+    "twat_cache_computing", default=()
+)
 
 
 class Flight:
@@ -97,25 +114,32 @@ class Flights:
             except RuntimeError:  # that loop has closed: nobody is waiting there any more
                 pass
 
-    def wait(self, flight: Flight) -> None:
-        """Block this thread until ``flight`` lands."""
+    def wait(self, flight: Flight) -> bool:
+        """Block this thread until ``flight`` lands, at most :data:`WAIT_LIMIT` seconds;
+        whether it landed."""
         with self._lock:
             if flight.outcome != PENDING:
-                return
+                return True
             event = flight.event
             if event is None:
                 event = flight.event = threading.Event()
-        event.wait()
+        return event.wait(WAIT_LIMIT)
 
-    async def await_(self, flight: Flight) -> None:
-        """Suspend this task until ``flight`` lands (from any thread or loop)."""
+    async def await_(self, flight: Flight) -> bool:
+        """Suspend this task until ``flight`` lands (from any thread or loop), at most
+        :data:`WAIT_LIMIT` seconds; whether it landed."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         with self._lock:
             if flight.outcome != PENDING:
-                return
+                return True
             flight.waiters.append((loop, fut))
-        await fut
+        timer = loop.call_later(WAIT_LIMIT, _wake, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+        return flight.outcome != PENDING
 
     def _reset(self) -> None:
         self._lock = threading.Lock()

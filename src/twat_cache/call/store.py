@@ -36,7 +36,8 @@ from twat_cache._explain import CacheExplanation, Written, changed_parts, versio
 from twat_cache._log import warn_once
 from twat_cache._threads import executor
 from twat_cache._types import MISSING, CacheInfo
-from twat_cache.call.flight import ABANDONED, ERROR, VALUE, Flight, Flights
+from twat_cache.call import flight as flight_module
+from twat_cache.call.flight import ABANDONED, COMPUTING, ERROR, VALUE, Flight, Flights
 from twat_cache.config import CacheConfig
 from twat_cache.encoding import namespaced_digest
 from twat_cache.engines.base import Store
@@ -461,7 +462,9 @@ class CallPath:
             self._supersede(key, me)
         flight, then = self._join(store, key, write, quiet, me)
         while then is _WAIT:
-            self.flights.wait(flight)
+            if not self.flights.wait(flight):
+                then = self._gave_up(store, key, write, quiet)
+                break
             flight, then = self._rejoin(flight, store, key, write, quiet, me)
         if then is not _OWNER:
             return then
@@ -498,9 +501,22 @@ class CallPath:
         flight, owner = self.flights.join(key, me)
         if owner:
             return flight, _OWNER
-        if flight.owner == me:  # never wait for oneself (a thread id or a task)
+        # Never wait for oneself (a thread id or a task), nor for a computation this call
+        # runs inside (a task or thread it started): that would wait for ever.
+        if flight.owner == me or flight in COMPUTING.get():
             return None, Ticket(self, store, key, None, None, False, quiet)
         return flight, _WAIT
+
+    def _gave_up(self, store: Store, key: Hashable, write: bool, quiet: bool) -> Ticket:
+        """A computation waited for too long (its owner may be waiting for this very
+        call, through a thread pool): compute here, without the flight."""
+        warn_once(
+            (self.name, "wait"),
+            f"twat_cache: cache {self.name!r} waited {flight_module.WAIT_LIMIT:g} s for "
+            "another caller computing the same arguments; computing them here instead "
+            "(does that computation wait for this call?)",
+        )
+        return Ticket(self, store, key, None, None, write, quiet)
 
     def _rejoin(
         self, flight: Flight, store: Store, key: Hashable, write: bool, quiet: bool, me: Any
@@ -596,7 +612,9 @@ class CallPath:
             self._supersede(key, me)
         flight, then = self._join(store, key, write, quiet, me)
         while then is _WAIT:
-            await self.flights.await_(flight)
+            if not await self.flights.await_(flight):
+                then = self._gave_up(store, key, write, quiet)
+                break
             flight, then = self._rejoin(flight, store, key, write, quiet, me)
         if then is not _OWNER:
             return then
@@ -786,7 +804,18 @@ class CallPath:
 class Ticket:
     """A call that must compute: where its value goes, and the flight and lock it holds."""
 
-    __slots__ = ("epoch", "flight", "key", "lock", "path", "quiet", "start", "store", "write")
+    __slots__ = (
+        "epoch",
+        "flight",
+        "inside",
+        "key",
+        "lock",
+        "path",
+        "quiet",
+        "start",
+        "store",
+        "write",
+    )
 
     def __init__(
         self,
@@ -801,6 +830,8 @@ class Ticket:
         self.path, self.store, self.key, self.flight = path, store, key, flight
         self.lock, self.write, self.quiet = lock, write, quiet
         self.epoch = path.epoch
+        #: The computation's flight is visible to what it starts (see flight.COMPUTING).
+        self.inside = None if flight is None else COMPUTING.set((*COMPUTING.get(), flight))
         self.start = time.perf_counter()
 
     def done(self, value: Any) -> Any:
@@ -846,6 +877,15 @@ class Ticket:
         self._landed(ERROR if isinstance(exc, Exception) else ABANDONED, exc, 0.0)
         await self.path._aexit(self.lock)
 
+    def _outside(self) -> None:
+        """Leave the computation's flight out of this context again."""
+        inside, self.inside = self.inside, None
+        if inside is not None:
+            try:
+                COMPUTING.reset(inside)
+            except ValueError:  # ended in another context than it began (never by the wrappers)
+                COMPUTING.set(tuple(f for f in COMPUTING.get() if f is not self.flight))
+
     def _current(self) -> bool:
         """No clear, delete or refresh of this key came since this computation began."""
         flight = self.flight
@@ -866,6 +906,7 @@ class Ticket:
         path = self.path
         if self.flight is not None:
             path.flights.land(self.key, self.flight, outcome, result)
+            self._outside()
         return (
             outcome == VALUE
             and path.store.shared
