@@ -365,3 +365,19 @@ def test_one_object_open_in_two_threads_ending_in_any_order():
     assert errors == []
     assert seen == ["refreshing", None]
     assert policy_module.ACTIVE == 0
+
+
+@pytest.mark.parametrize("name", ["disabled", "refreshing", "readonly"])
+def test_decorating_a_generator_function_is_refused(name):
+    """Its body would run after the call returned, outside the block: refused, named."""
+    make = getattr(twat_cache, name)
+
+    def gen():
+        yield 1
+
+    async def agen():
+        yield 1
+
+    for func in (gen, agen):
+        with pytest.raises(ConfigurationError, match=f"{func.__name__}.*generator function"):
+            make(func)

@@ -191,7 +191,15 @@ class Policy:
         from twat_cache.keys import runs  # an object's async __call__ counts too
 
         name = self.name
-        if inspect.iscoroutinefunction(runs(func)):
+        inner = runs(func)
+        if inspect.isgeneratorfunction(inner) or inspect.isasyncgenfunction(inner):
+            msg = (
+                f"twat_cache.{name}: {getattr(func, '__qualname__', func)!r} is a generator "
+                "function, whose body runs after the call returns, outside the block; "
+                f"open the block inside it instead (with twat_cache.{name}(): ...)"
+            )
+            raise ConfigurationError(msg)
+        if inspect.iscoroutinefunction(inner):
             coro = cast("Callable[..., Coroutine[Any, Any, Any]]", func)
 
             @functools.wraps(func)
