@@ -14,6 +14,8 @@ from twat_cache import (
     CacheConfig,
     CacheInfo,
     CacheKeyError,
+    ConfigurationError,
+    bcache,
     get_stats,
     mcache,
     register_engine,
@@ -249,6 +251,34 @@ def test_shared_name_shares_one_cache(calls):
     assert calls == [("first", 3)]
     assert get_stats("shared")["hits"] == 1
     assert get_stats("shared")["misses"] == 1
+
+
+@pytest.mark.parametrize("deco", ["mcache", "bcache"])
+def test_a_shared_name_refuses_a_function_with_other_parameters(deco, calls):
+    """f(a, b) and g(a, *, c) under one name: g(1, c=2) had f(1, b=2)'s key, and was served
+    f's value. Refused at decoration, naming the cache and both parameter lists; functions
+    with the same parameters (other defaults, another body) still share."""
+    make = {"mcache": mcache, "bcache": bcache}[deco]
+
+    @make(name="shared", version="1")
+    def f(a, b=1):
+        calls("f")
+        return ("f", a, b)
+
+    with pytest.raises(ConfigurationError, match=r"'shared'.*f\(a, b\).*g\(a, \*, c\)"):
+
+        @make(name="shared", version="1")
+        def g(a, *, c=1):
+            return ("g", a, c)
+
+    @make(name="shared", version="1")
+    def h(a, b=5):
+        calls("h")
+        return ("f", a, b)
+
+    assert f(1, b=2) == ("f", 1, 2)
+    assert h(1, 2) == ("f", 1, 2)
+    assert calls == ["f"]
 
 
 def test_disable_calls_straight_through(monkeypatch, calls):

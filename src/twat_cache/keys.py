@@ -52,6 +52,7 @@ __all__ = [
     "callable_parts",
     "default_name",
     "function_identity",
+    "key_parameters",
     "runs",
 ]
 
@@ -660,6 +661,14 @@ def _sorted_items(kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 def _typed_items(kwargs: dict[str, Any]) -> tuple[tuple[str, Any, type], ...]:
     return tuple(sorted((k, v, type(v)) for k, v in kwargs.items()))
+
+
+def key_parameters(func: Callable[..., Any], config: CacheConfig) -> tuple[tuple[str, str], ...]:
+    """The parameters a call of ``func`` is keyed by (names and kinds), or ``()`` with a
+    ``key=`` function: functions sharing a cache must agree on them."""
+    if config.key is not None:
+        return ()
+    return tuple((p.name, p.kind.name) for p in _parameters(func) if p.name not in config.ignore)
 
 
 def _parameters(func: Callable[..., Any]) -> list[inspect.Parameter]:
