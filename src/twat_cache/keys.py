@@ -337,8 +337,8 @@ class KeyPlan:
         if not _has_own_key(cls) and not _eq_blind(value):
             try:
                 return self._intern(value)
-            except TypeError:  # unhashable: keyed by content below
-                pass
+            except Exception:  # noqa: S110  # unhashable, or its __hash__/__eq__ raised
+                pass  # keyed by content below
         # By content, with the class: never by identity, never by a user __eq__.
         return self._by_content(value)
 
