@@ -27,6 +27,7 @@ import inspect
 import itertools
 import math
 import os
+import stat
 import sys
 import threading
 import types
@@ -458,12 +459,44 @@ class KeyPlan:
 
 
 def _content_digest(name: str) -> str:
-    """A digest of the bytes of the file ``name``, read in 1 MiB blocks."""
+    """A digest of the bytes of the file ``name``, read in 1 MiB blocks.
+
+    Only a regular file has content that can be keyed: reading a FIFO or a
+    pipe (``<(cmd)``) would block, or consume what the function is about to
+    read, and a device may never end. The open never blocks (``O_NONBLOCK``).
+
+    Raises:
+        CacheKeyError: ``name`` is a FIFO, a device, a socket or a folder.
+    """
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+            msg = (
+                f"the files= argument {name!r} is {kind}: its content cannot be read for "
+                "the key without blocking or consuming it; pass a regular file, or "
+                "file_key='mtime'"
+            )
+            raise CacheKeyError(msg)
+        f = open(fd, "rb")  # noqa: SIM115  # closed by the with block below
+    except BaseException:
+        os.close(fd)
+        raise
     h = hashlib.blake2b(digest_size=16)
-    with open(name, "rb") as f:
+    with f:
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+_FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO (a pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
 
 
 def _code_bytes(code: types.CodeType, out: list[bytes]) -> None:
