@@ -348,3 +348,38 @@ def test_unpicklable_and_odd_values_are_cached_in_memory(calls):
     assert f(1)() == 1
     assert f(1)() == 1
     assert calls == [1]
+
+
+def test_a_returned_coroutine_or_generator_is_never_cached(calls):
+    """A sync callable returning a coroutine (a lambda over an async def, a sync wrapper from
+    another decorator) or a generator: a hit handed back the consumed object ("cannot reuse
+    already awaited coroutine", an empty generator). Such a value is never stored: each call
+    gets its own, from its own computation."""
+
+    async def fetch(x):
+        calls(x)
+        return x * 2
+
+    later = mcache(lambda x: fetch(x))
+
+    async def twice():
+        return [await later(1), await later(1)]
+
+    assert asyncio.run(twice()) == [2, 2]
+    assert calls == [1, 1]
+
+    @bcache
+    def numbers(n):
+        calls(n)
+        return (i for i in range(n))
+
+    @mcache
+    def letters(n):
+        calls(n)
+        return (chr(97 + i) for i in range(n))
+
+    assert [list(numbers(3)), list(numbers(3))] == [[0, 1, 2], [0, 1, 2]]
+    assert [list(letters(2)), list(letters(2))] == [["a", "b"], ["a", "b"]]
+    assert calls == [1, 1, 3, 3, 2, 2]
+    assert letters.cache_info().currsize == 0
+    assert get_stats()[numbers.cache_parameters()["name"]]["errors"] == 0

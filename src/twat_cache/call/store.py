@@ -27,6 +27,7 @@ import math
 import multiprocessing
 import threading
 import time
+import types
 import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -303,6 +304,19 @@ class CallPath:
             f"twat_cache: cache {self.name!r} ({self.store.name}) {phase} failed: "
             f"{type(exc).__name__}: {exc}; the function's own result is used",
         )
+
+    def one_shot(self, value: Any) -> int:
+        """A computed coroutine, generator or async generator: usable once, by its own
+        caller. Never stored (a hit would hand out the consumed object: "cannot reuse
+        already awaited coroutine"), never handed to waiters (each computes its own);
+        logged once. Returns the flight's outcome for that."""
+        warn_once(
+            (self.name, "one-shot"),
+            f"twat_cache: {callable_name(self.func)} returned a {type(value).__name__}, "
+            "which can be used only once: it is not cached (decorate the async def itself, "
+            "whose awaited result is cached, or return a list instead of a generator)",
+        )
+        return ABANDONED
 
     # -- one guarded store operation each ------------------------------------------------
 
@@ -842,11 +856,14 @@ class Ticket:
         """
         path = self.path
         elapsed = self._computed()
+        outcome = VALUE
         try:
-            if self.write and self._current():
+            if type(value) in _ONE_SHOT:
+                outcome = path.one_shot(value)
+            elif self.write and self._current():
                 path.save(self.store, self.key, value, self.quiet)
         finally:
-            due = self._landed(VALUE, value, elapsed)
+            due = self._landed(outcome, value, elapsed)
             if self.lock is not None:
                 path._exit(self.lock)
         if due:
@@ -863,11 +880,14 @@ class Ticket:
         """:meth:`done` for coroutines; a cancellation during the write lands it all the same."""
         path = self.path
         elapsed = self._computed()
+        outcome = VALUE
         try:
-            if self.write and self._current():
+            if type(value) in _ONE_SHOT:
+                outcome = path.one_shot(value)
+            elif self.write and self._current():
                 await path.asave(self.store, self.key, value, self.quiet)
         finally:
-            due = self._landed(VALUE, value, elapsed)
+            due = self._landed(outcome, value, elapsed)
             await path._aexit(self.lock)
         if due:
             await path.aflush_fleet()
@@ -913,6 +933,9 @@ class Ticket:
             and (_in_worker() or elapsed >= _COSTLY or path._fleet_due())
         )
 
+
+#: Values usable once, by one caller: never stored or shared (see CallPath.one_shot).
+_ONE_SHOT = frozenset({types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType})
 
 #: What :meth:`CallPath._join` tells its caller to do with the flight.
 _OWNER, _WAIT = object(), object()
