@@ -292,3 +292,68 @@ def test_a_cancellation_while_storing_leaves_no_call_waiting(calls):
     value = _finishes(lambda: asyncio.run(main()), seconds=20)
     assert value == 7 or isinstance(value, Slow)  # the stored value, or computed afresh
     assert not len(f._twat_core.path.flights)
+
+
+def test_two_computations_waiting_for_each_other_do_not_hang(monkeypatch):
+    """f(1) calling f(2) in one thread while f(2) calls f(1) in another (a cached walk of a
+    graph with a cycle): each waited for the other's flight. The second to wait sees the
+    cycle and computes instead, at once (the wait limit is out of reach here)."""
+    from twat_cache.call import flight
+
+    monkeypatch.setattr(flight, "WAIT_LIMIT", 3600.0)
+    both = threading.Barrier(2)
+    inner = []
+
+    @mcache
+    def walk(node):
+        if node in inner:
+            return 0
+        inner.append(node)
+        both.wait(10)  # both computations are in flight before either goes on
+        return walk(3 - node) + 1
+
+    def both_walks():
+        with ThreadPoolExecutor(2) as pool:
+            return sorted(pool.map(walk, [1, 2]))
+
+    # One computes what it would wait for and the other waits for it ([1, 2]), or both
+    # see the cycle at once and compute ([1, 1]): which is up to the threads.
+    assert _finishes(both_walks, seconds=30) in ([1, 2], [1, 1])
+    assert not len(walk._twat_core.path.flights)
+    assert not flight._WAITING
+
+
+def test_two_tasks_waiting_for_each_other_do_not_hang(monkeypatch):
+    from twat_cache import acache
+    from twat_cache.call import flight
+
+    monkeypatch.setattr(flight, "WAIT_LIMIT", 3600.0)
+    inner = []
+
+    @acache
+    async def walk(node, both):
+        if node in inner:
+            return 0
+        inner.append(node)
+        await both.wait()
+        return await walk(3 - node, both) + 1
+
+    async def main():
+        both = Barrier2()
+        return sorted(await asyncio.gather(walk(1, both), walk(2, both)))
+
+    class Barrier2:
+        def __init__(self):
+            self.count, self.event = 0, asyncio.Event()
+
+        async def wait(self):
+            self.count += 1
+            if self.count == 2:
+                self.event.set()
+            await self.event.wait()
+
+        def __cache_key__(self):
+            return "both"
+
+    assert _finishes(lambda: asyncio.run(main()), seconds=30) == [1, 2]  # the second sees it
+    assert not flight._WAITING

@@ -12,9 +12,11 @@ was cancelled or interrupted: one waiter takes over). A caller that is the
 owner itself (the function re-entered with the same arguments), or that
 descends from the owner's computation (a task it gathered, a thread it
 started through ``asyncio.to_thread`` or ``contextvars``: :data:`COMPUTING`),
-is told so and computes without waiting, which can never deadlock. A waiter
-the owner may be waiting for in a way no context shows (the owner submitted
-the same call to a thread pool and waits on its future) waits at most
+is told so and computes without waiting, which can never deadlock; so is a
+caller whose owner waits, through other flights, for the caller's own (f(1)
+calling f(2) in one thread while f(2) calls f(1) in another). A waiter the
+owner may be waiting for in a way no flight shows (the owner submitted the
+same call to a thread pool and waits on its future) waits at most
 :data:`WAIT_LIMIT` seconds, then computes itself: a program never hangs on a
 flight. A forked child starts with empty tables: it never waits for a
 computation of its parent's.
@@ -59,6 +61,23 @@ class Flight:
         #: Made by the first waiting thread only: most flights are never waited for.
         self.event: threading.Event | None = None
         self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+
+#: The flight each waiting thread (by id) or task waits for: the edges of the waits-for graph.
+_WAITING: dict[object, Flight] = {}
+
+
+def _closes_a_cycle(flight: Flight, me: object) -> bool:
+    """Whether ``flight``'s owner waits, from flight to flight, for ``me``."""
+    owner = flight.owner
+    for _ in range(len(_WAITING) + 1):
+        if owner == me:
+            return True
+        then = _WAITING.get(owner)
+        if then is None:
+            return False
+        owner = then.owner
+    return False
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -114,32 +133,47 @@ class Flights:
             except RuntimeError:  # that loop has closed: nobody is waiting there any more
                 pass
 
-    def wait(self, flight: Flight) -> bool:
-        """Block this thread until ``flight`` lands, at most :data:`WAIT_LIMIT` seconds;
-        whether it landed."""
+    def wait(self, flight: Flight, me: object) -> str | None:
+        """Block this thread (``me``) until ``flight`` lands: ``None``; or why not:
+        ``"cycle"`` (its owner waits for ``me``), ``"timeout"`` (:data:`WAIT_LIMIT`)."""
         with self._lock:
             if flight.outcome != PENDING:
-                return True
+                return None
             event = flight.event
             if event is None:
                 event = flight.event = threading.Event()
-        return event.wait(WAIT_LIMIT)
+        # First wait, then look: of two closing a cycle, one sees it. A signal handler
+        # may wait too while this thread waits: its entry is put back after.
+        outer = _WAITING.get(me)
+        _WAITING[me] = flight
+        try:
+            if _closes_a_cycle(flight, me):
+                return "cycle"
+            return None if event.wait(WAIT_LIMIT) else "timeout"
+        finally:
+            if outer is None:
+                _WAITING.pop(me, None)
+            else:
+                _WAITING[me] = outer
 
-    async def await_(self, flight: Flight) -> bool:
-        """Suspend this task until ``flight`` lands (from any thread or loop), at most
-        :data:`WAIT_LIMIT` seconds; whether it landed."""
+    async def await_(self, flight: Flight, me: object) -> str | None:
+        """:meth:`wait` for a task (``me``), woken from any thread or loop."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         with self._lock:
             if flight.outcome != PENDING:
-                return True
+                return None
             flight.waiters.append((loop, fut))
+        _WAITING[me] = flight
         timer = loop.call_later(WAIT_LIMIT, _wake, fut)
         try:
+            if _closes_a_cycle(flight, me):
+                return "cycle"
             await fut
         finally:
             timer.cancel()
-        return flight.outcome != PENDING
+            _WAITING.pop(me, None)
+        return None if flight.outcome != PENDING else "timeout"
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
@@ -150,6 +184,7 @@ _all: weakref.WeakSet[Flights] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    _WAITING.clear()
     for flights in list(_all):
         flights._reset()
 

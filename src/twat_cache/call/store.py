@@ -476,8 +476,9 @@ class CallPath:
             self._supersede(key, me)
         flight, then = self._join(store, key, write, quiet, me)
         while then is _WAIT:
-            if not self.flights.wait(flight):
-                then = self._gave_up(store, key, write, quiet)
+            why = self.flights.wait(flight, me)
+            if why is not None:
+                then = self._gave_up(store, key, write, quiet, why)
                 break
             flight, then = self._rejoin(flight, store, key, write, quiet, me)
         if then is not _OWNER:
@@ -521,15 +522,17 @@ class CallPath:
             return None, Ticket(self, store, key, None, None, False, quiet)
         return flight, _WAIT
 
-    def _gave_up(self, store: Store, key: Hashable, write: bool, quiet: bool) -> Ticket:
-        """A computation waited for too long (its owner may be waiting for this very
-        call, through a thread pool): compute here, without the flight."""
-        warn_once(
-            (self.name, "wait"),
-            f"twat_cache: cache {self.name!r} waited {flight_module.WAIT_LIMIT:g} s for "
-            "another caller computing the same arguments; computing them here instead "
-            "(does that computation wait for this call?)",
-        )
+    def _gave_up(self, store: Store, key: Hashable, write: bool, quiet: bool, why: str) -> Ticket:
+        """The computation of ``key`` waits for this call (``why == "cycle"``), or took too
+        long (its owner may wait for this call through a thread pool): compute here,
+        without the flight."""
+        if why == "timeout":
+            warn_once(
+                (self.name, "wait"),
+                f"twat_cache: cache {self.name!r} waited {flight_module.WAIT_LIMIT:g} s for "
+                "another caller computing the same arguments; computing them here instead "
+                "(does that computation wait for this call?)",
+            )
         return Ticket(self, store, key, None, None, write, quiet)
 
     def _rejoin(
@@ -626,8 +629,9 @@ class CallPath:
             self._supersede(key, me)
         flight, then = self._join(store, key, write, quiet, me)
         while then is _WAIT:
-            if not await self.flights.await_(flight):
-                then = self._gave_up(store, key, write, quiet)
+            why = await self.flights.await_(flight, me)
+            if why is not None:
+                then = self._gave_up(store, key, write, quiet, why)
                 break
             flight, then = self._rejoin(flight, store, key, write, quiet, me)
         if then is not _OWNER:
