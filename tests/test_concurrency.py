@@ -213,17 +213,18 @@ def test_a_computation_gathering_its_own_key_does_not_hang(calls):
     assert len(calls) == 4
 
 
-def test_a_computation_calling_its_own_key_through_to_thread_does_not_hang(calls):
-    """A sync f(x) whose computation runs f(x) in a thread that inherits its context."""
+def test_a_coroutine_calling_its_own_key_through_another_thread_and_loop_does_not_hang(calls):
+    """An async f(x) whose computation runs f(x) on a new loop in a thread that inherits its
+    context (asyncio.to_thread): that call computes instead of waiting for its caller."""
 
     @mcache
-    def f(x):
+    async def f(x):
         calls(x)
         if len(calls) == 1:
-            return asyncio.run(asyncio.to_thread(f, x))
+            return await asyncio.to_thread(lambda: asyncio.run(f(x)))
         return x * 2
 
-    assert _finishes(lambda: f(3), seconds=10) == 6
+    assert _finishes(lambda: asyncio.run(f(3)), seconds=10) == 6
     assert calls == [3, 3]
 
 

@@ -10,10 +10,10 @@ Outcomes: a value (waiters return it), the user's exception (waiters raise
 that same exception at once, nothing is stored), or *abandoned* (the owner
 was cancelled or interrupted: one waiter takes over). A caller that is the
 owner itself (the function re-entered with the same arguments), or that
-descends from the owner's computation (a task it gathered, a thread it
-started through ``asyncio.to_thread`` or ``contextvars``: :data:`COMPUTING`),
-is told so and computes without waiting, which can never deadlock; so is a
-caller whose owner waits, through other flights, for the caller's own (f(1)
+descends from a coroutine owner's computation (a task it gathered, a thread
+it started through ``asyncio.to_thread``: :data:`COMPUTING`), is told so
+and computes without waiting, which can never deadlock; so is a caller
+whose owner waits, through other flights, for the caller's own (f(1)
 calling f(2) in one thread while f(2) calls f(1) in another). A waiter the
 owner may be waiting for in a way no flight shows (the owner submitted the
 same call to a thread pool and waits on its future) waits at most
