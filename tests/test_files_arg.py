@@ -164,3 +164,44 @@ def test_bad_file_key_is_refused():
     """file_key accepts "mtime" or "content" only; anything else names the field."""
     with pytest.raises(ConfigurationError, match="file_key"):
         mcache(files=("path",), file_key="size")(lambda path: path)
+
+
+@pytest.mark.parametrize("decorator", [mcache, bcache])
+def test_content_key_refuses_what_is_not_a_regular_file(decorator, tmp_path, calls):
+    """file_key='content' on a FIFO blocked for ever (or, with a writer, read away what the
+    function was about to read), on /dev/zero never ended: a CacheKeyError naming the path
+    and its kind, at once; the function never runs with such a key."""
+    import threading
+
+    from twat_cache import CacheKeyError
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+
+    @decorator(files=("path",), file_key="content")
+    def size(path):
+        calls(path)
+        return 0
+
+    outcomes = []
+
+    def call_each():
+        kinds = ((fifo, "a FIFO"), ("/dev/zero", "a character device"), (folder, "a folder"))
+        for path, kind in kinds:
+            try:
+                size(path)
+            except CacheKeyError as exc:
+                outcomes.append(str(path) in str(exc) and kind in str(exc))
+
+    worker = threading.Thread(target=call_each, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "reading the key hung"
+    assert outcomes == [True, True, True]
+    assert calls == []
+    regular = tmp_path / "data.txt"
+    regular.write_text("abc")
+    assert size(regular) == size(regular) == 0
+    assert calls == [regular]

@@ -319,3 +319,55 @@ def test_converting_wrapper_keeps_plain_hits_and_counts():
     assert f({"k": 1}.get("k")) == 2
     assert len(calls) == 4
     assert f.cache_info().hits == 2
+
+
+class _HashRaises:
+    def __hash__(self):
+        raise ValueError("no hash today")
+
+
+class _EqRaises:
+    def __hash__(self):
+        return 1
+
+    def __eq__(self, other):
+        raise RuntimeError("no eq today")
+
+
+class _KeyRaises:
+    def __cache_key__(self):
+        raise RuntimeError("key boom")
+
+
+class _HashNotInt:
+    def __persistent_hash__(self):
+        return "abc"
+
+
+@pytest.mark.parametrize("engine", ["memory", "disk"])
+def test_an_argument_whose_own_hooks_raise_is_a_named_cache_key_error(engine, calls):
+    """__hash__, __eq__, __cache_key__ raising, or a __persistent_hash__ that is no int: a
+    CacheKeyError naming the argument (raw ValueError/RuntimeError escaped before, memory and
+    disk alike), and the function never runs with a key it cannot trust."""
+    from twat_cache import bcache
+
+    deco = mcache if engine == "memory" else bcache
+
+    @deco
+    def f(x):
+        calls(1)
+        return 1
+
+    if engine == "memory":
+        assert f(_EqRaises()) == 1  # nothing to compare it with yet: interned
+    cases = [
+        (_HashRaises(), "_HashRaises"),
+        (_EqRaises(), "_EqRaises"),
+        (_KeyRaises(), r"_KeyRaises.__cache_key__\(\) raised RuntimeError: key boom"),
+        (_HashNotInt(), r"_HashNotInt.__persistent_hash__\(\) returned 'abc', not an int"),
+    ]
+    if engine == "disk":
+        cases = cases[:1] + cases[2:]  # _EqRaises is refused by content already
+    for value, match in cases:
+        with pytest.raises(CacheKeyError, match=rf"argument 'x': .*{match}"):
+            f(value)

@@ -14,6 +14,8 @@ from twat_cache import (
     CacheConfig,
     CacheInfo,
     CacheKeyError,
+    ConfigurationError,
+    bcache,
     get_stats,
     mcache,
     register_engine,
@@ -251,6 +253,34 @@ def test_shared_name_shares_one_cache(calls):
     assert get_stats("shared")["misses"] == 1
 
 
+@pytest.mark.parametrize("deco", ["mcache", "bcache"])
+def test_a_shared_name_refuses_a_function_with_other_parameters(deco, calls):
+    """f(a, b) and g(a, *, c) under one name: g(1, c=2) had f(1, b=2)'s key, and was served
+    f's value. Refused at decoration, naming the cache and both parameter lists; functions
+    with the same parameters (other defaults, another body) still share."""
+    make = {"mcache": mcache, "bcache": bcache}[deco]
+
+    @make(name="shared", version="1")
+    def f(a, b=1):
+        calls("f")
+        return ("f", a, b)
+
+    with pytest.raises(ConfigurationError, match=r"'shared'.*f\(a, b\).*g\(a, \*, c\)"):
+
+        @make(name="shared", version="1")
+        def g(a, *, c=1):
+            return ("g", a, c)
+
+    @make(name="shared", version="1")
+    def h(x, y=5):  # the same kinds of parameter under other names: keyed alike, shared
+        calls("h")
+        return ("f", x, y)
+
+    assert f(1, b=2) == ("f", 1, 2)
+    assert h(1, 2) == ("f", 1, 2)
+    assert calls == ["f"]
+
+
 def test_disable_calls_straight_through(monkeypatch, calls):
     """TWAT_CACHE_DISABLE=1 makes decorators call through, with the same attributes."""
     monkeypatch.setenv("TWAT_CACHE_DISABLE", "1")
@@ -318,3 +348,38 @@ def test_unpicklable_and_odd_values_are_cached_in_memory(calls):
     assert f(1)() == 1
     assert f(1)() == 1
     assert calls == [1]
+
+
+def test_a_returned_coroutine_or_generator_is_never_cached(calls):
+    """A sync callable returning a coroutine (a lambda over an async def, a sync wrapper from
+    another decorator) or a generator: a hit handed back the consumed object ("cannot reuse
+    already awaited coroutine", an empty generator). Such a value is never stored: each call
+    gets its own, from its own computation."""
+
+    async def fetch(x):
+        calls(x)
+        return x * 2
+
+    later = mcache(lambda x: fetch(x))
+
+    async def twice():
+        return [await later(1), await later(1)]
+
+    assert asyncio.run(twice()) == [2, 2]
+    assert calls == [1, 1]
+
+    @bcache
+    def numbers(n):
+        calls(n)
+        return (i for i in range(n))
+
+    @mcache
+    def letters(n):
+        calls(n)
+        return (chr(97 + i) for i in range(n))
+
+    assert [list(numbers(3)), list(numbers(3))] == [[0, 1, 2], [0, 1, 2]]
+    assert [list(letters(2)), list(letters(2))] == [["a", "b"], ["a", "b"]]
+    assert calls == [1, 1, 3, 3, 2, 2]
+    assert letters.cache_info().currsize == 0
+    assert get_stats()[numbers.cache_parameters()["name"]]["errors"] == 0

@@ -287,3 +287,97 @@ def test_exported_from_the_package():
         assert name in twat_cache.__all__
         assert getattr(twat_cache, name) is POLICIES[name]
     assert repr(disabled()) == "twat_cache.disabled()"
+
+
+def test_one_object_open_in_two_tasks_ending_in_any_order():
+    """NOCACHE = disabled() shared by tasks whose blocks end out of order: each ends its own
+    block (no ValueError from the context variable), and caching resumes after both."""
+    from twat_cache import mcache
+
+    nocache = disabled()
+    count = [0]
+
+    @mcache
+    def f(x):
+        count[0] += 1
+        return count[0]
+
+    async def first(second_in, first_out):
+        try:
+            with nocache:
+                await second_in.wait()
+                assert current() == "disabled"
+                return f(1)
+        finally:
+            first_out.set()
+
+    async def second(second_in, first_out):
+        with nocache:
+            second_in.set()
+            await first_out.wait()  # the first task's block ended while this one is open
+            assert current() == "disabled"
+            return f(1)
+
+    async def main():
+        second_in, first_out = asyncio.Event(), asyncio.Event()
+        both = asyncio.gather(first(second_in, first_out), second(second_in, first_out))
+        return await asyncio.wait_for(both, 10)
+
+    assert f(1) == 1
+    assert sorted(asyncio.run(main())) == [2, 3]  # both called through
+    assert current() is None
+    assert policy_module.ACTIVE == 0
+    assert f(1) == f(1) == 1  # caching is back: the first value, never recomputed
+    assert count == [3]
+
+
+def test_one_object_open_in_two_threads_ending_in_any_order():
+    nocache = refreshing()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen, errors = [], []
+
+    def first():
+        try:
+            with nocache:
+                first_in.set()
+                assert second_in.wait(10)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            first_out.set()
+
+    def second():
+        try:
+            assert first_in.wait(10)
+            with nocache:
+                second_in.set()
+                assert first_out.wait(10)  # the first thread's block ended before this one
+                seen.append(current())
+            seen.append(current())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert errors == []
+    assert seen == ["refreshing", None]
+    assert policy_module.ACTIVE == 0
+
+
+@pytest.mark.parametrize("name", ["disabled", "refreshing", "readonly"])
+def test_decorating_a_generator_function_is_refused(name):
+    """Its body would run after the call returned, outside the block: refused, named."""
+    make = getattr(twat_cache, name)
+
+    def gen():
+        yield 1
+
+    async def agen():
+        yield 1
+
+    for func in (gen, agen):
+        with pytest.raises(ConfigurationError, match=f"{func.__name__}.*generator function"):
+            make(func)

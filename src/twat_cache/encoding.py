@@ -134,10 +134,10 @@ def _expand(obj: Any, cls: type, out: bytearray, typed: bool) -> _Expanded:
     if not isinstance(obj, type):
         if getattr(cls, "__cache_key__", None) is not None:
             out += _classed(b"K", cls)  # the class is part of the key: subclasses differ
-            return [obj.__cache_key__()]
+            return [_hook(obj, cls, "__cache_key__")]
         if getattr(cls, "__persistent_hash__", None) is not None:
             out += _classed(b"H", cls)
-            out += _int(int(obj.__persistent_hash__()))
+            out += _int(_hook(obj, cls, "__persistent_hash__"))
             return None
     writer = _WRITERS.get(cls)
     if writer is not None:
@@ -167,6 +167,28 @@ def _expand(obj: Any, cls: type, out: bytearray, typed: bool) -> _Expanded:
         if parts is not None:
             return parts
     return _subclass(obj, cls, out, typed)
+
+
+def _hook(obj: Any, cls: type, name: str) -> Any:
+    """What ``obj``'s own ``__cache_key__()`` or ``__persistent_hash__()`` (an int) returns.
+
+    Raises:
+        CacheKeyError: the method raised, or a persistent hash is not an int (named).
+    """
+    try:
+        value = getattr(obj, name)()
+    except CacheKeyError:
+        raise
+    except Exception as exc:
+        msg = f"{cls.__qualname__}.{name}() raised {type(exc).__name__}: {exc}"
+        raise CacheKeyError(msg) from exc
+    if name == "__persistent_hash__":
+        try:
+            return int(value)
+        except (TypeError, ValueError, OverflowError):
+            msg = f"{cls.__qualname__}.{name}() returned {value!r:.80}, not an int"
+            raise CacheKeyError(msg) from None
+    return value
 
 
 def _subclass(obj: Any, cls: type, out: bytearray, typed: bool) -> _Expanded:

@@ -27,6 +27,7 @@ import inspect
 import itertools
 import math
 import os
+import stat
 import sys
 import threading
 import types
@@ -52,6 +53,7 @@ __all__ = [
     "callable_parts",
     "default_name",
     "function_identity",
+    "key_parameters",
     "runs",
 ]
 
@@ -336,8 +338,8 @@ class KeyPlan:
         if not _has_own_key(cls) and not _eq_blind(value):
             try:
                 return self._intern(value)
-            except TypeError:  # unhashable: keyed by content below
-                pass
+            except Exception:  # noqa: S110  # unhashable, or its __hash__/__eq__ raised
+                pass  # keyed by content below
         # By content, with the class: never by identity, never by a user __eq__.
         return self._by_content(value)
 
@@ -457,12 +459,44 @@ class KeyPlan:
 
 
 def _content_digest(name: str) -> str:
-    """A digest of the bytes of the file ``name``, read in 1 MiB blocks."""
+    """A digest of the bytes of the file ``name``, read in 1 MiB blocks.
+
+    Only a regular file has content that can be keyed: reading a FIFO or a
+    pipe (``<(cmd)``) would block, or consume what the function is about to
+    read, and a device may never end. The open never blocks (``O_NONBLOCK``).
+
+    Raises:
+        CacheKeyError: ``name`` is a FIFO, a device, a socket or a folder.
+    """
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+            msg = (
+                f"the files= argument {name!r} is {kind}: its content cannot be read for "
+                "the key without blocking or consuming it; pass a regular file, or "
+                "file_key='mtime'"
+            )
+            raise CacheKeyError(msg)
+        f = open(fd, "rb")  # noqa: SIM115  # closed by the with block below
+    except BaseException:
+        os.close(fd)
+        raise
     h = hashlib.blake2b(digest_size=16)
-    with open(name, "rb") as f:
+    with f:
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+_FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO (a pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
 
 
 def _code_bytes(code: types.CodeType, out: list[bytes]) -> None:
@@ -660,6 +694,15 @@ def _sorted_items(kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 def _typed_items(kwargs: dict[str, Any]) -> tuple[tuple[str, Any, type], ...]:
     return tuple(sorted((k, v, type(v)) for k, v in kwargs.items()))
+
+
+def key_parameters(func: Callable[..., Any], config: CacheConfig) -> tuple[tuple[str, str], ...]:
+    """The parameters a call of ``func`` is keyed by (names and kinds), or ``()`` with a
+    ``key=`` function: functions sharing a cache must agree on their kinds (the names are
+    for messages)."""
+    if config.key is not None:
+        return ()
+    return tuple((p.name, p.kind.name) for p in _parameters(func) if p.name not in config.ignore)
 
 
 def _parameters(func: Callable[..., Any]) -> list[inspect.Parameter]:

@@ -155,7 +155,9 @@ class Policy:
             msg = f"policy {name!r} is not one of 'disabled', 'refreshing', 'readonly'"
             raise ConfigurationError(msg)
         self.name: PolicyName = name
-        # A stack, so that one object may be re-entered (nested) in one thread.
+        # The blocks open on this object: it may be re-entered (nested) in one thread, and
+        # one object (``NOCACHE = disabled()``) may be open in several threads and tasks
+        # at once, whose blocks end in any order.
         self._entered: list[tuple[_Frame, Token[_Frame | None]]] = []
 
     def __repr__(self) -> str:
@@ -163,22 +165,41 @@ class Policy:
 
     def __enter__(self) -> Self:
         frame = _Frame(self.name, _POLICY.get())
-        self._entered.append((frame, _POLICY.set(frame)))
+        entry = (frame, _POLICY.set(frame))
+        with _ACTIVE_LOCK:
+            self._entered.append(entry)
         _enter()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        frame, token = self._entered.pop()
+        here = _POLICY.get()  # the innermost block of this thread or task: the one ending
+        with _ACTIVE_LOCK:
+            entered = self._entered
+            at = len(entered) - 1
+            while at > 0 and entered[at][0] is not here:
+                at -= 1
+            frame, token = entered.pop(at)
         frame.open = False
         _leave()
-        _POLICY.reset(token)
+        try:
+            _POLICY.reset(token)
+        except ValueError:  # not this context's block (blocks closed out of order)
+            _POLICY.set(frame.outer)
 
     def __call__(self, func: F) -> F:
         """Run ``func`` under this policy on every call (``async def`` while awaited)."""
         from twat_cache.keys import runs  # an object's async __call__ counts too
 
         name = self.name
-        if inspect.iscoroutinefunction(runs(func)):
+        inner = runs(func)
+        if inspect.isgeneratorfunction(inner) or inspect.isasyncgenfunction(inner):
+            msg = (
+                f"twat_cache.{name}: {getattr(func, '__qualname__', func)!r} is a generator "
+                "function, whose body runs after the call returns, outside the block; "
+                f"open the block inside it instead (with twat_cache.{name}(): ...)"
+            )
+            raise ConfigurationError(msg)
+        if inspect.iscoroutinefunction(inner):
             coro = cast("Callable[..., Coroutine[Any, Any, Any]]", func)
 
             @functools.wraps(func)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from twat_cache.exceptions import CacheOperationError
+from twat_cache.exceptions import CacheOperationError, ConfigurationError
 
 if TYPE_CHECKING:
     from twat_cache.config import CacheConfig
@@ -49,6 +49,10 @@ class CacheEntry:
     members: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
     #: The code version of each function (module and qualified name) attached to it.
     versions: dict[str, str] = field(default_factory=dict)
+    #: The keyed parameters (names and kinds) of the functions sharing it, and whose they are:
+    #: the same raw key means the same call only for the same parameters.
+    shape: tuple[tuple[str, str], ...] | None = None
+    shaped_by: str = ""
 
     @property
     def engine(self) -> Store:
@@ -136,6 +140,7 @@ class CacheRegistry:
         make: Callable[[], tuple[Store, str | None]],
         config: CacheConfig,
         identity: tuple[str, str] | None = None,
+        shape: tuple[str, tuple[tuple[str, str], ...]] | None = None,
     ) -> CacheEntry:
         """The entry for ``name``: reused when ``shared`` (an explicit name), else made anew.
 
@@ -144,19 +149,30 @@ class CacheRegistry:
         than the results of the function's previous body. So is a shared name
         when ``identity`` (the function's qualified name and code version) shows
         the same function again with other code.
+
+        ``shape`` is ``(function, its keyed parameters)``: a function joining a
+        shared name whose functions take other parameters is refused, since the
+        same key would stand for different calls (``f(1, b=2)``, ``g(1, c=2)``).
+
+        Raises:
+            ConfigurationError: ``name`` is the cache of functions with other parameters.
         """
         with self._lock:
             entry = self._entries.get(name)
             if entry is not None and shared:
                 if identity is None:
-                    return entry
+                    return _shaped(entry, shape)
                 function, version = identity
-                if entry.versions.setdefault(function, version) == version:
+                if entry.versions.get(function, version) == version:
+                    entry = _shaped(entry, shape)
+                    entry.versions.setdefault(function, version)
                     return entry
             store, fallback = make()
             entry = CacheEntry(name, store, config, fallback)
             if identity is not None:
                 entry.versions[identity[0]] = identity[1]
+            if shape is not None:
+                entry.shaped_by, entry.shape = shape
             self._entries[name] = entry
             return entry
 
@@ -188,6 +204,42 @@ class CacheRegistry:
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
+
+
+def _shaped(entry: CacheEntry, shape: tuple[str, tuple[tuple[str, str], ...]] | None) -> CacheEntry:
+    """``entry``, joined by a function keyed by the parameters ``shape`` names.
+
+    Raises:
+        ConfigurationError: the functions already sharing ``entry`` take other parameters.
+    """
+    if shape is None:
+        return entry
+    function, params = shape
+    if entry.shape is None:
+        entry.shaped_by, entry.shape = function, params
+    elif [kind for _, kind in entry.shape] != [kind for _, kind in params]:
+        # Keys are positional: the same kinds in the same order key alike whatever the
+        # names (by_id(user_id) and load(uid) may share); other kinds may not.
+        msg = (
+            f"CacheConfig.name: invalid value {entry.name!r}: it is the cache of "
+            f"{entry.shaped_by}{_params_text(entry.shape)}, and {function}"
+            f"{_params_text(params)} takes other parameters, so one key would stand for "
+            "different calls; give it another name=, or the same parameters"
+        )
+        raise ConfigurationError(msg)
+    return entry
+
+
+def _params_text(params: tuple[tuple[str, str], ...]) -> str:
+    """``(a, *, c)``: keyed parameters as a signature reads (``(key=...)`` for none)."""
+    if not params:
+        return "(key=...)"
+    parts: list[str] = []
+    for name, kind in params:
+        if kind == "KEYWORD_ONLY" and not any(p.startswith("*") for p in parts):
+            parts.append("*")
+        parts.append({"VAR_POSITIONAL": "*", "VAR_KEYWORD": "**"}.get(kind, "") + name)
+    return f"({', '.join(parts)})"
 
 
 registry = CacheRegistry()

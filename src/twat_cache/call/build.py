@@ -32,7 +32,14 @@ from twat_cache.config import CacheConfig
 from twat_cache.engines import CacheEngineManager, get_engine_manager
 from twat_cache.engines.base import Store
 from twat_cache.exceptions import CacheKeyError
-from twat_cache.keys import KeyPlan, default_name, function_identity, runs
+from twat_cache.keys import (
+    KeyPlan,
+    callable_name,
+    default_name,
+    function_identity,
+    key_parameters,
+    runs,
+)
 from twat_cache.registry import CacheEntry, registry
 from twat_cache.serializers import resolve_serializer
 
@@ -81,7 +88,10 @@ def open_entry(
 
     shared = config.name is not None
     identity = (default_name(func), code_version(func)) if shared else None
-    return registry.attach(name, shared=shared, make=make, config=config, identity=identity)
+    shape = (callable_name(func), key_parameters(func, config)) if shared else None
+    return registry.attach(
+        name, shared=shared, make=make, config=config, identity=identity, shape=shape
+    )
 
 
 def make_path(func: Callable[..., Any], config: CacheConfig, entry: CacheEntry) -> CallPath:

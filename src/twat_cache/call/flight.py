@@ -9,23 +9,42 @@ computed once across threads, tasks and loops alike.
 Outcomes: a value (waiters return it), the user's exception (waiters raise
 that same exception at once, nothing is stored), or *abandoned* (the owner
 was cancelled or interrupted: one waiter takes over). A caller that is the
-owner itself (the function re-entered with the same arguments) is told so
-and computes without waiting, which can never deadlock. A forked child
-starts with empty tables: it never waits for a computation of its parent's.
+owner itself (the function re-entered with the same arguments), or that
+descends from a coroutine owner's computation (a task it gathered, a thread
+it started through ``asyncio.to_thread``: :data:`COMPUTING`), is told so
+and computes without waiting, which can never deadlock; so is a caller
+whose owner waits, through other flights, for the caller's own (f(1)
+calling f(2) in one thread while f(2) calls f(1) in another). A waiter the
+owner may be waiting for in a way no flight shows (the owner submitted the
+same call to a thread pool and waits on its future) waits at most
+:data:`WAIT_LIMIT` seconds, then computes itself: a program never hangs on a
+flight. A forked child starts with empty tables: it never waits for a
+computation of its parent's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import threading
 import weakref
 from collections.abc import Hashable
 from typing import Any
 
-__all__ = ["ABANDONED", "ERROR", "VALUE", "Flight", "Flights"]
+__all__ = ["ABANDONED", "COMPUTING", "ERROR", "VALUE", "WAIT_LIMIT", "Flight", "Flights"]
 
 PENDING, VALUE, ERROR, ABANDONED = 0, 1, 2, 3
+
+#: Seconds a caller waits for another's computation of its key before computing itself
+#: (as long as a cross-process key lock is waited for, ``paths.LOCK_TIMEOUT``).
+WAIT_LIMIT = 60.0
+
+#: The flights whose computations this context runs inside (set by their owners, inherited
+#: by the tasks and context-copying threads they start): those never wait for them.
+COMPUTING: contextvars.ContextVar[tuple[Flight, ...]] = contextvars.ContextVar(
+    "twat_cache_computing", default=()
+)
 
 
 class Flight:
@@ -45,6 +64,23 @@ class Flight:
     event: threading.Event | None = None
     #: Tasks waiting for it, with their loops (the first waiting task makes the list).
     waiters: tuple[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]], ...] = ()
+
+
+#: The flight each waiting thread (by id) or task waits for: the edges of the waits-for graph.
+_WAITING: dict[object, Flight] = {}
+
+
+def _closes_a_cycle(flight: Flight, me: object) -> bool:
+    """Whether ``flight``'s owner waits, from flight to flight, for ``me``."""
+    owner = flight.owner
+    for _ in range(len(_WAITING) + 1):
+        if owner == me:
+            return True
+        then = _WAITING.get(owner)
+        if then is None:
+            return False
+        owner = then.owner
+    return False
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -122,25 +158,47 @@ class Flights:
             except RuntimeError:  # that loop has closed: nobody is waiting there any more
                 pass
 
-    def wait(self, flight: Flight) -> None:
-        """Block this thread until ``flight`` lands."""
+    def wait(self, flight: Flight, me: object) -> str | None:
+        """Block this thread (``me``) until ``flight`` lands: ``None``; or why not:
+        ``"cycle"`` (its owner waits for ``me``), ``"timeout"`` (:data:`WAIT_LIMIT`)."""
         with self._lock:
             if flight.outcome != PENDING:
-                return
+                return None
             event = flight.event
             if event is None:
                 event = flight.event = threading.Event()
-        event.wait()
+        # First wait, then look: of two closing a cycle, one sees it. A signal handler
+        # may wait too while this thread waits: its entry is put back after.
+        outer = _WAITING.get(me)
+        _WAITING[me] = flight
+        try:
+            if _closes_a_cycle(flight, me):
+                return "cycle"
+            return None if event.wait(WAIT_LIMIT) else "timeout"
+        finally:
+            if outer is None:
+                _WAITING.pop(me, None)
+            else:
+                _WAITING[me] = outer
 
-    async def await_(self, flight: Flight) -> None:
-        """Suspend this task until ``flight`` lands (from any thread or loop)."""
+    async def await_(self, flight: Flight, me: object) -> str | None:
+        """:meth:`wait` for a task (``me``), woken from any thread or loop."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         with self._lock:
             if flight.outcome != PENDING:
-                return
+                return None
             flight.waiters = (*flight.waiters, (loop, fut))
-        await fut
+        _WAITING[me] = flight
+        timer = loop.call_later(WAIT_LIMIT, _wake, fut)
+        try:
+            if _closes_a_cycle(flight, me):
+                return "cycle"
+            await fut
+        finally:
+            timer.cancel()
+            _WAITING.pop(me, None)
+        return None if flight.outcome != PENDING else "timeout"
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
@@ -151,6 +209,7 @@ _all: weakref.WeakSet[Flights] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    _WAITING.clear()
     for flights in list(_all):
         flights._reset()
 

@@ -27,6 +27,7 @@ import math
 import multiprocessing
 import threading
 import time
+import types
 import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -36,7 +37,8 @@ from twat_cache._explain import CacheExplanation, Written, changed_parts, versio
 from twat_cache._log import warn_once
 from twat_cache._threads import executor
 from twat_cache._types import MISSING, CacheInfo
-from twat_cache.call.flight import ABANDONED, ERROR, VALUE, Flight, Flights
+from twat_cache.call import flight as flight_module
+from twat_cache.call.flight import ABANDONED, COMPUTING, ERROR, VALUE, Flight, Flights
 from twat_cache.config import CacheConfig
 from twat_cache.encoding import namespaced_digest
 from twat_cache.engines.base import Store
@@ -306,6 +308,19 @@ class CallPath:
             f"{type(exc).__name__}: {exc}; the function's own result is used",
         )
 
+    def one_shot(self, value: Any) -> int:
+        """A computed coroutine, generator or async generator: usable once, by its own
+        caller. Never stored (a hit would hand out the consumed object: "cannot reuse
+        already awaited coroutine"), never handed to waiters (each computes its own);
+        logged once. Returns the flight's outcome for that."""
+        warn_once(
+            (self.name, "one-shot"),
+            f"twat_cache: {callable_name(self.func)} returned a {type(value).__name__}, "
+            "which can be used only once: it is not cached (decorate the async def itself, "
+            "whose awaited result is cached, or return a list instead of a generator)",
+        )
+        return ABANDONED
+
     # -- one guarded store operation each ------------------------------------------------
 
     def lookup(self, store: Store, key: Hashable, quiet: bool = False) -> Any:
@@ -473,7 +488,10 @@ class CallPath:
             self._supersede(key, me)
         flight, then = self._join(store, key, write, quiet, me)
         while then is _WAIT:
-            self.flights.wait(flight)
+            why = self.flights.wait(flight, me)
+            if why is not None:
+                then = self._gave_up(store, key, write, quiet, why)
+                break
             flight, then = self._rejoin(flight, store, key, write, quiet, me)
         if then is not _OWNER:
             return then
@@ -485,8 +503,8 @@ class CallPath:
                 lock = self._enter(store, key)
                 value = self.lookup(store, key, quiet) if read else MISSING
         except BaseException:
-            self._exit(lock)
             self.flights.land(key, flight, ABANDONED, None)
+            self._exit(lock)
             raise
         if value is MISSING or value is FAULT:
             return _ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
@@ -510,9 +528,24 @@ class CallPath:
         flight, owner = self.flights.join(key, me)
         if owner:
             return flight, _OWNER
-        if flight.owner == me:  # never wait for oneself (a thread id or a task)
+        # Never wait for oneself (a thread id or a task), nor for a computation this call
+        # runs inside (a task or thread it started): that would wait for ever.
+        if flight.owner == me or flight in COMPUTING.get():
             return None, _ticket(self, store, key, None, None, False, quiet)
         return flight, _WAIT
+
+    def _gave_up(self, store: Store, key: Hashable, write: bool, quiet: bool, why: str) -> Ticket:
+        """The computation of ``key`` waits for this call (``why == "cycle"``), or took too
+        long (its owner may wait for this call through a thread pool): compute here,
+        without the flight."""
+        if why == "timeout":
+            warn_once(
+                (self.name, "wait"),
+                f"twat_cache: cache {self.name!r} waited {flight_module.WAIT_LIMIT:g} s for "
+                "another caller computing the same arguments; computing them here instead "
+                "(does that computation wait for this call?)",
+            )
+        return _ticket(self, store, key, None, None, write, quiet)
 
     def _rejoin(
         self, flight: Flight, store: Store, key: Hashable, write: bool, quiet: bool, me: Any
@@ -610,7 +643,10 @@ class CallPath:
             self._supersede(key, me)
         flight, then = self._join(store, key, write, quiet, me)
         while then is _WAIT:
-            await self.flights.await_(flight)
+            why = await self.flights.await_(flight, me)
+            if why is not None:
+                then = self._gave_up(store, key, write, quiet, why)
+                break
             flight, then = self._rejoin(flight, store, key, write, quiet, me)
         if then is not _OWNER:
             return then
@@ -622,8 +658,8 @@ class CallPath:
                 lock = await self._aenter(store, key)
                 value = await self.alookup(store, key, quiet) if read else MISSING
         except BaseException:
-            await self._aexit(lock)
             self.flights.land(key, flight, ABANDONED, None)
+            await self._aexit(lock)
             raise
         if value is MISSING or value is FAULT:
             return _ticket(self, store, key, flight, lock, True, quiet or value is FAULT)
@@ -804,7 +840,18 @@ class Ticket:
     about 1,500 more instructions to build).
     """
 
-    __slots__ = ("epoch", "flight", "key", "lock", "path", "quiet", "start", "store", "write")
+    __slots__ = (
+        "epoch",
+        "flight",
+        "inside",
+        "key",
+        "lock",
+        "path",
+        "quiet",
+        "start",
+        "store",
+        "write",
+    )
 
     path: CallPath
     store: Store
@@ -814,44 +861,72 @@ class Ticket:
     write: bool
     quiet: bool
     epoch: int
+    #: A coroutine's flight is visible to the tasks it starts (see flight.COMPUTING):
+    #: they compute instead of waiting for it. Not for sync functions (a context
+    #: variable costs a miss 3,800 instructions); their threads are found waiting
+    #: from flight to flight, or stop waiting after flight.WAIT_LIMIT.
+    inside: contextvars.Token[tuple[Flight, ...]] | None
     start: float
 
     def done(self, value: Any) -> Any:
         """Store the fresh value (when asked), release the lock and the waiters; return it.
 
-        The steps of :meth:`adone`, written out: this is every sync miss's path."""
+        The waiters get the value and the lock is released even when the write is
+        interrupted (Ctrl-C, a ``BaseException`` from pickling): no later call waits for ever.
+        The steps of :meth:`adone`; every sync miss passes here.
+        """
         path = self.path
         elapsed = self._computed()
         flight = self.flight
-        if self.write and self.epoch == path.epoch and (flight is None or not flight.stale):
-            path.save(self.store, self.key, value, self.quiet)
-        if self.lock is not None:
-            path._exit(self.lock)
-        if flight is not None:
-            path.flights.land(self.key, flight, VALUE, value)
-        if path.store.shared and (_in_worker() or elapsed >= _COSTLY or path._fleet_due()):
+        outcome = VALUE
+        try:
+            if type(value) in _ONE_SHOT:
+                outcome = path.one_shot(value)
+            elif self.write and self.epoch == path.epoch and (flight is None or not flight.stale):
+                path.save(self.store, self.key, value, self.quiet)
+        finally:
+            due = self._landed(outcome, value, elapsed)
+            if self.lock is not None:
+                path._exit(self.lock)
+        if due:
             path.flush_fleet()
         return value
 
     def failed(self, exc: BaseException) -> None:
         """The function raised: nothing is stored; waiters get the same exception (or, for an
         interrupt or a cancellation, one of them computes instead)."""
-        self.path._exit(self.lock)
         self._landed(ERROR if isinstance(exc, Exception) else ABANDONED, exc, 0.0)
+        self.path._exit(self.lock)
 
     async def adone(self, value: Any) -> Any:
+        """:meth:`done` for coroutines; a cancellation during the write lands it all the same."""
         path = self.path
         elapsed = self._computed()
-        if self.write and self._current():
-            await path.asave(self.store, self.key, value, self.quiet)
-        await path._aexit(self.lock)
-        if self._landed(VALUE, value, elapsed):
+        outcome = VALUE
+        try:
+            if type(value) in _ONE_SHOT:
+                outcome = path.one_shot(value)
+            elif self.write and self._current():
+                await path.asave(self.store, self.key, value, self.quiet)
+        finally:
+            due = self._landed(outcome, value, elapsed)
+            await path._aexit(self.lock)
+        if due:
             await path.aflush_fleet()
         return value
 
     async def afailed(self, exc: BaseException) -> None:
-        await self.path._aexit(self.lock)
         self._landed(ERROR if isinstance(exc, Exception) else ABANDONED, exc, 0.0)
+        await self.path._aexit(self.lock)
+
+    def _outside(self) -> None:
+        """Leave the computation's flight out of this context again."""
+        inside, self.inside = self.inside, None
+        if inside is not None:
+            try:
+                COMPUTING.reset(inside)
+            except ValueError:  # ended in another context than it began (never by the wrappers)
+                COMPUTING.set(tuple(f for f in COMPUTING.get() if f is not self.flight))
 
     def _current(self) -> bool:
         """No clear, delete or refresh of this key came since this computation began."""
@@ -873,6 +948,8 @@ class Ticket:
         path = self.path
         if self.flight is not None:
             path.flights.land(self.key, self.flight, outcome, result)
+            if self.inside is not None:
+                self._outside()
         return (
             outcome == VALUE
             and path.store.shared
@@ -894,11 +971,17 @@ def _ticket(
     ticket.path, ticket.store, ticket.key, ticket.flight = path, store, key, flight
     ticket.lock, ticket.write, ticket.quiet = lock, write, quiet
     ticket.epoch = path.epoch
+    ticket.inside = (
+        COMPUTING.set((*COMPUTING.get(), flight)) if flight is not None and path.is_async else None
+    )
     ticket.start = time.perf_counter()
     return ticket
 
 
 _new = object.__new__
+
+#: Values usable once, by one caller: never stored or shared (see CallPath.one_shot).
+_ONE_SHOT = frozenset({types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType})
 
 #: What :meth:`CallPath._join` tells its caller to do with the flight.
 _OWNER, _WAIT = object(), object()
