@@ -49,6 +49,7 @@ __all__ = [
     "RESERVED_PREFIX",
     "KeyPlan",
     "Token",
+    "all_safe",
     "callable_name",
     "callable_parts",
     "default_name",
@@ -286,10 +287,10 @@ class KeyPlan:
             cls = type(value)
             if cls in _SAFE_ITEMS:
                 parts.append(value)
-            elif cls is list and _all_safe(value):
+            elif cls is list and all_safe(value):
                 parts.append((_LIST, tuple(value)))
                 converted = True
-            elif cls is dict and _all_safe(value) and _all_safe(value.values()):
+            elif cls is dict and all_safe(value) and all_safe(value.values()):
                 parts.append((_DICT, frozenset(value.items())))
                 converted = True
             elif cls is float or cls is complex:  # a zero (part) may be -0.0
@@ -318,15 +319,15 @@ class KeyPlan:
         if depth > 64:  # deeper: the iterative encoder (it names a value that holds itself)
             return self._by_content(value)
         if cls is tuple:
-            if _all_safe(value):
+            if all_safe(value):
                 return value
             return tuple([self._plain(item, depth + 1) for item in value])
         if cls is list:
-            if _all_safe(value):  # the common case, without a frame per item
+            if all_safe(value):  # the common case, without a frame per item
                 return (_LIST, tuple(value))
             return (_LIST, tuple([self._plain(item, depth + 1) for item in value]))
         if cls is dict:
-            if _all_safe(value) and _all_safe(value.values()):
+            if all_safe(value) and all_safe(value.values()):
                 return (_DICT, frozenset(value.items()))
             items = [
                 (self._plain(k, depth + 1), self._plain(v, depth + 1)) for k, v in value.items()
@@ -660,7 +661,7 @@ def _eq_blind(value: Any) -> bool:
     return False
 
 
-def _all_safe(values: Iterable[Any]) -> bool:
+def all_safe(values: Iterable[Any]) -> bool:
     """Every item is compared by the interpreter alone (no user ``__eq__``/``__hash__``)."""
     for value in values:  # a loop is twice as fast as all() over a generator
         if type(value) not in _SAFE_ITEMS and (type(value) is not float or not value):

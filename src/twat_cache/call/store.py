@@ -43,7 +43,7 @@ from twat_cache.config import CacheConfig
 from twat_cache.encoding import namespaced_digest
 from twat_cache.engines.base import Store
 from twat_cache.exceptions import CacheKeyError, SerializationError
-from twat_cache.keys import KeyPlan, Token, callable_name, runs
+from twat_cache.keys import KeyPlan, Token, all_safe, callable_name, runs
 
 __all__ = ["BOTH", "POLICY", "RW", "CallPath", "Ticket"]
 
@@ -435,9 +435,12 @@ class CallPath:
         ``plain`` is ``None`` when ``raw`` is already the store key (the converting body);
         a first key that needed converting swaps that body in.
         """
-        key = raw if plain is None else plain(raw)
-        if key is not raw and plain is not None:
-            self._convert()
+        if plain is None or all_safe(raw):  # (the common key is its own plain key)
+            key = raw
+        else:
+            key = plain(raw)
+            if key is not raw:
+                self._convert()
         if policy.ACTIVE:
             return self.begin(self.store, key, POLICY.get(policy.current() or "", BOTH))
         if key is raw and self.claims:  # the common miss: no flight, still not stored
@@ -884,11 +887,13 @@ class Ticket:
                 outcome = path.one_shot(value)
             elif self.write and self.epoch == path.epoch and (flight is None or not flight.stale):
                 path.save(self.store, self.key, value, self.quiet)
-        finally:
-            due = self._landed(outcome, value, elapsed)
+        finally:  # (_landed, without its frame: a sync ticket is never ``inside``)
+            if flight is not None:
+                path.flights.land(self.key, flight, outcome, value)
             if self.lock is not None:
                 path._exit(self.lock)
-        if due:
+        shared = outcome == VALUE and path.store.shared
+        if shared and (_in_worker() or elapsed >= _COSTLY or path._fleet_due()):
             path.flush_fleet()
         return value
 
