@@ -97,6 +97,8 @@ def _frames() -> dict[str, Any]:
     cases["series_str_no_name"] = pd.Series(["a", "b", None], dtype="str")
     cases["series_int_name"] = pd.Series([1.0, np.nan], name=3)
     cases["series_tuple_name_categorical"] = pd.Series(pd.Categorical(["a", "b"]), name=("t", 1))
+    cases["no_duplicate_labels_flag"] = _base().set_flags(allows_duplicate_labels=False)
+    cases["series_no_duplicate_labels_flag"] = series.set_flags(allows_duplicate_labels=False)
     return cases
 
 
@@ -112,8 +114,11 @@ def _assert_same(got: Any, want: Any) -> None:
             got, want, check_exact=True, check_freq=True, check_flags=True
         )
     else:
-        pd.testing.assert_series_equal(got, want, check_exact=True, check_freq=True)
+        pd.testing.assert_series_equal(
+            got, want, check_exact=True, check_freq=True, check_flags=True
+        )
     assert got.attrs == want.attrs
+    assert got.flags == want.flags
 
 
 class _Captured:

@@ -4,7 +4,7 @@ Arrow keeps column data, dtypes (categorical, nullable, tz-aware, strings) and
 the row index through pandas' own metadata; what it would change is kept
 beside the table, pickled in its schema metadata under :data:`META_KEY`: the
 column labels (any type, duplicates, a MultiIndex), the index names, a
-``DatetimeIndex``'s ``freq``, ``attrs`` and a Series' name.
+``DatetimeIndex``'s ``freq``, ``attrs``, ``flags`` and a Series' name.
 
 :func:`to_table` refuses (returns ``None``) what would not come back equal
 and of the same dtypes: object columns holding anything but ``str``/``bytes``
@@ -151,6 +151,7 @@ def _pandas_table(pd: Any, value: Any) -> Any:
         "index_names": list(index.names),
         "freq": getattr(index, "freq", None),
         "attrs": value.attrs,
+        "duplicates": value.flags.allows_duplicate_labels,
         "name": value.name if series else None,
         # Arrow strings come back as pandas' ``str`` dtype: these go back to object.
         "objects": [i for i, dtype in enumerate(frame.dtypes) if dtype == "object"],
@@ -216,6 +217,8 @@ def _pandas_from(table: Any, meta: dict[str, Any], views: bool = False) -> Any:
         frame.columns = meta["columns"]
         result = frame
     result.attrs = meta["attrs"]
+    if not meta.get("duplicates", True):
+        result = result.set_flags(allows_duplicate_labels=False)
     return result
 
 
