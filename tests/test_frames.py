@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import uuid
 from pathlib import Path
@@ -119,6 +120,15 @@ def _assert_same(got: Any, want: Any) -> None:
         )
     assert got.attrs == want.attrs
     assert got.flags == want.flags
+    assert _tz_types(got) == _tz_types(want)
+
+
+def _tz_types(value: Any) -> list[Any]:
+    """The class of each column's and index level's time zone (``==`` on dtypes ignores it)."""
+    dtypes = [value.dtype] if isinstance(value, pd.Series) else list(value.dtypes)
+    index = value.index
+    dtypes += [index.get_level_values(i).dtype for i in range(index.nlevels)]
+    return [type(getattr(dtype, "tz", None)) for dtype in dtypes]
 
 
 class _Captured:
@@ -228,6 +238,13 @@ _PICKLED = {
     "rows_without_columns": pd.DataFrame(index=pd.RangeIndex(3)),
     "object_index_of_tuples": pd.DataFrame(
         {"a": [1, 2]}, index=pd.Index([(1, 2), (3, 4)], tupleize_cols=False)
+    ),
+    # Arrow brings ``datetime.timezone.utc`` back as ``ZoneInfo("UTC")`` (equal dtypes).
+    "tz_datetime_utc": pd.DataFrame(
+        {"t": pd.date_range("2020", periods=3, tz=datetime.timezone.utc)}
+    ),
+    "string_python_storage": pd.DataFrame(
+        {"s": pd.array(["a", None], dtype=pd.StringDtype("python", na_value=np.nan))}
     ),
 }
 
@@ -345,6 +362,38 @@ def test_damaged_arrow_file_is_recomputed(
     assert calls == [0, 0]
     _assert_same(make(0), want)  # stored afresh
     assert calls == [0, 0]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "pd.DataFrame({'a': range(3)}, index=pd.interval_range(0, 3, closed='left'))",
+        "pd.DataFrame({'a': range(3)}, index=pd.period_range('2020-01', periods=3, freq='M'))",
+        "pd.DataFrame({'iv': pd.interval_range(0.0, 3.0, closed='both')})",
+    ],
+)
+def test_period_and_interval_frames_hit_exactly_in_a_fresh_process(
+    tmp_path: Path, frame: str
+) -> None:
+    """pandas registers its period/interval Arrow types lazily: a fresh process must still
+    read them back as they were (not as structs of their storage), and hit."""
+    code = f"""
+import sys
+import pandas as pd
+from twat_cache import fcache
+calls = []
+@fcache(cache_dir={str(tmp_path)!r}, name="pi")
+def make(n):
+    calls.append(n)
+    return {frame}
+got = make(1)
+pd.testing.assert_frame_equal(got, {frame}, check_exact=True, check_index_type=True)
+print(calls, type(got.index).__name__, [str(d) for d in got.dtypes])
+"""
+    first = run_python(code)
+    second = run_python(code)
+    assert first.startswith("[1] ")
+    assert second == first.replace("[1] ", "[] ", 1)
 
 
 def test_frames_without_pyarrow_go_through_joblib(tmp_path: Path) -> None:

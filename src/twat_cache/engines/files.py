@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
-from twat_cache.engines.frames import from_table, rough_nbytes, to_table, write_ipc
+from twat_cache.engines.frames import from_table, read_ipc, rough_nbytes, to_table, write_ipc
 from twat_cache.engines.persistent import EntryFiles, deadline
 from twat_cache.exceptions import CacheOperationError, SerializationError
 from twat_cache.paths import atomic_write, ensure_folder, open_file, remove_path
@@ -361,7 +361,7 @@ class ValueFiles:
         try:
             data = _mapped(pa, fd)
             self._verify(path, st, tag, tagger, lambda: (data,))
-            table = pa.ipc.open_file(data).read_all()
+            table = read_ipc(data)
             return from_table(table, views=self.config.mmap_mode == "r")
         except (pa.ArrowException, ValueError, KeyError) as exc:
             msg = f"stored Arrow table cannot be read: {type(exc).__name__}: {exc}"

@@ -16,11 +16,12 @@ once, and a few leading rows are converted back to compare dtypes.
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import sys
 from typing import Any, Final
 
-__all__ = ["META_KEY", "from_table", "rough_nbytes", "to_table", "write_ipc"]
+__all__ = ["META_KEY", "from_table", "read_ipc", "rough_nbytes", "to_table", "write_ipc"]
 
 #: The schema metadata key holding what Arrow itself does not keep.
 META_KEY: Final = b"twat_cache"
@@ -31,6 +32,8 @@ _ARROW_TABLE = "pyarrow.Table"
 #: Leading rows converted back at write time to prove the dtypes survive.
 _PROBE_ROWS = 16
 _EXACT_OBJECTS = ({str, type(None)}, {bytes, type(None)})
+#: The pandas module that registers its period and interval types with pyarrow.
+_PANDAS_TYPES = "pandas.core.arrays.arrow.extension_types"
 
 
 def to_table(value: Any) -> Any:
@@ -85,6 +88,26 @@ def from_table(table: Any, views: bool = False) -> Any:
 
         return pl.from_arrow(table.replace_schema_metadata(None))
     return _pandas_from(table, meta, views)
+
+
+def read_ipc(source: Any) -> Any:
+    """The table in the Arrow IPC file ``source``, read with pandas' Arrow types known.
+
+    pandas registers its period and interval Arrow types only once it converts such
+    a column itself; a fresh process reading one first would get their storage structs.
+    """
+    import pyarrow as pa
+
+    reader = pa.ipc.open_file(source)
+    if _PANDAS_TYPES not in sys.modules:
+        raw = (reader.schema.metadata or {}).get(META_KEY)
+        if raw is not None and pickle.loads(raw)["type"] in (_PANDAS_FRAME, _PANDAS_SERIES):
+            try:
+                importlib.import_module(_PANDAS_TYPES)
+            except ImportError:  # another pandas: the dtypes check on read still holds
+                return reader.read_all()
+            reader = pa.ipc.open_file(source)
+    return reader.read_all()
 
 
 def write_ipc(sink: Any, table: Any, compression: str | None = None) -> None:
@@ -156,6 +179,9 @@ def _pandas_table(pd: Any, value: Any) -> Any:
         # Arrow strings come back as pandas' ``str`` dtype: these go back to object.
         "objects": [i for i, dtype in enumerate(frame.dtypes) if dtype == "object"],
         "object_index": index.nlevels == 1 and index.dtype == "object",
+        # Checked on read: a reader lacking what the writer had (pandas' Arrow extension
+        # types, another pandas) must not hand back other dtypes.
+        "dtypes": _dtype_keys(pd, value),
     }
     # Positional field names and unnamed index levels: Arrow fields need unique
     # str names; the real labels come back from ``meta``.
@@ -172,10 +198,32 @@ def _pandas_table(pd: Any, value: Any) -> Any:
     return table
 
 
+def _dtype_key(pd: Any, dtype: Any) -> tuple[Any, ...]:
+    """What tells two dtypes apart, beyond ``==``: their class, and a time zone's class too.
+
+    ``==`` holds between ``datetime.timezone.utc`` and ``ZoneInfo("UTC")`` (Arrow brings the
+    second back), and between categoricals whose categories' dtypes differ.
+    """
+    tz = getattr(dtype, "tz", None)
+    if isinstance(dtype, pd.CategoricalDtype):  # its categories are the table's dictionary
+        return (_qualname(dtype), dtype.ordered, _dtype_key(pd, dtype.categories.dtype))
+    return (_qualname(dtype), repr(dtype), _qualname(tz), str(tz))
+
+
+def _qualname(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
 def _dtypes(pd: Any, value: Any) -> list[Any]:
+    """The dtypes of a value's data and index levels."""
     index = value.index
     own = [value.dtype] if type(value) is pd.Series else list(value.dtypes)
     return own + [index.get_level_values(i).dtype for i in range(index.nlevels)]
+
+
+def _dtype_keys(pd: Any, value: Any) -> list[Any]:
+    """:func:`_dtype_key` of each of :func:`_dtypes`, after the type of the index."""
+    return [_qualname(value.index), *(_dtype_key(pd, dtype) for dtype in _dtypes(pd, value))]
 
 
 def _same_dtypes(pd: Any, probe: Any, value: Any) -> bool:
@@ -187,6 +235,7 @@ def _same_dtypes(pd: Any, probe: Any, value: Any) -> bool:
         type(probe) is type(value)
         and len(probe) == min(len(value), _PROBE_ROWS)
         and _dtypes(pd, probe) == _dtypes(pd, value)
+        and _dtype_keys(pd, probe) == _dtype_keys(pd, value)
     )
 
 
@@ -217,6 +266,9 @@ def _pandas_from(table: Any, meta: dict[str, Any], views: bool = False) -> Any:
         frame.columns = meta["columns"]
         result = frame
     result.attrs = meta["attrs"]
+    if "dtypes" in meta and _dtype_keys(pd, result) != meta["dtypes"]:
+        msg = "stored table comes back with other dtypes than were stored"
+        raise ValueError(msg)
     if not meta.get("duplicates", True):
         result = result.set_flags(allows_duplicate_labels=False)
     return result
