@@ -121,6 +121,11 @@ def _assert_same(got: Any, want: Any) -> None:
     assert got.attrs == want.attrs
     assert got.flags == want.flags
     assert _tz_types(got) == _tz_types(want)
+    for index in (got.index, getattr(got, "columns", None)):
+        if isinstance(index, pd.MultiIndex):
+            want_index = want.index if index is got.index else want.columns
+            for a, b in zip(index.levels, want_index.levels, strict=True):
+                assert a.equals(b)
 
 
 def _tz_types(value: Any) -> list[Any]:
@@ -242,6 +247,14 @@ _PICKLED = {
     # Arrow brings ``datetime.timezone.utc`` back as ``ZoneInfo("UTC")`` (equal dtypes).
     "tz_datetime_utc": pd.DataFrame(
         {"t": pd.date_range("2020", periods=3, tz=datetime.timezone.utc)}
+    ),
+    # Arrow rebuilds a MultiIndex from its values: unused and unsorted levels would not
+    # come back.
+    "multiindex_unused_levels": pd.DataFrame(
+        {"a": range(4)}, index=pd.MultiIndex.from_product([["a", "b"], [1, 2]])
+    ).iloc[:2],
+    "multiindex_unsorted_levels": pd.DataFrame(
+        {"a": [1, 2]}, index=pd.MultiIndex(levels=[["b", "a"], [1]], codes=[[0, 1], [0, 0]])
     ),
     "string_python_storage": pd.DataFrame(
         {"s": pd.array(["a", None], dtype=pd.StringDtype("python", na_value=np.nan))}

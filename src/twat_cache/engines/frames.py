@@ -158,6 +158,19 @@ def _object_ok(values: Any) -> bool:
     return any(kinds <= allowed for allowed in _EXACT_OBJECTS)
 
 
+def _levels_rebuilt(pd: Any, index: Any, values: list[Any]) -> bool:
+    """True when Arrow's rebuild of a MultiIndex from its level values has the same levels.
+
+    Arrow keeps each level's values; pandas factorizes them again on read, which drops
+    unused level entries and sorts the levels.
+    """
+    rebuilt = pd.MultiIndex.from_arrays(values)
+    return all(
+        a.equals(b) and type(a) is type(b)
+        for a, b in zip(rebuilt.levels, index.levels, strict=True)
+    )
+
+
 def _pandas_table(pd: Any, value: Any) -> Any:
     import pyarrow as pa
 
@@ -168,6 +181,8 @@ def _pandas_table(pd: Any, value: Any) -> Any:
     for column in (*(frame.iloc[:, i] for i in range(frame.shape[1])), *levels):
         if column.dtype == "object" and not _object_ok(column.array):
             return None
+    if isinstance(index, pd.MultiIndex) and not _levels_rebuilt(pd, index, levels):
+        return None
     meta: dict[str, Any] = {
         "type": _PANDAS_SERIES if series else _PANDAS_FRAME,
         "columns": None if series else frame.columns,
