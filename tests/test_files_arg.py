@@ -164,3 +164,50 @@ def test_bad_file_key_is_refused():
     """file_key accepts "mtime" or "content" only; anything else names the field."""
     with pytest.raises(ConfigurationError, match="file_key"):
         mcache(files=("path",), file_key="size")(lambda path: path)
+
+
+@pytest.mark.parametrize("file_key", ["mtime", "content"])
+@pytest.mark.parametrize("decorator", DECORATORS, ids=lambda d: d.__name__)
+def test_a_directory_is_keyed_by_the_files_under_it(decorator, file_key, tmp_path):
+    """A folder argument recomputes when a file under it is rewritten, added or removed."""
+    folder = tmp_path / "inputs"
+    (folder / "sub").mkdir(parents=True)
+    _write(folder / "sub" / "a.txt", b"1", 1_000_000_000)
+    calls = []
+
+    @decorator(files=("path",), file_key=file_key)
+    def total(path):
+        calls.append(path)
+        return sum(int(p.read_text()) for p in sorted(Path(path).rglob("*.txt")))
+
+    assert total(folder) == 1
+    assert total(folder) == 1
+    assert len(calls) == 1
+    _write(folder / "sub" / "a.txt", b"5", 2_000_000_000)  # same size, same folder listing
+    assert total(folder) == 5
+    _write(folder / "b.txt", b"2", 2_000_000_000)
+    assert total(folder) == 7
+    (folder / "sub" / "a.txt").unlink()
+    assert total(folder) == 2
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize("decorator", DECORATORS, ids=lambda d: d.__name__)
+def test_a_bytes_path_is_keyed_by_its_file(decorator, tmp_path):
+    """``b"/path"`` names a file as ``"/path"`` does; the function may answer in bytes, so
+    the two are separate entries."""
+    data = tmp_path / "in.txt"
+    _write(data, b"ab", 1_000_000_000)
+    calls = []
+
+    @decorator(files=("path",))
+    def names(path):
+        calls.append(path)
+        return os.path.basename(path), Path(os.fsdecode(path)).read_bytes()
+
+    assert names(os.fsencode(data)) == (b"in.txt", b"ab")
+    assert names(os.fsencode(data)) == (b"in.txt", b"ab")
+    assert names(str(data)) == ("in.txt", b"ab")
+    _write(data, b"cd", 2_000_000_000)
+    assert names(os.fsencode(data)) == (b"in.txt", b"cd")
+    assert len(calls) == 3
