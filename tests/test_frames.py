@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import dateutil.tz
 import hypothesis.extra.pandas as pdst
 import numpy as np
 import pandas as pd
@@ -98,6 +99,22 @@ def _frames() -> dict[str, Any]:
     cases["series_str_no_name"] = pd.Series(["a", "b", None], dtype="str")
     cases["series_int_name"] = pd.Series([1.0, np.nan], name=3)
     cases["series_tuple_name_categorical"] = pd.Series(pd.Categorical(["a", "b"]), name=("t", 1))
+    # Arrow brings ``datetime.timezone.utc`` (pandas' "UTC") back as ``ZoneInfo("UTC")``:
+    # equal dtypes, another zone object.
+    cases["tz_utc_zones"] = pd.DataFrame(
+        {
+            "utc": pd.date_range("2020", periods=N, freq="h", tz=datetime.timezone.utc),
+        },
+        index=pd.date_range("2021", periods=N, freq="D", tz="UTC", name="day"),
+    )
+    cases["tz_dateutil"] = pd.DataFrame(
+        {
+            "paris": pd.date_range(
+                "2020", periods=3, freq="h", tz=dateutil.tz.gettz("Europe/Paris")
+            ),
+        }
+    )
+    cases["series_tz_utc"] = pd.Series(pd.date_range("2020", periods=3, tz="UTC"), name="t")
     cases["no_duplicate_labels_flag"] = _base().set_flags(allows_duplicate_labels=False)
     cases["series_no_duplicate_labels_flag"] = series.set_flags(allows_duplicate_labels=False)
     return cases
@@ -243,10 +260,6 @@ _PICKLED = {
     "rows_without_columns": pd.DataFrame(index=pd.RangeIndex(3)),
     "object_index_of_tuples": pd.DataFrame(
         {"a": [1, 2]}, index=pd.Index([(1, 2), (3, 4)], tupleize_cols=False)
-    ),
-    # Arrow brings ``datetime.timezone.utc`` back as ``ZoneInfo("UTC")`` (equal dtypes).
-    "tz_datetime_utc": pd.DataFrame(
-        {"t": pd.date_range("2020", periods=3, tz=datetime.timezone.utc)}
     ),
     # Arrow rebuilds a MultiIndex from its values: unused and unsorted levels would not
     # come back.

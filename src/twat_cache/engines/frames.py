@@ -75,11 +75,7 @@ def from_table(table: Any, views: bool = False) -> Any:
     Raises:
         ValueError: the table carries no twat-cache metadata.
     """
-    raw = (table.schema.metadata or {}).get(META_KEY)
-    if raw is None:
-        msg = "stored table has no twat-cache metadata"
-        raise ValueError(msg)
-    meta = pickle.loads(raw)
+    meta = _meta_of(table)
     kind = meta["type"]
     if kind == _ARROW_TABLE:
         return table.replace_schema_metadata(meta["metadata"])
@@ -88,6 +84,15 @@ def from_table(table: Any, views: bool = False) -> Any:
 
         return pl.from_arrow(table.replace_schema_metadata(None))
     return _pandas_from(table, meta, views)
+
+
+def _meta_of(table: Any) -> dict[str, Any]:
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        msg = "stored table has no twat-cache metadata"
+        raise ValueError(msg)
+    meta: dict[str, Any] = pickle.loads(raw)
+    return meta
 
 
 def read_ipc(source: Any) -> Any:
@@ -194,6 +199,11 @@ def _pandas_table(pd: Any, value: Any) -> Any:
         # Arrow strings come back as pandas' ``str`` dtype: these go back to object.
         "objects": [i for i, dtype in enumerate(frame.dtypes) if dtype == "object"],
         "object_index": index.nlevels == 1 and index.dtype == "object",
+        # Arrow keeps a zone's name: ``datetime.timezone.utc`` (pandas' "UTC") comes back
+        # as ``ZoneInfo("UTC")``, a dateutil zone as a zoneinfo one. The same instants: the
+        # zone objects are set back on read (no copy).
+        "zones": {i: dtype.tz for i, dtype in enumerate(frame.dtypes) if _zone(dtype)},
+        "index_zone": index.dtype.tz if index.nlevels == 1 and _zone(index.dtype) else None,
         # Checked on read: a reader lacking what the writer had (pandas' Arrow extension
         # types, another pandas) must not hand back other dtypes.
         "dtypes": _dtype_keys(pd, value),
@@ -205,7 +215,8 @@ def _pandas_table(pd: Any, value: Any) -> Any:
     try:
         table = pa.Table.from_pandas(plain, preserve_index=None)
         table = _with_meta(table, meta)
-        probe = _pandas_from(_through_ipc(table.slice(0, _PROBE_ROWS)), meta)
+        # read back as a reader will: the metadata too goes through pickle
+        probe = _pandas_from(_through_ipc(table.slice(0, _PROBE_ROWS)), _meta_of(table))
     except Exception:  # a type Arrow cannot hold, unpicklable attrs...: the pickler decides
         return None
     if not _same_dtypes(pd, probe, value):
@@ -223,6 +234,11 @@ def _dtype_key(pd: Any, dtype: Any) -> tuple[Any, ...]:
     if isinstance(dtype, pd.CategoricalDtype):  # its categories are the table's dictionary
         return (_qualname(dtype), dtype.ordered, _dtype_key(pd, dtype.categories.dtype))
     return (_qualname(dtype), repr(dtype), _qualname(tz), str(tz))
+
+
+def _zone(dtype: Any) -> bool:
+    """True for a tz-aware datetime dtype (pandas' own, not Arrow's ``timestamp[..., tz]``)."""
+    return getattr(dtype, "tz", None) is not None and getattr(dtype, "kind", "") == "M"
 
 
 def _qualname(obj: Any) -> str:
@@ -266,9 +282,16 @@ def _pandas_from(table: Any, meta: dict[str, Any], views: bool = False) -> Any:
     pd = sys.modules["pandas"]  # imported by ``to_pandas``
     for i in meta["objects"]:
         frame.isetitem(i, pd.Series(_as_objects(table.column(str(i))), frame.index, object))
+    for i, zone in meta.get("zones", {}).items():
+        column = frame.iloc[:, i]
+        if _zone(column.dtype) and column.dtype.tz is not zone:
+            frame.isetitem(i, column.dt.tz_convert(zone))
     index = frame.index
     if meta["object_index"]:
         index = pd.Index(_as_objects(table.column("__index_level_0__")), dtype=object)
+    zone = meta.get("index_zone")
+    if zone is not None and _zone(index.dtype) and index.dtype.tz is not zone:
+        index = index.tz_convert(zone)
     index = index.set_names(meta["index_names"])
     freq = meta["freq"]
     if freq is not None:
