@@ -26,7 +26,7 @@ print(code_version(main.{func}))
 """
 
 
-def version(tmp_path: Path, files: dict[str, str], func: str = "f") -> str:
+def version(tmp_path: Path, files: dict[str, str], func: str = "f", hash_seed: int = 0) -> str:
     """Write ``files`` (name -> source) under tmp_path, import main, return code_version."""
     paths = []
     for name, source in files.items():
@@ -35,7 +35,8 @@ def version(tmp_path: Path, files: dict[str, str], func: str = "f") -> str:
         path.write_text(textwrap.dedent(source))
     paths = [str(tmp_path), str(tmp_path / "site-packages")]
     script = _SCRIPT.format(paths=paths, func=func)
-    return run_python(script, env={"PYTHONDONTWRITEBYTECODE": "1"}).strip()
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": str(hash_seed)}
+    return run_python(script, env=env).strip()
 
 
 MAIN = """
@@ -316,3 +317,17 @@ def test_fcache_recomputes_when_an_imported_dict_is_edited(tmp_path: Path) -> No
     assert run_python(script, env=env).split() == ["20", "[]"]
     (tmp_path / "helpers.py").write_text("RATES = {'eur': 3}\n")
     assert run_python(script, env=env).split() == ["30", "[10]"]
+
+
+def test_a_set_of_functions_and_classes_gives_one_version_in_every_process(tmp_path: Path) -> None:
+    """A set's order changes from process to process (functions hash by address, strings
+    by the hash seed): the version must not."""
+    defs = "".join(f"def h{i}(x):\n    return x + {i}\n\n" for i in range(20))
+    defs += "".join(f"class K{i}:\n    N = {i}\n\n" for i in range(10))
+    names = [repr(f"s{i}") for i in range(40)] + [f"h{i}" for i in range(20)]  # str: hash seed
+    names += [f"K{i}" for i in range(10)]  # classes live outside Python's small-object arenas
+    main = defs + "HANDLERS = {" + ", ".join(names) + "}\n\n"
+    main += "def f(x):\n    return sorted(h(x) for h in HANDLERS if type(h) is type(f))\n"
+    versions = {version(tmp_path, {"main.py": main}, hash_seed=seed) for seed in range(4)}
+    assert len(versions) == 1
+    assert version(tmp_path, {"main.py": main.replace("x + 7", "x + 70")}) not in versions

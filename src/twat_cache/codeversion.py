@@ -301,7 +301,6 @@ class _Walk:
         function, a dispatch dict's functions, an instance's class (its methods run)."""
         stack = [value]
         budget = _CONTENTS_BUDGET
-        found = 0
         while stack and budget:
             item = stack.pop()
             budget -= 1
@@ -314,13 +313,11 @@ class _Walk:
             elif isinstance(item, types.MethodType):
                 stack.extend([item.__func__, item.__self__])
             elif isinstance(item, (types.FunctionType, type)):
-                self._use(f"{label}<holds>.{found}", item, set(), None)
-                found += 1
+                self._use(f"{label}<holds>.{_where(item)}", item, set(), None)
             elif not isinstance(item, (*_CONSTANTS, types.ModuleType)):
                 cls = type(item)
                 if _is_user_file(_module_file(cls)):
-                    self._use(f"{label}<holds>.{found}", cls, set(), None)
-                    found += 1
+                    self._use(f"{label}<holds>.{_where(cls)}", cls, set(), None)
 
     def _module(self, module: types.ModuleType, names: set[str]) -> None:
         """``helpers.clean``: the attributes of a user module the code names."""
@@ -396,6 +393,11 @@ class _Walk:
 
 #: At most this many items of a module-level container are looked into for functions.
 _CONTENTS_BUDGET = 1000
+
+
+def _where(obj: Any) -> str:
+    """``module.qualname``: a label that does not depend on a set's iteration order."""
+    return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
 
 
 def _imported_module(node: ast.ImportFrom, namespace: dict[str, Any]) -> types.ModuleType | None:
