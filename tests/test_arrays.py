@@ -128,6 +128,39 @@ def test_each_kind_of_array_from_the_issue_round_trips(tmp_path: Path, kind: str
         assert get_stats(make.cache_parameters()["name"])["formats"] == {"npy": 1}
 
 
+_DTYPES_NPY_LOSES = {  # the .npy header keeps the layout of these dtypes, not all of them
+    "metadata": np.dtype("i1", metadata={"enum": {"RED": 0, "GREEN": 1}}),  # h5py's enums
+    "record_type": np.dtype((np.record, [("a", "<i4"), ("b", "f8")])),
+    "aligned_struct": np.dtype([("a", "i1"), ("b", "<i8")], align=True),
+    "out_of_order_fields": np.dtype(
+        {"names": ["a", "b"], "formats": ["<i4", "<i4"], "offsets": [8, 0], "itemsize": 16}
+    ),
+}
+
+
+@pytest.mark.parametrize("decorator", ["fcache", "bcache"])
+@pytest.mark.parametrize("kind", list(_DTYPES_NPY_LOSES))
+def test_dtypes_the_npy_header_cannot_hold_come_back_exactly(
+    tmp_path: Path, kind: str, decorator: str
+) -> None:
+    """A dtype the .npy header would change (its metadata, np.record type, align flag) or
+    cannot write (fields out of offset order) is stored another way, and hits exactly."""
+    dtype = _DTYPES_NPY_LOSES[kind]
+    want = np.zeros(FILE_MIN_BYTES // dtype.itemsize + 1, dtype=dtype)  # a bcache file too
+    want.view("u1")[::7] = 5
+    calls = Calls()
+    make = _cached_by_index({"fcache": fcache, "bcache": bcache}[decorator](cache_dir=tmp_path),
+                            [want], calls)  # fmt: skip
+    make(0)
+    got = make(0)
+    assert calls == [0]
+    assert _same(got, want)
+    assert got.dtype.metadata == want.dtype.metadata
+    assert got.dtype.type is want.dtype.type
+    assert got.dtype.isalignedstruct == want.dtype.isalignedstruct
+    assert got.dtype.fields == want.dtype.fields
+
+
 @pytest.mark.parametrize("kind", [k for k in _NAMED if k != "object"])
 def test_mmap_mode_maps_read_only(tmp_path: Path, kind: str) -> None:
     """With mmap_mode="r" a hit is a read-only np.memmap of the cache file, equal to the value."""

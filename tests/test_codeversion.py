@@ -12,6 +12,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_python
 from twat_cache.codeversion import code_version, source_digest
 
@@ -24,7 +26,7 @@ print(code_version(main.{func}))
 """
 
 
-def version(tmp_path: Path, files: dict[str, str], func: str = "f") -> str:
+def version(tmp_path: Path, files: dict[str, str], func: str = "f", hash_seed: int = 0) -> str:
     """Write ``files`` (name -> source) under tmp_path, import main, return code_version."""
     paths = []
     for name, source in files.items():
@@ -33,7 +35,8 @@ def version(tmp_path: Path, files: dict[str, str], func: str = "f") -> str:
         path.write_text(textwrap.dedent(source))
     paths = [str(tmp_path), str(tmp_path / "site-packages")]
     script = _SCRIPT.format(paths=paths, func=func)
-    return run_python(script, env={"PYTHONDONTWRITEBYTECODE": "1"}).strip()
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": str(hash_seed)}
+    return run_python(script, env=env).strip()
 
 
 MAIN = """
@@ -198,3 +201,133 @@ def test_code_version_is_memoized_and_source_digest_unchanged():
     assert code_version(f) == code_version(f)
     assert source_digest(f) == source_digest(g)
     assert len(source_digest(f)) == 16
+
+
+_INDIRECT = {  # main.py, helpers.py, (old, new) in helpers.py: the edit must change the version
+    "dict_imported_from_another_module": (
+        "from helpers import CFG\n\ndef f(x):\n    return x * CFG['k']\n",
+        "CFG = {'k': 2}\n",
+        ("2", "3"),
+    ),
+    "array_imported_by_star": (
+        "from helpers import *\n\ndef f(x):\n    return x * W.sum()\n",
+        "import numpy as np\nW = np.array([1, 2])\n",
+        ("2]", "3]"),
+    ),
+    "dict_filled_by_a_later_statement": (
+        "from helpers import CFG\n\ndef f(x):\n    return x * CFG['k']\n",
+        "CFG = {}\nCFG['k'] = 2\n",
+        ("= 2", "= 3"),
+    ),
+    "list_filled_by_append": (
+        "import helpers\n\ndef f(x):\n    return x * sum(helpers.L)\n",
+        "L = []\nL.append(2)\n",
+        ("(2)", "(3)"),
+    ),
+    "value_built_by_a_helper": (
+        "from helpers import CFG\n\ndef f(x):\n    return x * CFG['k']\n",
+        "def _make():\n    return {'k': 2}\n\nCFG = _make()\n",
+        ("2}", "3}"),
+    ),
+    "tuple_unpacking": (
+        "from helpers import A\n\ndef f(x):\n    return x * A[0]\n",
+        "A, B = [2], 3\n",
+        ("[2]", "[5]"),
+    ),
+    "assigned_in_a_block": (
+        "from helpers import CFG\n\ndef f(x):\n    return x * CFG['k']\n",
+        "import sys\nif sys:\n    CFG = {'k': 2}\n",
+        ("2}", "3}"),
+    ),
+    "functools_partial": (
+        "import functools\nfrom helpers import clean\nadd = functools.partial(clean, k=1)\n\n"
+        "def f(x):\n    return add(x)\n",
+        "def clean(x, k):\n    return x + k\n",
+        ("x + k", "x + 10 * k"),
+    ),
+    "dispatch_dict_of_functions": (
+        "from helpers import clean\nOPS = {'clean': clean}\n\n"
+        "def f(x):\n    return OPS['clean'](x)\n",
+        "def clean(x):\n    return x + 1\n",
+        ("+ 1", "+ 2"),
+    ),
+    "instance_of_a_user_class": (
+        "from helpers import Model\nMODEL = Model()\n\ndef f(x):\n    return MODEL.predict(x)\n",
+        "class Model:\n    def predict(self, x):\n        return x + 1\n",
+        ("+ 1", "+ 2"),
+    ),
+    "callable_instance": (
+        "from helpers import Norm\nnorm = Norm()\n\ndef f(x):\n    return norm(x)\n",
+        "class Norm:\n    def __call__(self, x):\n        return x + 1\n",
+        ("+ 1", "+ 2"),
+    ),
+    "method_calls_a_sibling_method": (
+        "from helpers import weight\n\nclass A:\n    SCALE = 1\n\n    def factor(self):\n"
+        "        return weight() * self.SCALE\n\n"
+        "    def f(self, x):\n        return x * self.factor()\n",
+        "def weight():\n    return 2\n",
+        ("return 2", "return 5"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_INDIRECT))
+def test_values_and_methods_reached_indirectly_count(tmp_path: Path, case: str) -> None:
+    """What the function computes through an imported or mutated module value, a partial,
+    a dispatch dict, an instance's class or a sibling method changes the version."""
+    main, helpers, (old, new) = _INDIRECT[case]
+    func = "A.f" if "class A" in main else "f"
+    base = version(tmp_path, {"main.py": main, "helpers.py": helpers}, func)
+    assert old in helpers
+    assert version(tmp_path, {"helpers.py": helpers.replace(old, new)}, func) != base
+    # the same edit in a comment changes nothing
+    assert version(tmp_path, {"helpers.py": helpers + f"# {new}\n"}, func) == base
+
+
+def test_editing_a_sibling_method_changes_a_cached_methods_version(tmp_path: Path) -> None:
+    """In the class body itself: the method a cached method calls through ``self``."""
+    main = """
+        class A:
+            def factor(self):
+                return 2
+
+            def f(self, x):
+                return x * self.factor()
+
+            def unrelated(self):
+                return 0
+    """
+    base = version(tmp_path, {"main.py": main}, "A.f")
+    assert version(tmp_path, {"main.py": main.replace("return 2", "return 5")}, "A.f") != base
+    assert version(tmp_path, {"main.py": main.replace("return 0", "return 1")}, "A.f") == base
+
+
+def test_fcache_recomputes_when_an_imported_dict_is_edited(tmp_path: Path) -> None:
+    """End to end, in fresh processes: the edited constant's value is returned, not the old."""
+    (tmp_path / "helpers.py").write_text("RATES = {'eur': 2}\n")
+    (tmp_path / "main.py").write_text(
+        "from twat_cache import fcache\nfrom helpers import RATES\ncalls = []\n\n"
+        "@fcache(cache_dir=" + repr(str(tmp_path / "cache")) + ")\n"
+        "def price(x):\n    calls.append(x)\n    return x * RATES['eur']\n"
+    )
+    script = f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport main\n"
+    script += "print(main.price(10), main.calls)"
+    env = {"PYTHONDONTWRITEBYTECODE": "1"}
+    assert run_python(script, env=env).split() == ["20", "[10]"]
+    assert run_python(script, env=env).split() == ["20", "[]"]
+    (tmp_path / "helpers.py").write_text("RATES = {'eur': 3}\n")
+    assert run_python(script, env=env).split() == ["30", "[10]"]
+
+
+def test_a_set_of_functions_and_classes_gives_one_version_in_every_process(tmp_path: Path) -> None:
+    """A set's order changes from process to process (functions hash by address, strings
+    by the hash seed): the version must not."""
+    defs = "".join(f"def h{i}(x):\n    return x + {i}\n\n" for i in range(20))
+    defs += "".join(f"class K{i}:\n    N = {i}\n\n" for i in range(10))
+    names = [repr(f"s{i}") for i in range(40)] + [f"h{i}" for i in range(20)]  # str: hash seed
+    names += [f"K{i}" for i in range(10)]  # classes live outside Python's small-object arenas
+    main = defs + "HANDLERS = {" + ", ".join(names) + "}\n\n"
+    main += "def f(x):\n    return sorted(h(x) for h in HANDLERS if type(h) is type(f))\n"
+    versions = {version(tmp_path, {"main.py": main}, hash_seed=seed) for seed in range(4)}
+    assert len(versions) == 1
+    assert version(tmp_path, {"main.py": main.replace("x + 7", "x + 70")}) not in versions

@@ -170,7 +170,8 @@ def test_bad_file_key_is_refused():
 def test_content_key_refuses_what_is_not_a_regular_file(decorator, tmp_path, calls):
     """file_key='content' on a FIFO blocked for ever (or, with a writer, read away what the
     function was about to read), on /dev/zero never ended: a CacheKeyError naming the path
-    and its kind, at once; the function never runs with such a key."""
+    and its kind, at once; the function never runs with such a key. A folder holding a
+    FIFO is keyed by its regular files, the FIFO by its kind only."""
     import threading
 
     from twat_cache import CacheKeyError
@@ -179,6 +180,7 @@ def test_content_key_refuses_what_is_not_a_regular_file(decorator, tmp_path, cal
     os.mkfifo(fifo)
     folder = tmp_path / "folder"
     folder.mkdir()
+    os.mkfifo(folder / "pipe")
 
     @decorator(files=("path",), file_key="content")
     def size(path):
@@ -188,20 +190,68 @@ def test_content_key_refuses_what_is_not_a_regular_file(decorator, tmp_path, cal
     outcomes = []
 
     def call_each():
-        kinds = ((fifo, "a FIFO"), ("/dev/zero", "a character device"), (folder, "a folder"))
+        kinds = ((fifo, "a FIFO"), ("/dev/zero", "a character device"))
         for path, kind in kinds:
             try:
                 size(path)
             except CacheKeyError as exc:
                 outcomes.append(str(path) in str(exc) and kind in str(exc))
+        outcomes.append(size(folder) == size(folder) == 0)
 
     worker = threading.Thread(target=call_each, daemon=True)
     worker.start()
     worker.join(30)
     assert not worker.is_alive(), "reading the key hung"
     assert outcomes == [True, True, True]
-    assert calls == []
+    assert calls == [folder]
     regular = tmp_path / "data.txt"
     regular.write_text("abc")
     assert size(regular) == size(regular) == 0
-    assert calls == [regular]
+    assert calls == [folder, regular]
+
+
+@pytest.mark.parametrize("file_key", ["mtime", "content"])
+@pytest.mark.parametrize("decorator", DECORATORS, ids=lambda d: d.__name__)
+def test_a_directory_is_keyed_by_the_files_under_it(decorator, file_key, tmp_path):
+    """A folder argument recomputes when a file under it is rewritten, added or removed."""
+    folder = tmp_path / "inputs"
+    (folder / "sub").mkdir(parents=True)
+    _write(folder / "sub" / "a.txt", b"1", 1_000_000_000)
+    calls = []
+
+    @decorator(files=("path",), file_key=file_key)
+    def total(path):
+        calls.append(path)
+        return sum(int(p.read_text()) for p in sorted(Path(path).rglob("*.txt")))
+
+    assert total(folder) == 1
+    assert total(folder) == 1
+    assert len(calls) == 1
+    _write(folder / "sub" / "a.txt", b"5", 2_000_000_000)  # same size, same folder listing
+    assert total(folder) == 5
+    _write(folder / "b.txt", b"2", 2_000_000_000)
+    assert total(folder) == 7
+    (folder / "sub" / "a.txt").unlink()
+    assert total(folder) == 2
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize("decorator", DECORATORS, ids=lambda d: d.__name__)
+def test_a_bytes_path_is_keyed_by_its_file(decorator, tmp_path):
+    """``b"/path"`` names a file as ``"/path"`` does; the function may answer in bytes, so
+    the two are separate entries."""
+    data = tmp_path / "in.txt"
+    _write(data, b"ab", 1_000_000_000)
+    calls = []
+
+    @decorator(files=("path",))
+    def names(path):
+        calls.append(path)
+        return os.path.basename(path), Path(os.fsdecode(path)).read_bytes()
+
+    assert names(os.fsencode(data)) == (b"in.txt", b"ab")
+    assert names(os.fsencode(data)) == (b"in.txt", b"ab")
+    assert names(str(data)) == ("in.txt", b"ab")
+    _write(data, b"cd", 2_000_000_000)
+    assert names(os.fsencode(data)) == (b"in.txt", b"cd")
+    assert len(calls) == 3

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import uuid
 from pathlib import Path
 from typing import Any
 
+import dateutil.tz
 import hypothesis.extra.pandas as pdst
 import numpy as np
 import pandas as pd
@@ -97,6 +99,24 @@ def _frames() -> dict[str, Any]:
     cases["series_str_no_name"] = pd.Series(["a", "b", None], dtype="str")
     cases["series_int_name"] = pd.Series([1.0, np.nan], name=3)
     cases["series_tuple_name_categorical"] = pd.Series(pd.Categorical(["a", "b"]), name=("t", 1))
+    # Arrow brings ``datetime.timezone.utc`` (pandas' "UTC") back as ``ZoneInfo("UTC")``:
+    # equal dtypes, another zone object.
+    cases["tz_utc_zones"] = pd.DataFrame(
+        {
+            "utc": pd.date_range("2020", periods=N, freq="h", tz=datetime.timezone.utc),
+        },
+        index=pd.date_range("2021", periods=N, freq="D", tz="UTC", name="day"),
+    )
+    cases["tz_dateutil"] = pd.DataFrame(
+        {
+            "paris": pd.date_range(
+                "2020", periods=3, freq="h", tz=dateutil.tz.gettz("Europe/Paris")
+            ),
+        }
+    )
+    cases["series_tz_utc"] = pd.Series(pd.date_range("2020", periods=3, tz="UTC"), name="t")
+    cases["no_duplicate_labels_flag"] = _base().set_flags(allows_duplicate_labels=False)
+    cases["series_no_duplicate_labels_flag"] = series.set_flags(allows_duplicate_labels=False)
     return cases
 
 
@@ -112,8 +132,25 @@ def _assert_same(got: Any, want: Any) -> None:
             got, want, check_exact=True, check_freq=True, check_flags=True
         )
     else:
-        pd.testing.assert_series_equal(got, want, check_exact=True, check_freq=True)
+        pd.testing.assert_series_equal(
+            got, want, check_exact=True, check_freq=True, check_flags=True
+        )
     assert got.attrs == want.attrs
+    assert got.flags == want.flags
+    assert _tz_types(got) == _tz_types(want)
+    for index in (got.index, getattr(got, "columns", None)):
+        if isinstance(index, pd.MultiIndex):
+            want_index = want.index if index is got.index else want.columns
+            for a, b in zip(index.levels, want_index.levels, strict=True):
+                assert a.equals(b)
+
+
+def _tz_types(value: Any) -> list[Any]:
+    """The class of each column's and index level's time zone (``==`` on dtypes ignores it)."""
+    dtypes = [value.dtype] if isinstance(value, pd.Series) else list(value.dtypes)
+    index = value.index
+    dtypes += [index.get_level_values(i).dtype for i in range(index.nlevels)]
+    return [type(getattr(dtype, "tz", None)) for dtype in dtypes]
 
 
 class _Captured:
@@ -223,6 +260,17 @@ _PICKLED = {
     "rows_without_columns": pd.DataFrame(index=pd.RangeIndex(3)),
     "object_index_of_tuples": pd.DataFrame(
         {"a": [1, 2]}, index=pd.Index([(1, 2), (3, 4)], tupleize_cols=False)
+    ),
+    # Arrow rebuilds a MultiIndex from its values: unused and unsorted levels would not
+    # come back.
+    "multiindex_unused_levels": pd.DataFrame(
+        {"a": range(4)}, index=pd.MultiIndex.from_product([["a", "b"], [1, 2]])
+    ).iloc[:2],
+    "multiindex_unsorted_levels": pd.DataFrame(
+        {"a": [1, 2]}, index=pd.MultiIndex(levels=[["b", "a"], [1]], codes=[[0, 1], [0, 0]])
+    ),
+    "string_python_storage": pd.DataFrame(
+        {"s": pd.array(["a", None], dtype=pd.StringDtype("python", na_value=np.nan))}
     ),
 }
 
@@ -340,6 +388,38 @@ def test_damaged_arrow_file_is_recomputed(
     assert calls == [0, 0]
     _assert_same(make(0), want)  # stored afresh
     assert calls == [0, 0]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "pd.DataFrame({'a': range(3)}, index=pd.interval_range(0, 3, closed='left'))",
+        "pd.DataFrame({'a': range(3)}, index=pd.period_range('2020-01', periods=3, freq='M'))",
+        "pd.DataFrame({'iv': pd.interval_range(0.0, 3.0, closed='both')})",
+    ],
+)
+def test_period_and_interval_frames_hit_exactly_in_a_fresh_process(
+    tmp_path: Path, frame: str
+) -> None:
+    """pandas registers its period/interval Arrow types lazily: a fresh process must still
+    read them back as they were (not as structs of their storage), and hit."""
+    code = f"""
+import sys
+import pandas as pd
+from twat_cache import fcache
+calls = []
+@fcache(cache_dir={str(tmp_path)!r}, name="pi")
+def make(n):
+    calls.append(n)
+    return {frame}
+got = make(1)
+pd.testing.assert_frame_equal(got, {frame}, check_exact=True, check_index_type=True)
+print(calls, type(got.index).__name__, [str(d) for d in got.dtypes])
+"""
+    first = run_python(code)
+    second = run_python(code)
+    assert first.startswith("[1] ")
+    assert second == first.replace("[1] ", "[] ", 1)
 
 
 def test_frames_without_pyarrow_go_through_joblib(tmp_path: Path) -> None:

@@ -12,7 +12,10 @@ Formatting, comments and docstrings never change a version.
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import hashlib
+import importlib.util
 import inspect
 import os
 import sys
@@ -170,6 +173,7 @@ class _Walk:
         self.modules: set[tuple[int, frozenset[str]]] = set()
         self.todo: list[tuple[str, Any]] = []
         self.trees: dict[str, ast.Module | None] = {}
+        self.assigned: set[tuple[str, str]] = set()
 
     def run(self, root: Any) -> str:
         self.todo.append(("", root))
@@ -207,6 +211,56 @@ class _Walk:
         for i, value in enumerate(defaults):
             if callable(value):
                 self._use(f"{label}<default>.{i}", value, names, None)
+        self._siblings(label, func, names)
+
+    def _siblings(self, label: str, func: types.FunctionType, names: set[str]) -> None:
+        """A method's source neighbours: the methods and class attributes of its class it
+        names (``self.factor()``), transitively, and the user's code those use.
+
+        Read from the class's source, not the class: a decorated method is versioned
+        while its class body still runs, when the class does not exist yet (or an
+        older one, from a re-run notebook cell, has its name).
+        """
+        path = func.__qualname__.split(".")
+        if len(path) < 2 or "<locals>" in path:
+            return
+        node: Any = self._tree(func.__code__.co_filename)
+        for part in path[:-1]:
+            body = node.body if node is not None else []
+            node = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == part), None)
+        if node is None:
+            return
+        members: dict[str, list[ast.stmt]] = {}
+        for stmt in node.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                members.setdefault(stmt.name, []).append(stmt)
+            elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                for target in targets:
+                    for leaf in ast.walk(target):
+                        if isinstance(leaf, ast.Name):
+                            members.setdefault(leaf.id, []).append(stmt)
+        where = f"{label}<class {'.'.join(path[:-1])}>"
+        namespace = func.__globals__
+        module = namespace.get("__name__", "")
+        todo = sorted(names & members.keys() - {path[-1]})
+        done: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name in done:
+                continue
+            done.add(name)
+            dumps = []
+            used: set[str] = set()
+            for stmt in members[name]:
+                stripped = _StripDocstrings().visit(copy.deepcopy(stmt))
+                dumps.append(ast.dump(stripped, include_attributes=False))
+                used |= {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+                used |= {n.attr for n in ast.walk(stmt) if isinstance(n, ast.Attribute)}
+            self.parts[f"{where}.{name}"] = hashlib.blake2b("\0".join(dumps).encode()).hexdigest()
+            todo.extend(sorted(used & members.keys() - done - {path[-1]}))
+            for other in sorted(used & namespace.keys()):
+                self._use(f"{module}.{other}", namespace[other], used, namespace)
 
     def _class(self, label: str, cls: type) -> None:
         try:
@@ -240,6 +294,30 @@ class _Walk:
                 self._assignment(label, namespace)
         else:
             self._assignment(label, namespace)
+            self._contents(label, value)
+
+    def _contents(self, label: str, value: Any) -> None:
+        """The user's functions and classes a value holds: a ``functools.partial``'s
+        function, a dispatch dict's functions, an instance's class (its methods run)."""
+        stack = [value]
+        budget = _CONTENTS_BUDGET
+        while stack and budget:
+            item = stack.pop()
+            budget -= 1
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, (list, tuple, set, frozenset)):
+                stack.extend(item)
+            elif isinstance(item, functools.partial):
+                stack.extend([item.func, *item.args, *item.keywords.values()])
+            elif isinstance(item, types.MethodType):
+                stack.extend([item.__func__, item.__self__])
+            elif isinstance(item, (types.FunctionType, type)):
+                self._use(f"{label}<holds>.{_where(item)}", item, set(), None)
+            elif not isinstance(item, (*_CONSTANTS, types.ModuleType)):
+                cls = type(item)
+                if _is_user_file(_module_file(cls)):
+                    self._use(f"{label}<holds>.{_where(cls)}", cls, set(), None)
 
     def _module(self, module: types.ModuleType, names: set[str]) -> None:
         """``helpers.clean``: the attributes of a user module the code names."""
@@ -255,13 +333,53 @@ class _Walk:
         """A mutable module-level value counts by the source that assigns it.
 
         Its value may change while the program runs (a registry, a memo
-        dict); the source only changes when the user edits it.
+        dict); the source only changes when the user edits it. That source is
+        every module-level statement naming it (``CFG = {}``, ``CFG["k"] = 2``,
+        ``A, B = ...``, an ``if`` block), the user's functions those statements
+        call, and, for a value imported by ``from module import``, the same in the
+        module it comes from.
         """
-        if namespace is None:
-            return
+        if namespace is not None:
+            self._statements(label, label.rpartition(".")[2], namespace)
+
+    def _statements(self, label: str, name: str, namespace: dict[str, Any]) -> None:
         filename = namespace.get("__file__")
-        if not filename or not _is_user_file(filename):
+        if not filename or not _is_user_file(filename) or (filename, name) in self.assigned:
             return
+        self.assigned.add((filename, name))  # cycle-safe: A = {}; B = {"a": A}; A["b"] = B
+        tree = self._tree(filename)
+        if tree is None:
+            return
+        found: list[str] = []
+        used: set[str] = set()
+        sources: list[tuple[ast.ImportFrom, str]] = []
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import)):
+                continue
+            if isinstance(node, ast.ImportFrom):
+                sources.extend(
+                    (node, alias.name)
+                    for alias in node.names
+                    if alias.name == "*" or (alias.asname or alias.name) == name
+                )
+                continue
+            ids = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            if name in ids:
+                found.append(ast.dump(node, include_attributes=False))
+                used |= ids
+                used |= {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+        if found:
+            self.parts[label] = hashlib.blake2b("\0".join(found).encode()).hexdigest()
+            module = namespace.get("__name__", "")
+            for other in sorted((used - {name}) & namespace.keys()):
+                self._use(f"{module}.{other}", namespace[other], used, namespace)
+        for node, original in sources:
+            source = _imported_module(node, namespace)
+            target = name if original == "*" else original
+            if source is not None and target in vars(source):
+                self._statements(f"{label}<from {source.__name__}>", target, vars(source))
+
+    def _tree(self, filename: str) -> ast.Module | None:
         tree = self.trees.get(filename, ...)
         if tree is ...:
             try:
@@ -270,21 +388,27 @@ class _Walk:
             except (OSError, SyntaxError, ValueError):
                 tree = None
             self.trees[filename] = tree
-        if tree is None:
-            return
-        name = label.rpartition(".")[2]
-        found = [
-            ast.dump(node.value, include_attributes=False)
-            for node in tree.body
-            if isinstance(node, (ast.Assign, ast.AnnAssign))
-            and node.value is not None
-            and any(
-                isinstance(t, ast.Name) and t.id == name
-                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-            )
-        ]
-        if found:
-            self.parts[label] = hashlib.blake2b("\0".join(found).encode()).hexdigest()
+        return tree
+
+
+#: At most this many items of a module-level container are looked into for functions.
+_CONTENTS_BUDGET = 1000
+
+
+def _where(obj: Any) -> str:
+    """``module.qualname``: a label that does not depend on a set's iteration order."""
+    return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+
+
+def _imported_module(node: ast.ImportFrom, namespace: dict[str, Any]) -> types.ModuleType | None:
+    """The module ``from ... import`` (``node``) reads from, if it is loaded."""
+    try:
+        name = importlib.util.resolve_name(
+            "." * node.level + (node.module or ""), namespace.get("__package__")
+        )
+    except (ImportError, ValueError):
+        return None
+    return sys.modules.get(name)
 
 
 def _qualname_bytes(cls: type) -> bytes:

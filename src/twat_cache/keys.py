@@ -236,21 +236,28 @@ class KeyPlan:
     def file_state(self, path: Any) -> Any:
         """A ``files=`` argument's key part: the path with its size and modification time
         (``file_key="mtime"``) or a digest of its bytes (``"content"``); ``"missing"``
-        for a file that is not there. A value that is not a path is keyed as it is."""
-        if not isinstance(path, (str, os.PathLike)):
+        for a file that is not there. A directory is keyed by every file under it the
+        same way; a ``bytes`` path as a path too (apart from the same ``str`` path: the
+        function may answer in bytes). A value that is not a path is keyed as it is."""
+        if not isinstance(path, (str, bytes, os.PathLike)):
             return path
-        name = os.path.abspath(os.fspath(path))
+        name = os.path.abspath(os.fsdecode(path))
+        content = self.config.file_key == "content"
         state: tuple[Any, ...]
         try:
-            if self.config.file_key == "content":
+            st = os.stat(name)
+            if stat.S_ISDIR(st.st_mode):
+                state = (name, "directory", _tree_digest(name, content))
+            elif content:
                 state = (name, _content_digest(name))
             else:
-                st = os.stat(name)
                 state = (name, st.st_size, st.st_mtime_ns)
         except FileNotFoundError:
             state = (name, "missing")
         except OSError as exc:  # unreadable: keyed so that it never matches a readable state
             state = (name, f"unreadable: {type(exc).__name__}")
+        if isinstance(path, bytes):
+            state += ("bytes",)
         self.file_states[name] = state
         return state
 
@@ -457,6 +464,31 @@ class KeyPlan:
     def after_fork(self) -> None:
         """A forked child gets a fresh lock (the parent's may have been held)."""
         self._ilock = threading.Lock()
+
+
+def _tree_digest(folder: str, content: bool) -> str:
+    """A digest of the files under ``folder``: each one's relative path with its size and
+    modification time, or with :func:`_content_digest` of it (``content``)."""
+    h = hashlib.blake2b(digest_size=16)
+    for top, dirs, files in os.walk(folder):
+        dirs.sort()
+        for file in sorted(files):
+            path = os.path.join(top, file)
+            try:
+                if content:
+                    try:
+                        state: tuple[Any, ...] = (_content_digest(path),)
+                    except CacheKeyError:  # a FIFO, a device: keyed by its kind, never read
+                        state = (stat.S_IFMT(os.stat(path).st_mode),)
+                else:
+                    st = os.stat(path)
+                    state = (st.st_size, st.st_mtime_ns)
+            except FileNotFoundError:  # removed while walking
+                state = ("missing",)
+            except OSError as exc:
+                state = (f"unreadable: {type(exc).__name__}",)
+            h.update(repr((os.path.relpath(path, folder), *state)).encode())
+    return h.hexdigest()
 
 
 def _content_digest(name: str) -> str:

@@ -24,9 +24,11 @@ import importlib.util
 import io
 import mmap
 import os
+import pickle
 import sys
 import threading
 import time
+import warnings
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -35,7 +37,7 @@ from typing import Any, ClassVar
 
 from twat_cache._types import MISSING
 from twat_cache.config import CacheConfig
-from twat_cache.engines.frames import from_table, rough_nbytes, to_table, write_ipc
+from twat_cache.engines.frames import from_table, read_ipc, rough_nbytes, to_table, write_ipc
 from twat_cache.engines.persistent import EntryFiles, deadline
 from twat_cache.exceptions import CacheOperationError, SerializationError
 from twat_cache.paths import atomic_write, ensure_folder, open_file, remove_path
@@ -133,16 +135,24 @@ def _bytes_view(array: Any) -> memoryview:
     return memoryview(flat.view("u1") if flat.dtype.itemsize else flat[:0].view("u1"))
 
 
-def _npy_v1(np: Any, dtype: Any) -> bool:
-    """True when the dtype fits a latin-1 ``.npy`` header (format 1.0/2.0, which we read).
+def _npy_exact(np: Any, dtype: Any) -> bool:
+    """True when the ``.npy`` header gives ``dtype`` back exactly, in a latin-1 header
+    (format 1.0/2.0, which we read).
 
-    Field names outside latin-1 need format 3.0: such arrays are pickled instead.
+    The header keeps a dtype's layout only: not its ``metadata`` (h5py's enums), its
+    ``np.record`` type, an ``align=True`` flag, nor fields out of offset order; and
+    field names outside latin-1 need format 3.0. Such arrays are pickled instead.
     """
+    fmt = np.lib.format
     try:
-        repr(np.lib.format.dtype_to_descr(dtype)).encode("latin-1")
-    except UnicodeEncodeError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "metadata ... is not saved": not exact
+            descr = fmt.dtype_to_descr(dtype)
+        repr(descr).encode("latin-1")
+        back = fmt.descr_to_dtype(descr)
+    except (UnicodeEncodeError, ValueError, TypeError, UserWarning):
         return False
-    return True
+    return bool(back == dtype) and pickle.dumps(back) == pickle.dumps(dtype)
 
 
 class _ZlibWriter(io.RawIOBase):
@@ -205,7 +215,7 @@ class ValueFiles:
             return None
         np = sys.modules.get("numpy")
         if np is not None and type(value) is np.ndarray:
-            if value.dtype.hasobject or value.nbytes < min_bytes or not _npy_v1(np, value.dtype):
+            if value.dtype.hasobject or value.nbytes < min_bytes or not _npy_exact(np, value.dtype):
                 return None
             return KIND_NPY, value
         if any(name in sys.modules for name in _TABLE_MODULES):
@@ -361,7 +371,7 @@ class ValueFiles:
         try:
             data = _mapped(pa, fd)
             self._verify(path, st, tag, tagger, lambda: (data,))
-            table = pa.ipc.open_file(data).read_all()
+            table = read_ipc(data)
             return from_table(table, views=self.config.mmap_mode == "r")
         except (pa.ArrowException, ValueError, KeyError) as exc:
             msg = f"stored Arrow table cannot be read: {type(exc).__name__}: {exc}"

@@ -4,7 +4,7 @@ Arrow keeps column data, dtypes (categorical, nullable, tz-aware, strings) and
 the row index through pandas' own metadata; what it would change is kept
 beside the table, pickled in its schema metadata under :data:`META_KEY`: the
 column labels (any type, duplicates, a MultiIndex), the index names, a
-``DatetimeIndex``'s ``freq``, ``attrs`` and a Series' name.
+``DatetimeIndex``'s ``freq``, ``attrs``, ``flags`` and a Series' name.
 
 :func:`to_table` refuses (returns ``None``) what would not come back equal
 and of the same dtypes: object columns holding anything but ``str``/``bytes``
@@ -16,11 +16,12 @@ once, and a few leading rows are converted back to compare dtypes.
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import sys
 from typing import Any, Final
 
-__all__ = ["META_KEY", "from_table", "rough_nbytes", "to_table", "write_ipc"]
+__all__ = ["META_KEY", "from_table", "read_ipc", "rough_nbytes", "to_table", "write_ipc"]
 
 #: The schema metadata key holding what Arrow itself does not keep.
 META_KEY: Final = b"twat_cache"
@@ -31,6 +32,8 @@ _ARROW_TABLE = "pyarrow.Table"
 #: Leading rows converted back at write time to prove the dtypes survive.
 _PROBE_ROWS = 16
 _EXACT_OBJECTS = ({str, type(None)}, {bytes, type(None)})
+#: The pandas module that registers its period and interval types with pyarrow.
+_PANDAS_TYPES = "pandas.core.arrays.arrow.extension_types"
 
 
 def to_table(value: Any) -> Any:
@@ -72,11 +75,7 @@ def from_table(table: Any, views: bool = False) -> Any:
     Raises:
         ValueError: the table carries no twat-cache metadata.
     """
-    raw = (table.schema.metadata or {}).get(META_KEY)
-    if raw is None:
-        msg = "stored table has no twat-cache metadata"
-        raise ValueError(msg)
-    meta = pickle.loads(raw)
+    meta = _meta_of(table)
     kind = meta["type"]
     if kind == _ARROW_TABLE:
         return table.replace_schema_metadata(meta["metadata"])
@@ -85,6 +84,35 @@ def from_table(table: Any, views: bool = False) -> Any:
 
         return pl.from_arrow(table.replace_schema_metadata(None))
     return _pandas_from(table, meta, views)
+
+
+def _meta_of(table: Any) -> dict[str, Any]:
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        msg = "stored table has no twat-cache metadata"
+        raise ValueError(msg)
+    meta: dict[str, Any] = pickle.loads(raw)
+    return meta
+
+
+def read_ipc(source: Any) -> Any:
+    """The table in the Arrow IPC file ``source``, read with pandas' Arrow types known.
+
+    pandas registers its period and interval Arrow types only once it converts such
+    a column itself; a fresh process reading one first would get their storage structs.
+    """
+    import pyarrow as pa
+
+    reader = pa.ipc.open_file(source)
+    if _PANDAS_TYPES not in sys.modules:
+        raw = (reader.schema.metadata or {}).get(META_KEY)
+        if raw is not None and pickle.loads(raw)["type"] in (_PANDAS_FRAME, _PANDAS_SERIES):
+            try:
+                importlib.import_module(_PANDAS_TYPES)
+            except ImportError:  # another pandas: the dtypes check on read still holds
+                return reader.read_all()
+            reader = pa.ipc.open_file(source)
+    return reader.read_all()
 
 
 def write_ipc(sink: Any, table: Any, compression: str | None = None) -> None:
@@ -135,6 +163,19 @@ def _object_ok(values: Any) -> bool:
     return any(kinds <= allowed for allowed in _EXACT_OBJECTS)
 
 
+def _levels_rebuilt(pd: Any, index: Any, values: list[Any]) -> bool:
+    """True when Arrow's rebuild of a MultiIndex from its level values has the same levels.
+
+    Arrow keeps each level's values; pandas factorizes them again on read, which drops
+    unused level entries and sorts the levels.
+    """
+    rebuilt = pd.MultiIndex.from_arrays(values)
+    return all(
+        a.equals(b) and type(a) is type(b)
+        for a, b in zip(rebuilt.levels, index.levels, strict=True)
+    )
+
+
 def _pandas_table(pd: Any, value: Any) -> Any:
     import pyarrow as pa
 
@@ -145,16 +186,27 @@ def _pandas_table(pd: Any, value: Any) -> Any:
     for column in (*(frame.iloc[:, i] for i in range(frame.shape[1])), *levels):
         if column.dtype == "object" and not _object_ok(column.array):
             return None
+    if isinstance(index, pd.MultiIndex) and not _levels_rebuilt(pd, index, levels):
+        return None
     meta: dict[str, Any] = {
         "type": _PANDAS_SERIES if series else _PANDAS_FRAME,
         "columns": None if series else frame.columns,
         "index_names": list(index.names),
         "freq": getattr(index, "freq", None),
         "attrs": value.attrs,
+        "duplicates": value.flags.allows_duplicate_labels,
         "name": value.name if series else None,
         # Arrow strings come back as pandas' ``str`` dtype: these go back to object.
         "objects": [i for i, dtype in enumerate(frame.dtypes) if dtype == "object"],
         "object_index": index.nlevels == 1 and index.dtype == "object",
+        # Arrow keeps a zone's name: ``datetime.timezone.utc`` (pandas' "UTC") comes back
+        # as ``ZoneInfo("UTC")``, a dateutil zone as a zoneinfo one. The same instants: the
+        # zone objects are set back on read (no copy).
+        "zones": {i: dtype.tz for i, dtype in enumerate(frame.dtypes) if _zone(dtype)},
+        "index_zone": index.dtype.tz if index.nlevels == 1 and _zone(index.dtype) else None,
+        # Checked on read: a reader lacking what the writer had (pandas' Arrow extension
+        # types, another pandas) must not hand back other dtypes.
+        "dtypes": _dtype_keys(pd, value),
     }
     # Positional field names and unnamed index levels: Arrow fields need unique
     # str names; the real labels come back from ``meta``.
@@ -163,7 +215,8 @@ def _pandas_table(pd: Any, value: Any) -> Any:
     try:
         table = pa.Table.from_pandas(plain, preserve_index=None)
         table = _with_meta(table, meta)
-        probe = _pandas_from(_through_ipc(table.slice(0, _PROBE_ROWS)), meta)
+        # read back as a reader will: the metadata too goes through pickle
+        probe = _pandas_from(_through_ipc(table.slice(0, _PROBE_ROWS)), _meta_of(table))
     except Exception:  # a type Arrow cannot hold, unpicklable attrs...: the pickler decides
         return None
     if not _same_dtypes(pd, probe, value):
@@ -171,10 +224,37 @@ def _pandas_table(pd: Any, value: Any) -> Any:
     return table
 
 
+def _dtype_key(pd: Any, dtype: Any) -> tuple[Any, ...]:
+    """What tells two dtypes apart, beyond ``==``: their class, and a time zone's class too.
+
+    ``==`` holds between ``datetime.timezone.utc`` and ``ZoneInfo("UTC")`` (Arrow brings the
+    second back), and between categoricals whose categories' dtypes differ.
+    """
+    tz = getattr(dtype, "tz", None)
+    if isinstance(dtype, pd.CategoricalDtype):  # its categories are the table's dictionary
+        return (_qualname(dtype), dtype.ordered, _dtype_key(pd, dtype.categories.dtype))
+    return (_qualname(dtype), repr(dtype), _qualname(tz), str(tz))
+
+
+def _zone(dtype: Any) -> bool:
+    """True for a tz-aware datetime dtype (pandas' own, not Arrow's ``timestamp[..., tz]``)."""
+    return getattr(dtype, "tz", None) is not None and getattr(dtype, "kind", "") == "M"
+
+
+def _qualname(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
 def _dtypes(pd: Any, value: Any) -> list[Any]:
+    """The dtypes of a value's data and index levels."""
     index = value.index
     own = [value.dtype] if type(value) is pd.Series else list(value.dtypes)
     return own + [index.get_level_values(i).dtype for i in range(index.nlevels)]
+
+
+def _dtype_keys(pd: Any, value: Any) -> list[Any]:
+    """:func:`_dtype_key` of each of :func:`_dtypes`, after the type of the index."""
+    return [_qualname(value.index), *(_dtype_key(pd, dtype) for dtype in _dtypes(pd, value))]
 
 
 def _same_dtypes(pd: Any, probe: Any, value: Any) -> bool:
@@ -186,6 +266,7 @@ def _same_dtypes(pd: Any, probe: Any, value: Any) -> bool:
         type(probe) is type(value)
         and len(probe) == min(len(value), _PROBE_ROWS)
         and _dtypes(pd, probe) == _dtypes(pd, value)
+        and _dtype_keys(pd, probe) == _dtype_keys(pd, value)
     )
 
 
@@ -201,9 +282,16 @@ def _pandas_from(table: Any, meta: dict[str, Any], views: bool = False) -> Any:
     pd = sys.modules["pandas"]  # imported by ``to_pandas``
     for i in meta["objects"]:
         frame.isetitem(i, pd.Series(_as_objects(table.column(str(i))), frame.index, object))
+    for i, zone in meta.get("zones", {}).items():
+        column = frame.iloc[:, i]
+        if _zone(column.dtype) and column.dtype.tz is not zone:
+            frame.isetitem(i, column.dt.tz_convert(zone))
     index = frame.index
     if meta["object_index"]:
         index = pd.Index(_as_objects(table.column("__index_level_0__")), dtype=object)
+    zone = meta.get("index_zone")
+    if zone is not None and _zone(index.dtype) and index.dtype.tz is not zone:
+        index = index.tz_convert(zone)
     index = index.set_names(meta["index_names"])
     freq = meta["freq"]
     if freq is not None:
@@ -216,6 +304,11 @@ def _pandas_from(table: Any, meta: dict[str, Any], views: bool = False) -> Any:
         frame.columns = meta["columns"]
         result = frame
     result.attrs = meta["attrs"]
+    if "dtypes" in meta and _dtype_keys(pd, result) != meta["dtypes"]:
+        msg = "stored table comes back with other dtypes than were stored"
+        raise ValueError(msg)
+    if not meta.get("duplicates", True):
+        result = result.set_flags(allows_duplicate_labels=False)
     return result
 
 
