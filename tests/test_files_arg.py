@@ -237,16 +237,15 @@ def test_a_directory_is_keyed_by_the_files_under_it(decorator, file_key, tmp_pat
 
 
 @pytest.mark.parametrize("decorator", DECORATORS, ids=lambda d: d.__name__)
-def test_a_bytes_path_is_keyed_by_its_file(decorator, tmp_path):
+def test_a_bytes_path_is_keyed_by_its_file(decorator, tmp_path, calls):
     """``b"/path"`` names a file as ``"/path"`` does; the function may answer in bytes, so
     the two are separate entries."""
     data = tmp_path / "in.txt"
     _write(data, b"ab", 1_000_000_000)
-    calls = []
 
     @decorator(files=("path",))
     def names(path):
-        calls.append(path)
+        calls(path)
         return os.path.basename(path), Path(os.fsdecode(path)).read_bytes()
 
     assert names(os.fsencode(data)) == (b"in.txt", b"ab")

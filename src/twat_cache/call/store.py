@@ -492,10 +492,7 @@ class CallPath:
         flight, then = self._join(store, key, write, quiet, me)
         while then is _WAIT:
             why = self.flights.wait(flight, me)
-            if why is not None:
-                then = self._gave_up(store, key, write, quiet, why)
-                break
-            flight, then = self._rejoin(flight, store, key, write, quiet, me)
+            flight, then = self._rejoin(flight, why, store, key, write, quiet, me)
         if then is not _OWNER:
             return then
         lock = None
@@ -551,10 +548,20 @@ class CallPath:
         return _ticket(self, store, key, None, None, write, quiet)
 
     def _rejoin(
-        self, flight: Flight, store: Store, key: Hashable, write: bool, quiet: bool, me: Any
+        self,
+        flight: Flight,
+        why: str | None,
+        store: Store,
+        key: Hashable,
+        write: bool,
+        quiet: bool,
+        me: Any,
     ) -> tuple[Any, Any]:
         """After waiting for ``flight``: ``(None, its result)`` (or its exception raised), or,
-        when its owner was interrupted (abandoned), join afresh to take over."""
+        when its owner was interrupted (abandoned), join afresh to take over; when the wait
+        stopped short (``why``: a cycle, the time limit), ``(None, a ticket)`` to compute."""
+        if why is not None:
+            return None, self._gave_up(store, key, write, quiet, why)
         if flight.outcome != ABANDONED:
             return None, self._served(flight)
         return self._join(store, key, write, quiet, me)
@@ -647,10 +654,7 @@ class CallPath:
         flight, then = self._join(store, key, write, quiet, me)
         while then is _WAIT:
             why = await self.flights.await_(flight, me)
-            if why is not None:
-                then = self._gave_up(store, key, write, quiet, why)
-                break
-            flight, then = self._rejoin(flight, store, key, write, quiet, me)
+            flight, then = self._rejoin(flight, why, store, key, write, quiet, me)
         if then is not _OWNER:
             return then
         lock = None
