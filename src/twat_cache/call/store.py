@@ -247,6 +247,14 @@ class CallPath:
         sent = self._sent[0] + self._sent[1]
         return calls - sent >= FLEET_CALLS or time.monotonic() - self._fleet_at >= FLEET_SECONDS
 
+    def _flush_due(self, elapsed: float) -> bool:
+        """After a value computed in ``elapsed`` seconds for a shared store: send the counts
+        now? A costly miss or a worker's, yes; else when a batch is due (checked every
+        :data:`FLEET_CHECK` calls, as on the way in)."""
+        if elapsed >= _COSTLY or _in_worker():
+            return True
+        return self.hits + self.misses >= self._fleet_next and self._fleet_due()
+
     def flush_fleet(self, log: bool = True) -> None:
         """Add this process's counts since the last batch to the store's fleet counters.
 
@@ -897,7 +905,7 @@ class Ticket:
             if self.lock is not None:
                 path._exit(self.lock)
         shared = outcome == VALUE and path.store.shared
-        if shared and (_in_worker() or elapsed >= _COSTLY or path._fleet_due()):
+        if shared and path._flush_due(elapsed):
             path.flush_fleet()
         return value
 
@@ -959,11 +967,7 @@ class Ticket:
             path.flights.land(self.key, self.flight, outcome, result)
             if self.inside is not None:
                 self._outside()
-        return (
-            outcome == VALUE
-            and path.store.shared
-            and (_in_worker() or elapsed >= _COSTLY or path._fleet_due())
-        )
+        return outcome == VALUE and path.store.shared and path._flush_due(elapsed)
 
 
 def _ticket(
