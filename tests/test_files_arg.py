@@ -254,3 +254,25 @@ def test_a_bytes_path_is_keyed_by_its_file(decorator, tmp_path, calls):
     _write(data, b"cd", 2_000_000_000)
     assert names(os.fsencode(data)) == (b"in.txt", b"cd")
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("kind", [list, tuple, frozenset])
+@pytest.mark.parametrize("decorator", DECORATORS, ids=lambda d: d.__name__)
+def test_a_collection_of_paths_is_keyed_by_each_file(decorator, kind, tmp_path, calls):
+    """A list of input files was keyed as a plain value: rewriting one served the old
+    result. Each path counts; a collection holding anything but paths is a plain value."""
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    _write(first, b"1", 1_000_000_000)
+    _write(second, b"2", 1_000_000_000)
+
+    @decorator(files=("paths",))
+    def total(paths):
+        calls(len(paths))
+        return sum(p if type(p) is int else int(Path(p).read_text()) for p in paths)
+
+    inputs = kind([str(first), second])
+    assert total(inputs) == total(inputs) == 3
+    _write(second, b"5", 2_000_000_000)
+    assert total(inputs) == total(inputs) == 6
+    assert total(kind([1, 2])) == total(kind([1, 2])) == 3
+    assert calls == [2, 2, 2]

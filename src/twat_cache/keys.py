@@ -238,8 +238,13 @@ class KeyPlan:
         (``file_key="mtime"``) or a digest of its bytes (``"content"``); ``"missing"``
         for a file that is not there. A directory is keyed by every file under it the
         same way; a ``bytes`` path as a path too (apart from the same ``str`` path: the
-        function may answer in bytes). A value that is not a path is keyed as it is."""
+        function may answer in bytes). A list, tuple or set of paths is keyed by each of its
+        paths so (a set in sorted order). A value that is not a path is keyed as it is."""
         if not isinstance(path, (str, bytes, os.PathLike)):
+            if type(path) in (list, tuple) and all(map(_is_path, path)):
+                return (type(path).__name__, *map(self.file_state, path))
+            if type(path) in (set, frozenset) and all(map(_is_path, path)):
+                return (type(path).__name__, *sorted(map(self.file_state, path), key=repr))
             return path
         name = os.path.abspath(os.fsdecode(path))
         content = self.config.file_key == "content"
@@ -464,6 +469,10 @@ class KeyPlan:
     def after_fork(self) -> None:
         """A forked child gets a fresh lock (the parent's may have been held)."""
         self._ilock = threading.Lock()
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, (str, bytes, os.PathLike))
 
 
 def _tree_digest(folder: str, content: bool) -> str:
