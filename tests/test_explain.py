@@ -65,28 +65,32 @@ def test_expired_entry_is_reported(decorator):
     assert value.cache_explain(1).reason == "expired"
 
 
+@pytest.mark.parametrize("given", [None, list, frozenset], ids=["path", "list", "set"])
 @pytest.mark.parametrize("decorator", DECORATORS, ids=lambda d: d.__name__)
-def test_file_changed_names_the_file(decorator, tmp_path):
+def test_file_changed_names_the_file(decorator, given, tmp_path):
     """A files= argument whose file changed since the call was stored: file_changed, naming
-    the parameter and the path."""
-    data = tmp_path / "in.txt"
-    data.write_text("a")
-    os.utime(data, ns=(10**9, 10**9))
+    the parameter and the path (alone, or one of a list or set of paths)."""
+    data, other = tmp_path / "in.txt", tmp_path / "other.txt"
+    for path in (data, other):
+        path.write_text("a")
+        os.utime(path, ns=(10**9, 10**9))
+    arg = data if given is None else given([other, data])
 
     @decorator(files=("path",))
     def size(path):
-        return len(Path(path).read_text())
+        return sum(len(Path(p).read_text()) for p in ([path] if given is None else path))
 
-    size(data)
+    base = size(arg)
     data.write_text("abc")
     os.utime(data, ns=(2 * 10**9, 2 * 10**9))
-    why = size.cache_explain(data)
+    why = size.cache_explain(arg)
     assert why.reason == "file_changed"
     assert "path" in why.detail
     assert str(data) in why.detail
-    assert size.cache_explain(data).reason == "file_changed"  # asking twice says the same
-    assert size(data) == 3
-    assert size.cache_explain(data).reason == "hit"
+    assert str(other) not in why.detail
+    assert size.cache_explain(arg).reason == "file_changed"  # asking twice says the same
+    assert size(arg) == base + 2
+    assert size.cache_explain(arg).reason == "hit"
 
 
 @pytest.mark.parametrize("decorator", [bcache, fcache], ids=lambda d: d.__name__)

@@ -780,17 +780,12 @@ class CallPath:
     def _old_files(self, raw: Any, before: dict[str, tuple[Any, ...]]) -> tuple[Any, str]:
         """The raw key with each ``files=`` argument's previous state (as last keyed and
         stored), and what changed (``""`` when no file did)."""
-        states = self.plan.file_states
         changed: list[str] = []
         for pos, name in self.plan.file_parts.items():
-            state = raw[pos]
-            old = before.get(state[0]) if type(state) is tuple and state else None
-            if old is None:
-                continue
-            states[state[0]] = old  # asking is not keying: the last keyed state stays
-            if old != state:
+            old, files = _old_state(raw[pos], before, self.plan.file_states)
+            if files:
                 raw = (*raw[:pos], old, *raw[pos + 1 :])
-                changed.append(f"{name}: {state[0]}")
+                changed.extend(f"{name}: {file}" for file in files)
         return raw, ", ".join(changed)
 
     def _code_changed(self, store: Store, raw: Any) -> tuple[str, Any] | None:
@@ -995,6 +990,27 @@ _new = object.__new__
 
 #: Values usable once, by one caller: never stored or shared (see CallPath.one_shot).
 _ONE_SHOT = frozenset({types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType})
+
+
+def _old_state(
+    state: Any, before: dict[str, tuple[Any, ...]], states: dict[str, tuple[Any, ...]]
+) -> tuple[Any, list[str]]:
+    """A ``files=`` key part as it was last keyed (each file's previous state, in a list,
+    tuple or set of paths too), and the files that changed since."""
+    if type(state) is not tuple or not state or type(state[0]) is not str:
+        return state, []
+    if state[0] in ("list", "tuple", "set", "frozenset"):  # (a file's state starts with its path)
+        parts = [_old_state(part, before, states) for part in state[1:]]
+        olds = [old for old, _ in parts]
+        if state[0] in ("set", "frozenset"):
+            olds.sort(key=repr)
+        return (state[0], *olds), [file for _, files in parts for file in files]
+    old = before.get(state[0])
+    if old is None:
+        return state, []
+    states[state[0]] = old  # asking is not keying: the last keyed state stays
+    return old, [state[0]] if old != state else []
+
 
 #: What :meth:`CallPath._join` tells its caller to do with the flight.
 _OWNER, _WAIT = object(), object()
