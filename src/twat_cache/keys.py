@@ -247,20 +247,7 @@ class KeyPlan:
                 return (type(path).__name__, *sorted(map(self.file_state, path), key=repr))
             return path
         name = os.path.abspath(os.fsdecode(path))
-        content = self.config.file_key == "content"
-        state: tuple[Any, ...]
-        try:
-            st = os.stat(name)
-            if stat.S_ISDIR(st.st_mode):
-                state = (name, "directory", _tree_digest(name, content))
-            elif content:
-                state = (name, _content_digest(name))
-            else:
-                state = (name, st.st_size, st.st_mtime_ns)
-        except FileNotFoundError:
-            state = (name, "missing")
-        except OSError as exc:  # unreadable: keyed so that it never matches a readable state
-            state = (name, f"unreadable: {type(exc).__name__}")
+        state = (name, *_file_part(name, self.config.file_key == "content"))
         if isinstance(path, bytes):
             state += ("bytes",)
         self.file_states[name] = state
@@ -475,28 +462,40 @@ def _is_path(value: Any) -> bool:
     return isinstance(value, (str, bytes, os.PathLike))
 
 
+def _file_part(name: str, content: bool) -> tuple[Any, ...]:
+    """What keys the path ``name``: its size and modification time, or a digest of its
+    bytes (``content``); a folder the same for every file under it; ``"missing"``;
+    ``"unreadable: ..."`` (never matching a readable state).
+
+    Raises:
+        CacheKeyError: ``content``, and ``name`` is a FIFO, a device or a socket.
+    """
+    try:
+        st = os.stat(name)
+        if stat.S_ISDIR(st.st_mode):
+            return ("directory", _tree_digest(name, content))
+        if content:
+            return (_content_digest(name),)
+        return (st.st_size, st.st_mtime_ns)
+    except FileNotFoundError:
+        return ("missing",)
+    except OSError as exc:
+        return (f"unreadable: {type(exc).__name__}",)
+
+
 def _tree_digest(folder: str, content: bool) -> str:
-    """A digest of the files under ``folder``: each one's relative path with its size and
-    modification time, or with :func:`_content_digest` of it (``content``)."""
+    """A digest of the files under ``folder``: each one's relative path with its
+    :func:`_file_part` (a FIFO or a device by its kind, never read)."""
     h = hashlib.blake2b(digest_size=16)
     for top, dirs, files in os.walk(folder):
         dirs.sort()
         for file in sorted(files):
             path = os.path.join(top, file)
             try:
-                if content:
-                    try:
-                        state: tuple[Any, ...] = (_content_digest(path),)
-                    except CacheKeyError:  # a FIFO, a device: keyed by its kind, never read
-                        state = (stat.S_IFMT(os.stat(path).st_mode),)
-                else:
-                    st = os.stat(path)
-                    state = (st.st_size, st.st_mtime_ns)
-            except FileNotFoundError:  # removed while walking
-                state = ("missing",)
-            except OSError as exc:
-                state = (f"unreadable: {type(exc).__name__}",)
-            h.update(repr((os.path.relpath(path, folder), *state)).encode())
+                part = _file_part(path, content)
+            except CacheKeyError:
+                part = (stat.S_IFMT(os.stat(path).st_mode),)
+            h.update(repr((os.path.relpath(path, folder), *part)).encode())
     return h.hexdigest()
 
 

@@ -49,8 +49,8 @@ class CacheEntry:
     members: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
     #: The code version of each function (module and qualified name) attached to it.
     versions: dict[str, str] = field(default_factory=dict)
-    #: The keyed parameters (names and kinds) of the functions sharing it, and whose they are:
-    #: the same raw key means the same call only for the same parameters.
+    #: The keyed parameters (names and kinds) of the first function attached, and whose they
+    #: are: the same raw key means the same call only for the same kinds of parameter.
     shape: tuple[tuple[str, str], ...] | None = None
     shaped_by: str = ""
 
@@ -171,9 +171,7 @@ class CacheRegistry:
             entry = CacheEntry(name, store, config, fallback)
             if identity is not None:
                 entry.versions[identity[0]] = identity[1]
-            if shape is not None:
-                entry.shaped_by, entry.shape = shape
-            self._entries[name] = entry
+            self._entries[name] = _shaped(entry, shape)
             return entry
 
     def get(self, name: str) -> CacheEntry:

@@ -351,9 +351,7 @@ class CallPath:
         except Exception as exc:
             self.fault("write", exc, quiet)
             return
-        self.written.add(key)
-        if type(key) is tuple and key and type(key[0]) is Token:
-            self._own(key)
+        self._saved(key)
 
     def _saved(self, key: Hashable) -> None:
         """Remember a key written: for ``cache_explain``, and for its instance's death."""
@@ -443,12 +441,7 @@ class CallPath:
         ``plain`` is ``None`` when ``raw`` is already the store key (the converting body);
         a first key that needed converting swaps that body in.
         """
-        if plain is None or all_safe(raw):  # (the common key is its own plain key)
-            key = raw
-        else:
-            key = plain(raw)
-            if key is not raw:
-                self._convert()
+        key = self._memory_key(raw, plain)
         if policy.ACTIVE:
             return self.begin(self.store, key, POLICY.get(policy.current() or "", BOTH))
         if key is raw and self.claims:  # the common miss: no flight, still not stored
@@ -460,11 +453,16 @@ class CallPath:
         # The wrapper just missed this very key: no second look before joining the flight.
         return self.begin(self.store, key, looked=key is raw)
 
-    def _convert(self) -> None:
-        """A call's key needed converting: swap in the converting body (once)."""
-        if self.converting is not None:
+    def _memory_key(self, raw: Any, plain: Callable[[Any], Hashable] | None) -> Any:
+        """The store key of a raw key the memory hit path missed; a first key that needed
+        converting swaps in the converting body (once)."""
+        if plain is None or all_safe(raw):  # the common key is its own plain key
+            return raw
+        key = plain(raw)
+        if key is not raw and self.converting is not None:
             self.converting()
             self.converting = None
+        return key
 
     def begin_store(self, raw: Any) -> Any:
         """A call on a store keyed by stable digests (disk, Redis, a backend)."""
@@ -629,9 +627,7 @@ class CallPath:
     # -- the same for coroutines -----------------------------------------------------------
 
     async def abegin_memory(self, raw: Any, plain: Callable[[Any], Hashable] | None) -> Any:
-        key = raw if plain is None else plain(raw)
-        if key is not raw and plain is not None:
-            self._convert()
+        key = self._memory_key(raw, plain)
         if policy.ACTIVE:
             return await self.abegin(self.store, key, POLICY.get(policy.current() or "", BOTH))
         return await self.abegin(self.store, key, looked=key is raw)
